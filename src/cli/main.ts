@@ -1,0 +1,181 @@
+/**
+ * The `streamrec` command. Thin: parse arguments (commander), load the config, call a module, print.
+ */
+import { Command, Option } from 'commander';
+import { configKeys, loadConfig, type Config } from '../config/index.js';
+import { isAppError } from '../errors/index.js';
+import { createKafka } from '../kafka/client.js';
+import { resolveBrokers } from '../kafka/connect.js';
+import { localKafkaOptions, localKafkaStatus, startLocalKafka, stopLocalKafka } from '../kafka/local-broker.js';
+import { applyTopics, validateGroupName, type TopicReport } from '../kafka/topics.js';
+
+const program = new Command('streamrec')
+  .description('Self-hosted streaming recommendations: Kafka in, RocksDB state, HRNN models, HTTP and Kafka out.')
+  .option('-c, --config <file>', 'JSON config file (default: $STREAMREC_CONFIG); environment variables override it')
+  .showHelpAfterError();
+
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+const note = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function config(overrides: Record<string, unknown> = {}): Readonly<Config> {
+  return loadConfig({ file: program.opts<{ config?: string }>().config, overrides });
+}
+
+const intArg = (name: string) => (v: string): number => {
+  if (!/^\d+$/.test(v)) throw new Error(`${name} must be a whole number, got ${JSON.stringify(v)}`);
+  return Number(v);
+};
+
+// ---------------------------------------------------------------- start
+
+program
+  .command('start')
+  .description('Run the main job: Kafka (local broker unless KAFKA_BROKERS is set) and the group topics; stops on Ctrl-C or SIGTERM')
+  .option('-g, --group <name>', 'dataset group (default: config `group`)')
+  .action(async (opts: { group?: string }) => {
+    const c = config(opts.group ? { group: opts.group } : {});
+    const group = validateGroupName(c.group);
+    const t0 = Date.now();
+    const { brokers, local } = await resolveBrokers(c, 'owned', note);
+    if (local) {
+      const how = local.reused ? 'using the local Kafka broker already running' : `started a local Kafka ${local.version} broker (KRaft)`;
+      say(`kafka: ${how} at ${local.brokers} (pid ${local.pid}, data ${c.kafka.local.dataDir}) in ${ms(local.elapsedMs)}`);
+      if (local.cleaned.length > 0) say(`kafka: stopped stale broker(s) left by an earlier run: pid ${local.cleaned.join(', ')}`);
+    } else {
+      say(`kafka: using the cluster at ${brokers.join(',')} (KAFKA_BROKERS)`);
+    }
+    const reports = await withAdmin(c, brokers, (admin) => applyTopics(admin, group, c));
+    printTopics(group, reports);
+    say(`streamrec: group "${group}" ready in ${ms(Date.now() - t0)}. The stream processor and the HTTP API are not built yet (issues 3 and 6).`);
+    say(`KAFKA_BROKERS=${brokers.join(',')}`);
+    say('running; Ctrl-C or SIGTERM stops it' + (local && !local.reused ? ' and the broker it started' : ''));
+
+    await new Promise<void>((resolve) => {
+      const keepAlive = setInterval(() => undefined, 1 << 30); // signal handlers alone do not keep Node running
+      const stop = (signal: string) => {
+        clearInterval(keepAlive);
+        note(`streamrec: ${signal} received, stopping`);
+        resolve();
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    if (local && !local.reused) {
+      const { stopped } = await stopLocalKafka(c.kafka.local.dataDir, c.kafka.local.stopGraceMs);
+      say(`kafka: stopped ${stopped.map((s) => `pid ${s.pid} (${s.how})`).join(', ') || 'nothing'}`);
+    }
+  });
+
+// ---------------------------------------------------------------- kafka
+
+const kafka = program.command('kafka').description('The local Apache Kafka broker (KRaft, jars from Maven Central, no Docker)');
+
+kafka
+  .command('start')
+  .description('Start the local broker in the background (or report the one running); the last line is KAFKA_BROKERS=...')
+  .addOption(new Option('-p, --port <port>', 'listener port (0: a free one)').argParser(intArg('--port')))
+  .addOption(new Option('--controller-port <port>', 'KRaft controller port (0: a free one)').argParser(intArg('--controller-port')))
+  .option('-d, --dir <dir>', 'data folder (config kafka.local.dataDir)')
+  .action(async (opts: { port?: number; controllerPort?: number; dir?: string }) => {
+    const c = config({ 'kafka.local.port': opts.port, 'kafka.local.controllerPort': opts.controllerPort, 'kafka.local.dataDir': opts.dir });
+    const r = await startLocalKafka(localKafkaOptions(c, 'detached', note));
+    if (r.cleaned.length > 0) say(`stopped stale broker(s) left by an earlier run: pid ${r.cleaned.join(', ')}`);
+    if (r.reused) say(`already running: pid ${r.pid} since ${r.startedAt}`);
+    else {
+      const extras = [r.fetchedJars ? 'jars fetched' : 'jars cached', r.formatted ? 'storage formatted' : 'existing storage'].join(', ');
+      say(`started Apache Kafka ${r.version} (KRaft) pid ${r.pid} in ${ms(r.elapsedMs)} (${extras}); data ${c.kafka.local.dataDir}`);
+    }
+    say(`KAFKA_BROKERS=${r.brokers}`);
+  });
+
+kafka
+  .command('stop')
+  .description('Stop the local broker: SIGTERM, then SIGKILL after kafka.local.stopGraceMs')
+  .option('-d, --dir <dir>', 'data folder (config kafka.local.dataDir)')
+  .action(async (opts: { dir?: string }) => {
+    const c = config({ 'kafka.local.dataDir': opts.dir });
+    const { stopped } = await stopLocalKafka(c.kafka.local.dataDir, c.kafka.local.stopGraceMs);
+    say(stopped.length === 0 ? 'no local broker was running' : stopped.map((s) => `stopped pid ${s.pid} (${s.how})`).join('\n'));
+  });
+
+kafka
+  .command('status')
+  .description('Is the local broker running? Exit code 0 when it is running and reachable, 3 when not')
+  .option('-d, --dir <dir>', 'data folder (config kafka.local.dataDir)')
+  .option('--json', 'print JSON')
+  .action(async (opts: { dir?: string; json?: boolean }) => {
+    const c = config({ 'kafka.local.dataDir': opts.dir });
+    const s = await localKafkaStatus(c.kafka.local.dataDir);
+    if (opts.json) say(JSON.stringify({ ...s, dataDir: c.kafka.local.dataDir }));
+    else if (s.running && s.state) {
+      say(`running: pid ${s.state.pid}, ${s.state.brokers}, ${s.reachable ? 'reachable' : 'NOT reachable'}, ${s.state.mode}, since ${s.state.startedAt}`);
+      say(`KAFKA_BROKERS=${s.state.brokers}`);
+    } else say(`not running (data ${c.kafka.local.dataDir})`);
+    if (s.strays.length > 0) say(`stale broker process(es) from this folder: ${s.strays.join(', ')} (the next start stops them)`);
+    process.exitCode = s.running && s.reachable ? 0 : 3;
+  });
+
+// ---------------------------------------------------------------- topics
+
+const topics = program.command('topics').description("A dataset group's topics (definitions in topics/topics.json)");
+
+topics
+  .command('create')
+  .description('Create or update the topics of a group, idempotently, and report what was done')
+  .requiredOption('-g, --group <name>', 'dataset group')
+  .option('--json', 'print the report as JSON')
+  .action(async (opts: { group: string; json?: boolean }) => {
+    const c = config();
+    const group = validateGroupName(opts.group);
+    const { brokers } = await resolveBrokers(c, false);
+    const reports = await withAdmin(c, brokers, (admin) => applyTopics(admin, group, c));
+    if (opts.json) say(JSON.stringify(reports));
+    else printTopics(group, reports);
+  });
+
+// ---------------------------------------------------------------- config
+
+program
+  .command('config')
+  .description('Print the effective config (defaults < file < environment), or every key with --keys')
+  .option('--keys', 'list every key with its environment variable, default and meaning')
+  .action((opts: { keys?: boolean }) => {
+    if (opts.keys) {
+      for (const k of configKeys()) say(`${k.key}\t${k.env}\t${JSON.stringify(k.default)}\t${k.description}`);
+      return;
+    }
+    const c = config();
+    say(JSON.stringify({ ...c, kafka: { ...c.kafka, sasl: { ...c.kafka.sasl, password: c.kafka.sasl.password ? '***' : '' } } }, null, 2));
+  });
+
+// ---------------------------------------------------------------- helpers
+
+async function withAdmin<T>(c: Readonly<Config>, brokers: string[], fn: (admin: ReturnType<ReturnType<typeof createKafka>['admin']>) => Promise<T>): Promise<T> {
+  const admin = createKafka(c, brokers, '-admin').admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function printTopics(group: string, reports: TopicReport[]): void {
+  say(`topics of group "${group}":`);
+  for (const r of reports) say(`  ${r.action.padEnd(16)} ${r.topic.padEnd(32)} ${r.detail}`);
+}
+
+const ms = (n: number): string => (n < 1000 ? `${n} ms` : `${(n / 1000).toFixed(1)} s`);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (isAppError(err)) {
+    note(`streamrec: error ${err.code}: ${err.message}`);
+    note(`  fix: ${err.fix}`);
+    process.exitCode = 1;
+  } else {
+    note(`streamrec: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exitCode = 70;
+  }
+}

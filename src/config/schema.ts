@@ -1,0 +1,131 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * The one typed config. Every leaf carries its default, its environment variable and a description:
+ * the loader, the README's configuration table and `streamrec config --keys` are all derived from here.
+ */
+const leaf = <T extends TSchema>(schema: T, env: string, description: string): T =>
+  Object.assign(schema, { env, description });
+
+export const ConfigSchema = Type.Object(
+  {
+    group: leaf(
+      Type.String({ default: 'default', pattern: '^[A-Za-z0-9_-]{1,60}$' }),
+      'STREAMREC_GROUP',
+      'Dataset group that `streamrec start` serves; its topics are named `<group>.<topic>`.',
+    ),
+    kafka: Type.Object(
+      {
+        brokers: leaf(
+          Type.Array(Type.String({ pattern: '^[^\\s:,]+:[0-9]{1,5}$' }), { default: [] }),
+          'KAFKA_BROKERS',
+          'Existing cluster to use, `host:port` comma-separated. Empty: a local broker is started on demand.',
+        ),
+        clientId: leaf(Type.String({ default: 'streamrec', minLength: 1 }), 'STREAMREC_KAFKA_CLIENT_ID', 'Kafka client id.'),
+        ssl: leaf(Type.Boolean({ default: false }), 'KAFKA_SSL', 'Connect with TLS (system CAs).'),
+        sasl: Type.Object(
+          {
+            mechanism: leaf(
+              Type.Union([Type.Literal('none'), Type.Literal('plain'), Type.Literal('scram-sha-256'), Type.Literal('scram-sha-512')], {
+                default: 'none',
+              }),
+              'KAFKA_SASL_MECHANISM',
+              'SASL mechanism: none, plain, scram-sha-256 or scram-sha-512.',
+            ),
+            username: leaf(Type.String({ default: '' }), 'KAFKA_SASL_USERNAME', 'SASL user name.'),
+            password: leaf(Type.String({ default: '' }), 'KAFKA_SASL_PASSWORD', 'SASL password.'),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        connectionTimeoutMs: leaf(
+          Type.Integer({ default: 3000, minimum: 100 }),
+          'STREAMREC_KAFKA_CONNECTION_TIMEOUT_MS',
+          'Time to wait for a TCP connection to a broker.',
+        ),
+        logLevel: leaf(
+          Type.Union([Type.Literal('nothing'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug')], {
+            default: 'error',
+          }),
+          'STREAMREC_KAFKA_LOG_LEVEL',
+          'kafkajs log level.',
+        ),
+        local: Type.Object(
+          {
+            dataDir: leaf(
+              Type.String({ default: '.streamrec/kafka', minLength: 1 }),
+              'STREAMREC_KAFKA_DIR',
+              "Local broker's folder: its config, log, pid file and data.",
+            ),
+            cacheDir: leaf(
+              Type.String({ default: '~/.cache/streamrec', minLength: 1 }),
+              'STREAMREC_CACHE_DIR',
+              'Where the Kafka jars fetched from Maven Central are kept; later starts are offline.',
+            ),
+            version: leaf(
+              Type.String({ default: '3.9.1', pattern: '^3\\.9\\.[0-9]+$' }),
+              'STREAMREC_KAFKA_VERSION',
+              'Apache Kafka version (org.apache.kafka:kafka_2.13); pinned to 3.9.x, which serves every protocol version kafkajs 2.2 sends.',
+            ),
+            port: leaf(
+              Type.Integer({ default: 0, minimum: 0, maximum: 65535 }),
+              'STREAMREC_KAFKA_PORT',
+              'PLAINTEXT listener port on 127.0.0.1; 0 picks a free one.',
+            ),
+            controllerPort: leaf(
+              Type.Integer({ default: 0, minimum: 0, maximum: 65535 }),
+              'STREAMREC_KAFKA_CONTROLLER_PORT',
+              'KRaft controller port on 127.0.0.1; 0 picks a free one.',
+            ),
+            heapMinMb: leaf(Type.Integer({ default: 512, minimum: 128 }), 'STREAMREC_KAFKA_HEAP_MIN_MB', 'Broker JVM -Xms in MiB.'),
+            heapMaxMb: leaf(Type.Integer({ default: 1024, minimum: 128 }), 'STREAMREC_KAFKA_HEAP_MAX_MB', 'Broker JVM -Xmx in MiB.'),
+            startTimeoutMs: leaf(
+              Type.Integer({ default: 120000, minimum: 1000 }),
+              'STREAMREC_KAFKA_START_TIMEOUT_MS',
+              'How long to wait for `Kafka Server started` (includes the first jar download).',
+            ),
+            stopGraceMs: leaf(
+              Type.Integer({ default: 15000, minimum: 0 }),
+              'STREAMREC_KAFKA_STOP_GRACE_MS',
+              'After SIGTERM, how long the broker may take before SIGKILL.',
+            ),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    topics: Type.Object(
+      {
+        partitions: leaf(
+          Type.Integer({ default: 3, minimum: 1, maximum: 1000 }),
+          'STREAMREC_TOPIC_PARTITIONS',
+          'Partitions of the partitioned topics (interactions, users, items, recommendations, changelog).',
+        ),
+        replicationFactor: leaf(
+          Type.Integer({ default: -1, minimum: -1, maximum: 32 }),
+          'STREAMREC_TOPIC_REPLICATION_FACTOR',
+          "Replication factor of new topics; -1 takes the broker's default.",
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    avro: Type.Object(
+      {
+        wireFormat: leaf(
+          Type.Union([Type.Literal('plain'), Type.Literal('confluent')], { default: 'plain' }),
+          'STREAMREC_AVRO_WIRE_FORMAT',
+          'plain: Avro binary as is. confluent: magic byte 0 + 4-byte schema id + Avro binary.',
+        ),
+        confluentSchemaIds: leaf(
+          Type.Record(Type.String(), Type.Integer({ minimum: 0 }), { default: {} }),
+          'STREAMREC_AVRO_CONFLUENT_SCHEMA_IDS',
+          'Schema Registry ids of the schemas, as JSON: `{"Interaction":1,"Item":2,...}`; required with wireFormat confluent.',
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;

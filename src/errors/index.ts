@@ -1,0 +1,116 @@
+/**
+ * The one table of error codes. Every error the project raises on purpose is an AppError with one of
+ * these codes; the HTTP layer maps `status`, the CLI prints `message` and `fix`. The README's
+ * "Error codes" section lists the same table (a unit test keeps them in step).
+ */
+export const ERROR_CODES = {
+  CONFIG_INVALID: {
+    status: 500,
+    retriable: false,
+    fix: 'Correct the named key in the config file or its environment variable; `streamrec config` prints the effective config.',
+  },
+  CONFIG_FILE_UNREADABLE: {
+    status: 500,
+    retriable: false,
+    fix: 'Point STREAMREC_CONFIG (or --config) at a readable JSON file.',
+  },
+  INVALID_ARGUMENT: {
+    status: 400,
+    retriable: false,
+    fix: 'Check the named argument against `streamrec <command> --help`.',
+  },
+  INVALID_GROUP_NAME: {
+    status: 400,
+    retriable: false,
+    fix: 'Use 1-60 characters from a-z, A-Z, 0-9, _ and - for a dataset group name.',
+  },
+  JAVA_NOT_FOUND: {
+    status: 500,
+    retriable: false,
+    fix: 'Install Java 17+ and put `java` on PATH, or set JAVA_HOME; or set KAFKA_BROKERS to use an existing cluster.',
+  },
+  MAVEN_NOT_FOUND: {
+    status: 500,
+    retriable: false,
+    fix: 'Install Maven (`mvn` on PATH) so the Kafka jars can be fetched once, or set KAFKA_BROKERS to use an existing cluster.',
+  },
+  KAFKA_JARS_FETCH_FAILED: {
+    status: 500,
+    retriable: true,
+    fix: 'Check that Maven Central is reachable; the Maven output is quoted in the message.',
+  },
+  KAFKA_START_FAILED: {
+    status: 500,
+    retriable: true,
+    fix: 'Read the broker log named in the message; a port in use can be changed with kafka.local.port.',
+  },
+  KAFKA_START_TIMEOUT: {
+    status: 500,
+    retriable: true,
+    fix: 'Raise kafka.local.startTimeoutMs, or read the broker log named in the message.',
+  },
+  KAFKA_UNREACHABLE: {
+    status: 503,
+    retriable: true,
+    fix: 'Check KAFKA_BROKERS (and the SSL/SASL settings), or unset it to use the local broker.',
+  },
+  TOPIC_APPLY_FAILED: {
+    status: 500,
+    retriable: true,
+    fix: 'Read the broker error quoted in the message; the topic definitions are in topics/topics.json.',
+  },
+  SCHEMA_NOT_FOUND: {
+    status: 500,
+    retriable: false,
+    fix: 'The schema name or Confluent schema id is not known; check avro/ and avro.confluentSchemaIds.',
+  },
+  RECORD_INVALID: {
+    status: 400,
+    retriable: false,
+    fix: 'Send a record that matches the named field of the Avro schema in avro/.',
+  },
+  RECORD_MALFORMED: {
+    status: 400,
+    retriable: false,
+    fix: 'The bytes are not a record of the expected Avro schema (or wire format); check the producer.',
+  },
+} as const satisfies Record<string, { status: number; retriable: boolean; fix: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface AppErrorOptions {
+  /** The field (config key, record field, argument) the error is about. */
+  field?: string;
+  cause?: unknown;
+  /** Overrides the table's retriable flag for this instance. */
+  retriable?: boolean;
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retriable: boolean;
+  readonly fix: string;
+  readonly field: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    const entry = ERROR_CODES[code];
+    this.status = entry.status;
+    this.retriable = options.retriable ?? entry.retriable;
+    this.fix = entry.fix;
+    this.field = options.field;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; field?: string } {
+    return this.field === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, field: this.field };
+  }
+}
+
+export function isAppError(err: unknown, code?: ErrorCode): err is AppError {
+  return err instanceof AppError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,140 @@
+import { readFileSync } from 'node:fs';
+import { ConfigResourceTypes, ConfigSource, type Admin } from './kafkajs.js';
+import { AppError } from '../errors/index.js';
+import type { Config } from '../config/index.js';
+import { packagePath } from '../util/paths.js';
+
+/** The topics of a dataset group, as declared in topics/topics.json. */
+export type TopicName = 'interactions' | 'items' | 'users' | 'recommendations' | 'dead-letter' | 'changelog';
+
+export interface TopicDefinition {
+  name: TopicName;
+  description: string;
+  /** A number, or "config": topics.partitions. */
+  partitions: number | 'config';
+  config: Record<string, string>;
+}
+
+export interface ResolvedTopic {
+  name: TopicName;
+  topic: string;
+  partitions: number;
+  config: Record<string, string>;
+}
+
+export type TopicAction = 'created' | 'unchanged' | 'updated' | 'partitions-added' | 'warning';
+
+export interface TopicReport {
+  topic: string;
+  action: TopicAction;
+  detail: string;
+}
+
+const GROUP_PATTERN = /^[A-Za-z0-9_-]{1,60}$/;
+
+export function validateGroupName(group: string): string {
+  if (!GROUP_PATTERN.test(group)) {
+    throw new AppError('INVALID_GROUP_NAME', `dataset group name ${JSON.stringify(group)} is not valid: use 1-60 characters from A-Z a-z 0-9 _ -`, {
+      field: 'group',
+    });
+  }
+  return group;
+}
+
+export function topicName(group: string, name: TopicName): string {
+  return `${validateGroupName(group)}.${name}`;
+}
+
+let definitions: TopicDefinition[] | undefined;
+
+export function topicDefinitions(): TopicDefinition[] {
+  definitions ??= (JSON.parse(readFileSync(packagePath('topics', 'topics.json'), 'utf8')) as { topics: TopicDefinition[] }).topics;
+  return definitions;
+}
+
+export function groupTopics(group: string, config: Readonly<Config>): ResolvedTopic[] {
+  return topicDefinitions().map((d) => ({
+    name: d.name,
+    topic: topicName(group, d.name),
+    partitions: d.partitions === 'config' ? config.topics.partitions : d.partitions,
+    config: { ...d.config },
+  }));
+}
+
+/**
+ * Makes the group's topics match their definitions, idempotently: creates the missing ones, adds
+ * partitions where there are too few, sets differing configs (keeping configs set by others), and
+ * reports each topic. Never deletes a topic or a partition.
+ */
+export async function applyTopics(admin: Admin, group: string, config: Readonly<Config>): Promise<TopicReport[]> {
+  const wanted = groupTopics(group, config);
+  const existing = new Set(await admin.listTopics());
+  const missing = wanted.filter((t) => !existing.has(t.topic));
+  const reports: TopicReport[] = [];
+  try {
+    if (missing.length > 0) {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((t) => ({
+          topic: t.topic,
+          numPartitions: t.partitions,
+          replicationFactor: config.topics.replicationFactor,
+          configEntries: Object.entries(t.config).map(([name, value]) => ({ name, value })),
+        })),
+      });
+      for (const t of missing) reports.push({ topic: t.topic, action: 'created', detail: `${t.partitions} partition(s), ${describe(t.config)}` });
+    }
+    const present = wanted.filter((t) => existing.has(t.topic));
+    if (present.length === 0) return reports;
+
+    const { topics: meta } = await admin.fetchTopicMetadata({ topics: present.map((t) => t.topic) });
+    const described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: present.map((t) => ({ type: ConfigResourceTypes.TOPIC, name: t.topic })),
+    });
+    for (const t of present) {
+      const changes: string[] = [];
+      const have = meta.find((m) => m.name === t.topic)?.partitions.length ?? 0;
+      if (have < t.partitions) {
+        await admin.createPartitions({ topicPartitions: [{ topic: t.topic, count: t.partitions }] });
+        reports.push({ topic: t.topic, action: 'partitions-added', detail: `partitions ${have} -> ${t.partitions}` });
+      } else if (have > t.partitions) {
+        reports.push({
+          topic: t.topic,
+          action: 'warning',
+          detail: `has ${have} partitions, more than the ${t.partitions} defined; Kafka cannot remove partitions, so it is left as is`,
+        });
+      }
+      const entries = described.resources.find((r) => r.resourceName === t.topic)?.configEntries ?? [];
+      const setHere = Object.fromEntries(
+        entries.filter((e) => e.configSource === ConfigSource.TOPIC_CONFIG).map((e) => [e.configName, e.configValue]),
+      );
+      const current = Object.fromEntries(entries.map((e) => [e.configName, e.configValue]));
+      for (const [name, value] of Object.entries(t.config)) {
+        if (current[name] !== value) changes.push(`${name} ${current[name] ?? '(unset)'} -> ${value}`);
+      }
+      if (changes.length > 0) {
+        // alterConfigs replaces the topic's whole set of overrides: send the ones set by others too.
+        const merged = { ...setHere, ...t.config };
+        await admin.alterConfigs({
+          validateOnly: false,
+          resources: [
+            { type: ConfigResourceTypes.TOPIC, name: t.topic, configEntries: Object.entries(merged).map(([name, value]) => ({ name, value })) },
+          ],
+        });
+        reports.push({ topic: t.topic, action: 'updated', detail: changes.join(', ') });
+      } else if (!reports.some((r) => r.topic === t.topic)) {
+        reports.push({ topic: t.topic, action: 'unchanged', detail: `${have} partition(s), ${describe(t.config)}` });
+      }
+    }
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    throw new AppError('TOPIC_APPLY_FAILED', `applying the topics of group ${group}: ${(err as Error).message}`, { cause: err });
+  }
+  return reports;
+}
+
+const describe = (config: Record<string, string>): string =>
+  Object.entries(config)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');

@@ -1,0 +1,279 @@
+/**
+ * The Avro schemas in avro/, loaded with avsc, and the one way records become bytes and back.
+ *
+ * - encode: validates first; a bad value is refused with RECORD_INVALID naming the field.
+ * - decode: bytes that are not a canonical record of the writer schema (truncated, trailing bytes,
+ *   invalid UTF-8, a bad union index, ...) are refused with RECORD_MALFORMED; decoded records are
+ *   validated like encoded ones (an empty USER_ID is as bad as a missing one).
+ * - schema evolution: a reader decodes records written with an older writer schema (avsc resolver).
+ * - wire format: plain Avro binary, or Confluent's (magic byte 0, 4-byte big-endian schema id, Avro).
+ */
+import { readFileSync } from 'node:fs';
+import avro from 'avsc';
+import { AppError } from '../errors/index.js';
+import type { Config } from '../config/index.js';
+import { packagePath } from '../util/paths.js';
+
+export const SCHEMA_NAMES = ['Interaction', 'Item', 'User', 'Recommendation', 'DeadLetter'] as const;
+export type SchemaName = (typeof SCHEMA_NAMES)[number];
+
+export type MetadataValue = string | number | boolean | string[];
+
+export interface Interaction {
+  USER_ID: string;
+  ITEM_ID: string;
+  TIMESTAMP: number;
+  EVENT_TYPE: string;
+  EVENT_VALUE: number | null;
+  SESSION_ID: string | null;
+  IMPRESSION: string[];
+  RECOMMENDATION_ID: string | null;
+  CONTEXT: Record<string, string>;
+}
+
+export interface Item {
+  ITEM_ID: string;
+  CREATION_TIMESTAMP: number | null;
+  METADATA: Record<string, MetadataValue>;
+}
+
+export interface User {
+  USER_ID: string;
+  METADATA: Record<string, MetadataValue>;
+}
+
+export interface Recommendation {
+  USER_ID: string;
+  RECOMMENDATION_ID: string;
+  ITEMS: { ITEM_ID: string; SCORE: number; REASON: string | null }[];
+  MODEL_VERSION: string;
+  EVENT_TIMESTAMP: number;
+  EMIT_TIMESTAMP: number;
+}
+
+export interface DeadLetter {
+  SOURCE: string;
+  SOURCE_PARTITION: number | null;
+  SOURCE_OFFSET: string | null;
+  KEY: Buffer | null;
+  VALUE: Buffer | null;
+  ERROR_CODE: string;
+  FIELD: string | null;
+  REASON: string;
+  FAILED_AT: number;
+}
+
+export interface RecordTypes {
+  Interaction: Interaction;
+  Item: Item;
+  User: User;
+  Recommendation: Recommendation;
+  DeadLetter: DeadLetter;
+}
+
+/** Records as producers may write them: fields with a default may be left out. */
+export type InteractionInput = Pick<Interaction, 'USER_ID' | 'ITEM_ID' | 'TIMESTAMP'> & Partial<Interaction>;
+
+export interface FieldError {
+  /** Dotted path of the field, e.g. `USER_ID` or `METADATA.price`. */
+  field: string;
+  reason: string;
+}
+
+/** Parses an .avsc schema (JSON text or object) with avsc. */
+export function parseSchema(schema: string | object): avro.Type {
+  return avro.Type.forSchema(typeof schema === 'string' ? (JSON.parse(schema) as avro.Schema) : (schema as avro.Schema));
+}
+
+const loaded = new Map<SchemaName, avro.Type>();
+
+/** The current schema of `name`, from avro/<name>.avsc. */
+export function schemaType(name: SchemaName): avro.Type {
+  let type = loaded.get(name);
+  if (!type) {
+    type = parseSchema(readFileSync(packagePath('avro', `${name}.avsc`), 'utf8'));
+    loaded.set(name, type);
+  }
+  return type;
+}
+
+/** Finds writer schemas by Confluent schema id. */
+export interface SchemaLookup {
+  byId(id: number): avro.Type | undefined;
+}
+
+export interface CodecOptions {
+  wireFormat?: 'plain' | 'confluent';
+  /** The registry id of this codec's own schema (confluent wire format). */
+  schemaId?: number;
+  /** Where to find writer schemas by id (confluent wire format); the codec's own id is always known. */
+  lookup?: SchemaLookup;
+}
+
+const MAGIC = 0;
+
+export class AvroCodec<N extends SchemaName> {
+  readonly name: N;
+  readonly type: avro.Type;
+  private readonly wireFormat: 'plain' | 'confluent';
+  private readonly schemaId: number | undefined;
+  private readonly lookup: SchemaLookup | undefined;
+  private readonly resolvers = new Map<string, avro.Resolver>();
+
+  constructor(name: N, options: CodecOptions = {}, type: avro.Type = schemaType(name)) {
+    this.name = name;
+    this.type = type;
+    this.wireFormat = options.wireFormat ?? 'plain';
+    this.schemaId = options.schemaId;
+    this.lookup = options.lookup;
+    if (this.wireFormat === 'confluent' && this.schemaId === undefined) {
+      throw new AppError('SCHEMA_NOT_FOUND', `the confluent wire format needs the schema id of ${name}`, { field: 'avro.confluentSchemaIds' });
+    }
+  }
+
+  /** Field-level problems of `value` against this schema (empty when it is valid). */
+  validate(value: unknown): FieldError[] {
+    const errors: FieldError[] = [];
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      return [{ field: '(record)', reason: `expected a ${this.name} record (an object), got ${describe(value)}` }];
+    }
+    this.type.isValid(value, {
+      noUndeclaredFields: true,
+      errorHook: (path: string[], v: unknown, t: avro.Type) => {
+        const field = path.join('.') || '(record)';
+        if (t instanceof avro.types.RecordType && v !== null && typeof v === 'object') {
+          const declared = new Set(t.fields.map((f) => f.name));
+          const extra = Object.keys(v).filter((k) => !declared.has(k));
+          if (extra.length > 0) {
+            for (const k of extra) errors.push({ field: path.concat(k).join('.'), reason: `is not a field of ${t.name ?? 'the record'}` });
+            return;
+          }
+        }
+        errors.push({ field, reason: v === undefined ? `is missing (required ${typeName(t)})` : `expected ${typeName(t)}, got ${describe(v)}` });
+      },
+    });
+    if (errors.length === 0) {
+      // Avro cannot say "non-empty": required *_ID strings must hold something.
+      for (const f of (this.type as avro.types.RecordType).fields) {
+        const v = (value as Record<string, unknown>)[f.name];
+        if (f.name.endsWith('_ID') && typeof v === 'string' && v.trim() === '' && f.type.typeName === 'string') {
+          errors.push({ field: f.name, reason: 'is empty (a non-empty string is required)' });
+        }
+      }
+    }
+    return errors;
+  }
+
+  /** Validates, then encodes (in the configured wire format). */
+  encode(value: Partial<RecordTypes[N]> | RecordTypes[N]): Buffer {
+    const errors = this.validate(value);
+    if (errors.length > 0) throw invalid(this.name, errors);
+    const body = this.type.toBuffer(value);
+    if (this.wireFormat === 'plain') return body;
+    const out = Buffer.allocUnsafe(5 + body.length);
+    out.writeUInt8(MAGIC, 0);
+    out.writeUInt32BE(this.schemaId!, 1);
+    body.copy(out, 5);
+    return out;
+  }
+
+  /**
+   * Decodes bytes written with this schema or, given `writer` (or a Confluent id the lookup knows),
+   * with an older/newer compatible writer schema. Throws RECORD_MALFORMED or RECORD_INVALID.
+   */
+  decode(bytes: Buffer, writer?: avro.Type): RecordTypes[N] {
+    let body = bytes;
+    let writerType = writer;
+    if (this.wireFormat === 'confluent') {
+      if (bytes.length < 5 || bytes.readUInt8(0) !== MAGIC) {
+        throw malformed(this.name, 'does not start with the Confluent magic byte 0 and a 4-byte schema id');
+      }
+      const id = bytes.readUInt32BE(1);
+      body = bytes.subarray(5);
+      if (id !== this.schemaId) {
+        writerType = this.lookup?.byId(id);
+        if (!writerType) throw new AppError('RECORD_MALFORMED', `${this.name}: unknown writer schema id ${id}`, { field: '(schema id)' });
+      }
+    }
+    const w = writerType ?? this.type;
+    let written: unknown;
+    try {
+      written = w.fromBuffer(body);
+    } catch (err) {
+      throw malformed(this.name, (err as Error).message);
+    }
+    // Avro decoding is lenient (invalid UTF-8 becomes U+FFFD, a boolean byte 7 becomes true):
+    // only bytes that re-encode to themselves are accepted.
+    if (!w.toBuffer(written).equals(body)) {
+      throw malformed(this.name, 'is not canonical Avro for its schema (invalid UTF-8 in a string, or a bad byte)');
+    }
+    const value = w === this.type ? written : this.type.fromBuffer(body, this.resolver(w));
+    const errors = this.validate(value);
+    if (errors.length > 0) throw invalid(this.name, errors);
+    return value as RecordTypes[N];
+  }
+
+  private resolver(writer: avro.Type): avro.Resolver {
+    const key = writer.fingerprint().toString('hex');
+    let r = this.resolvers.get(key);
+    if (!r) {
+      try {
+        r = this.type.createResolver(writer);
+      } catch (err) {
+        throw new AppError('SCHEMA_NOT_FOUND', `${this.name}: the writer schema cannot be read with the current schema: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      this.resolvers.set(key, r);
+    }
+    return r;
+  }
+}
+
+export type Codecs = { [N in SchemaName]: AvroCodec<N> };
+
+/** One codec per schema, in the config's wire format. */
+export function createCodecs(config: Readonly<Config>, lookup?: SchemaLookup): Codecs {
+  const ids = config.avro.confluentSchemaIds;
+  const own: SchemaLookup = {
+    byId: (id) => {
+      const name = SCHEMA_NAMES.find((n) => ids[n] === id);
+      return name ? schemaType(name) : lookup?.byId(id);
+    },
+  };
+  const make = <N extends SchemaName>(name: N): AvroCodec<N> =>
+    new AvroCodec(name, { wireFormat: config.avro.wireFormat, lookup: own, ...(ids[name] === undefined ? {} : { schemaId: ids[name] }) });
+  return {
+    Interaction: make('Interaction'),
+    Item: make('Item'),
+    User: make('User'),
+    Recommendation: make('Recommendation'),
+    DeadLetter: make('DeadLetter'),
+  };
+}
+
+function invalid(name: string, errors: FieldError[]): AppError {
+  const first = errors[0]!;
+  const all = errors.map((e) => `${e.field} ${e.reason}`).join('; ');
+  const err = new AppError('RECORD_INVALID', `${name}: ${all}`, { field: first.field });
+  return Object.assign(err, { errors });
+}
+
+function malformed(name: string, reason: string): AppError {
+  return new AppError('RECORD_MALFORMED', `${name}: the bytes ${reason}`, { field: '(bytes)' });
+}
+
+function typeName(t: avro.Type): string {
+  if (t instanceof avro.types.UnwrappedUnionType || t instanceof avro.types.WrappedUnionType) return t.types.map(typeName).join(' or ');
+  if (t instanceof avro.types.ArrayType) return `array of ${typeName(t.itemsType)}`;
+  if (t instanceof avro.types.MapType) return `map of ${typeName(t.valuesType)}`;
+  return t.name ?? t.typeName;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
+  if (typeof v === 'object') return 'an object';
+  return `${typeof v} ${String(v)}`;
+}

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
+import { groupTopics, topicName, validateGroupName } from '../../src/kafka/topics.js';
+
+describe('topic definitions', () => {
+  const config = loadConfig({ env: { STREAMREC_TOPIC_PARTITIONS: '4' } });
+
+  it('define the six topics of a group, named <group>.<topic>', () => {
+    const topics = groupTopics('shop', config);
+    expect(topics.map((t) => t.topic)).toEqual([
+      'shop.interactions',
+      'shop.items',
+      'shop.users',
+      'shop.recommendations',
+      'shop.dead-letter',
+      'shop.changelog',
+    ]);
+  });
+
+  it('compact items, users and changelog, and delete-by-retention the rest', () => {
+    const policy = Object.fromEntries(groupTopics('shop', config).map((t) => [t.name, t.config['cleanup.policy']]));
+    expect(policy).toEqual({
+      interactions: 'delete',
+      items: 'compact',
+      users: 'compact',
+      recommendations: 'delete',
+      'dead-letter': 'delete',
+      changelog: 'compact',
+    });
+    for (const t of groupTopics('shop', config).filter((x) => x.config['cleanup.policy'] === 'delete')) {
+      expect(Number(t.config['retention.ms']), t.topic).toBeGreaterThan(0);
+    }
+  });
+
+  it('co-partition the changelog with interactions, from topics.partitions', () => {
+    const byName = Object.fromEntries(groupTopics('shop', config).map((t) => [t.name, t.partitions]));
+    expect(byName.interactions).toBe(4);
+    expect(byName.changelog).toBe(byName.interactions);
+    expect(byName['dead-letter']).toBe(1);
+  });
+
+  it('refuse group names that would make ambiguous or illegal topic names', () => {
+    expect(topicName('a_b-1', 'items')).toBe('a_b-1.items');
+    for (const bad of ['', 'a.b', 'a b', 'x'.repeat(61), '../etc']) {
+      expect(() => validateGroupName(bad), bad).toThrow(/dataset group name/);
+    }
+  });
+});
