@@ -2,12 +2,16 @@
  * The `streamrec` command. Thin: parse arguments (commander), load the config, call a module, print.
  */
 import { Command, Option } from 'commander';
+import { pino } from 'pino';
 import { configKeys, loadConfig, type Config } from '../config/index.js';
 import { isAppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
 import { resolveBrokers } from '../kafka/connect.js';
 import { localKafkaOptions, localKafkaStatus, startLocalKafka, stopLocalKafka } from '../kafka/local-broker.js';
 import { applyTopics, validateGroupName, type TopicReport } from '../kafka/topics.js';
+import { startService } from '../stream/service.js';
+import { digestGroupState } from '../state/digest.js';
+import { join } from 'node:path';
 
 const program = new Command('streamrec')
   .description('Self-hosted streaming recommendations: Kafka in, RocksDB state, HRNN models, HTTP and Kafka out.')
@@ -30,10 +34,13 @@ const intArg = (name: string) => (v: string): number => {
 
 program
   .command('start')
-  .description('Run the main job: Kafka (local broker unless KAFKA_BROKERS is set) and the group topics; stops on Ctrl-C or SIGTERM')
+  .description(
+    'Run the main job: Kafka (a local broker unless KAFKA_BROKERS is set), the group topics, the stream processor and the HTTP API; stops on Ctrl-C or SIGTERM',
+  )
   .option('-g, --group <name>', 'dataset group (default: config `group`)')
-  .action(async (opts: { group?: string }) => {
-    const c = config(opts.group ? { group: opts.group } : {});
+  .addOption(new Option('-p, --port <port>', 'HTTP API port (config api.port; 0: a free one)').argParser(intArg('--port')))
+  .action(async (opts: { group?: string; port?: number }) => {
+    const c = config({ group: opts.group, 'api.port': opts.port });
     const group = validateGroupName(c.group);
     const t0 = Date.now();
     const { brokers, local } = await resolveBrokers(c, 'owned', note);
@@ -46,23 +53,25 @@ program
     }
     const reports = await withAdmin(c, brokers, (admin) => applyTopics(admin, group, c));
     printTopics(group, reports);
-    say(`streamrec: group "${group}" ready in ${ms(Date.now() - t0)}. The stream processor and the HTTP API are not built yet (issues 3 and 6).`);
+    const log = pino({ level: c.log.level, base: { group } });
+    const service = await startService({ config: c, group, brokers, log, apiLogger: { level: c.log.level === 'info' ? 'warn' : c.log.level } });
+    say(`processor: consuming ${group}.interactions, state in ${c.state.dir}/${group}`);
+    say(`api: listening on ${service.url} (POST /v1/groups/${group}/events|items|users, GET /health, GET /ready)`);
+    say(`streamrec: group "${group}" up in ${ms(Date.now() - t0)}. Not built yet: recommendations, training and the query API (issues 4-6).`);
     say(`KAFKA_BROKERS=${brokers.join(',')}`);
     say('running; Ctrl-C or SIGTERM stops it' + (local && !local.reused ? ' and the broker it started' : ''));
 
-    await new Promise<void>((resolve) => {
-      const keepAlive = setInterval(() => undefined, 1 << 30); // signal handlers alone do not keep Node running
-      const stop = (signal: string) => {
-        clearInterval(keepAlive);
-        note(`streamrec: ${signal} received, stopping`);
-        resolve();
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+    const signal = await new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
     });
+    note(`streamrec: ${signal} received, stopping`);
+    await service.stop();
+    const s = service.processor.status();
+    say(`processor: stopped after ${s.applied} events applied, ${s.deadLetters} dead letters, ${s.batches} batches`);
     if (local && !local.reused) {
       const { stopped } = await stopLocalKafka(c.kafka.local.dataDir, c.kafka.local.stopGraceMs);
-      say(`kafka: stopped ${stopped.map((s) => `pid ${s.pid} (${s.how})`).join(', ') || 'nothing'}`);
+      say(`kafka: stopped ${stopped.map((x) => `pid ${x.pid} (${x.how})`).join(', ') || 'nothing'}`);
     }
   });
 
@@ -131,6 +140,26 @@ topics
     const reports = await withAdmin(c, brokers, (admin) => applyTopics(admin, group, c));
     if (opts.json) say(JSON.stringify(reports));
     else printTopics(group, reports);
+  });
+
+// ---------------------------------------------------------------- state
+
+program
+  .command('state')
+  .description("Inspect a group's local state (stop the service first: RocksDB allows one process per store)")
+  .command('digest')
+  .description('SHA-256 of each partition store (replicated keys only) and of all of them together')
+  .requiredOption('-g, --group <name>', 'dataset group')
+  .option('--json', 'print JSON')
+  .action(async (opts: { group: string; json?: boolean }) => {
+    const c = config();
+    const group = validateGroupName(opts.group);
+    const result = await digestGroupState(join(c.state.dir, group));
+    if (opts.json) say(JSON.stringify(result));
+    else {
+      for (const p of result.partitions) say(`p${p.partition}\t${p.keys} keys\t${p.digest}`);
+      say(`all\t${result.keys} keys\t${result.digest}`);
+    }
   });
 
 // ---------------------------------------------------------------- config

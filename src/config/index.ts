@@ -73,6 +73,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   crossCheck(typed);
   typed.kafka.local.dataDir = expandPath(typed.kafka.local.dataDir);
   typed.kafka.local.cacheDir = expandPath(typed.kafka.local.cacheDir);
+  typed.state.dir = expandPath(typed.state.dir);
   return deepFreeze(typed);
 }
 

@@ -14,6 +14,16 @@ export const ConfigSchema = Type.Object(
       'STREAMREC_GROUP',
       'Dataset group that `streamrec start` serves; its topics are named `<group>.<topic>`.',
     ),
+    log: Type.Object(
+      {
+        level: leaf(
+          Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+          'STREAMREC_LOG_LEVEL',
+          'Log level of the service (pino, JSON lines on stdout).',
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     kafka: Type.Object(
       {
         brokers: leaf(
@@ -105,6 +115,98 @@ export const ConfigSchema = Type.Object(
           Type.Integer({ default: -1, minimum: -1, maximum: 32 }),
           'STREAMREC_TOPIC_REPLICATION_FACTOR',
           "Replication factor of new topics; -1 takes the broker's default.",
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    api: Type.Object(
+      {
+        host: leaf(Type.String({ default: '127.0.0.1', minLength: 1 }), 'STREAMREC_API_HOST', 'Address the HTTP API listens on (0.0.0.0 for all interfaces).'),
+        port: leaf(Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }), 'STREAMREC_API_PORT', 'HTTP API port; 0 picks a free one.'),
+        bodyLimitBytes: leaf(
+          Type.Integer({ default: 1_048_576, minimum: 1024 }),
+          'STREAMREC_API_BODY_LIMIT_BYTES',
+          'Largest request body accepted; larger requests get 413.',
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    ingest: Type.Object(
+      {
+        maxFutureSkewMs: leaf(
+          Type.Integer({ default: 3_600_000, minimum: 0 }),
+          'STREAMREC_INGEST_MAX_FUTURE_SKEW_MS',
+          'An event timestamp further than this ahead of the clock is refused (HTTP 400, or the dead-letter topic).',
+        ),
+        maxRecordBytes: leaf(
+          Type.Integer({ default: 65_536, minimum: 256 }),
+          'STREAMREC_INGEST_MAX_RECORD_BYTES',
+          'Largest encoded record accepted from a topic; larger ones go to the dead-letter topic.',
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    state: Type.Object(
+      {
+        dir: leaf(
+          Type.String({ default: '.streamrec/state', minLength: 1 }),
+          'STREAMREC_STATE_DIR',
+          "The processor's RocksDB folder: one store per owned input partition, under <dir>/<group>/<partition>.",
+        ),
+        maxEventsPerUser: leaf(
+          Type.Integer({ default: 200, minimum: 1, maximum: 100_000 }),
+          'STREAMREC_STATE_MAX_EVENTS_PER_USER',
+          "How many of a user's most recent events are kept.",
+        ),
+        sessionTimeoutMs: leaf(
+          Type.Integer({ default: 1_800_000, minimum: 1000 }),
+          'STREAMREC_SESSION_TIMEOUT_MS',
+          'A session ends after this long without events (when events carry no SESSION_ID).',
+        ),
+        trendingHalfLifeMs: leaf(
+          Type.Integer({ default: 86_400_000, minimum: 1000 }),
+          'STREAMREC_TRENDING_HALF_LIFE_MS',
+          'Half-life of the time-decayed item counts (trending), in event time.',
+        ),
+        coOccurrenceWindow: leaf(
+          Type.Integer({ default: 10, minimum: 1, maximum: 1000 }),
+          'STREAMREC_CO_OCCURRENCE_WINDOW',
+          "An event's item co-occurs with this many of the user's previous distinct items (SIMS).",
+        ),
+        coOccurrenceMaxPerItem: leaf(
+          Type.Integer({ default: 200, minimum: 1, maximum: 100_000 }),
+          'STREAMREC_CO_OCCURRENCE_MAX_PER_ITEM',
+          'At most this many co-occurring items are kept per item (the weakest are evicted).',
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    processor: Type.Object(
+      {
+        instanceId: leaf(
+          Type.String({ default: '', pattern: '^[A-Za-z0-9_.-]{0,100}$' }),
+          'STREAMREC_INSTANCE_ID',
+          'Names this instance in client ids and changelog barriers; empty: <hostname>-<pid>.',
+        ),
+        sessionTimeoutMs: leaf(
+          Type.Integer({ default: 30_000, minimum: 6000, maximum: 300_000 }),
+          'STREAMREC_PROCESSOR_SESSION_TIMEOUT_MS',
+          'Consumer group session timeout: how soon a dead instance\'s partitions move to another.',
+        ),
+        rebalanceTimeoutMs: leaf(
+          Type.Integer({ default: 60_000, minimum: 1000 }),
+          'STREAMREC_PROCESSOR_REBALANCE_TIMEOUT_MS',
+          'How long the group waits for members to rejoin during a rebalance.',
+        ),
+        maxBytesPerPartition: leaf(
+          Type.Integer({ default: 4_194_304, minimum: 65_536 }),
+          'STREAMREC_PROCESSOR_MAX_BYTES_PER_PARTITION',
+          'Largest fetch per partition: bounds the size of one input batch.',
+        ),
+        transactionTimeoutMs: leaf(
+          Type.Integer({ default: 60_000, minimum: 1000 }),
+          'STREAMREC_PROCESSOR_TRANSACTION_TIMEOUT_MS',
+          'Kafka transaction timeout of the changelog producers.',
         ),
       },
       { additionalProperties: false, default: {} },

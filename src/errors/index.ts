@@ -74,6 +74,41 @@ export const ERROR_CODES = {
     retriable: false,
     fix: 'The bytes are not a record of the expected Avro schema (or wire format); check the producer.',
   },
+  REQUEST_INVALID: {
+    status: 400,
+    retriable: false,
+    fix: 'Correct the named field of the request; the request schemas are described in the README (HTTP ingestion).',
+  },
+  REQUEST_MALFORMED: {
+    status: 400,
+    retriable: false,
+    fix: 'Send a well-formed JSON body (and a correct Content-Length).',
+  },
+  PAYLOAD_TOO_LARGE: {
+    status: 413,
+    retriable: false,
+    fix: 'Send fewer records per request, or raise api.bodyLimitBytes.',
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    retriable: false,
+    fix: 'Send the body as JSON with Content-Type: application/json.',
+  },
+  GROUP_NOT_FOUND: {
+    status: 404,
+    retriable: false,
+    fix: 'Create the dataset group first (`streamrec topics create --group G`), or check the group name in the URL.',
+  },
+  ROUTE_NOT_FOUND: {
+    status: 404,
+    retriable: false,
+    fix: 'Check the method and path against the routes listed in the README (HTTP ingestion).',
+  },
+  INTERNAL_ERROR: {
+    status: 500,
+    retriable: true,
+    fix: 'An unexpected error; the server log has the details. Retry, and report it if it persists.',
+  },
 } as const satisfies Record<string, { status: number; retriable: boolean; fix: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

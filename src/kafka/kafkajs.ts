@@ -2,6 +2,6 @@
 // from the default export here, once.
 import kafkajs from 'kafkajs';
 
-export const { Kafka, logLevel, ConfigResourceTypes, ConfigSource, Partitioners, CompressionTypes } = kafkajs;
+export const { Kafka, logLevel, ConfigResourceTypes, ConfigSource, Partitioners, CompressionTypes, AssignerProtocol } = kafkajs;
 export type * from 'kafkajs';
 export type KafkaClient = import('kafkajs').Kafka;

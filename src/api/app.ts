@@ -1,0 +1,110 @@
+/**
+ * The HTTP ingestion API (fastify): Personalize-style PutEvents / PutItems / PutUsers into the
+ * group's Kafka topics, plus liveness and readiness. Built here, started by the caller (`app.listen`).
+ */
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { AppError } from '../errors/index.js';
+import { topicName, validateGroupName, type TopicName } from '../kafka/topics.js';
+import type { Prepared } from './convert.js';
+import { prepareEvents, prepareItems, prepareUsers } from './convert.js';
+import { errorBody, errorHandler, recordsInvalid } from './errors.js';
+import { GroupParams, Health, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, ingestResponses } from './schemas.js';
+import type { ApiDeps, ServiceStatus } from './types.js';
+
+export type { ApiDeps, GroupDirectory, RecordSink, ServiceStatus, SinkMessage } from './types.js';
+export { kafkaSink, topicGroupDirectory } from './kafka.js';
+
+export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
+  const now = deps.now ?? Date.now;
+  const bodyLimit = deps.config.api.bodyLimitBytes;
+  const base = Fastify({
+    logger: deps.logger ?? { level: 'info' },
+    bodyLimit,
+    // Validate strictly: no type coercion ("5" is not a number), undeclared fields refused rather than dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    return503OnClosing: true,
+  });
+  const app = base.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler(errorHandler(bodyLimit));
+  app.setNotFoundHandler((request, reply) => {
+    const url = request.url.length > 200 ? `${request.url.slice(0, 200)}...` : request.url;
+    return reply.code(404).send(errorBody(new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${url}`)));
+  });
+
+  const status = (request?: FastifyRequest): ServiceStatus => {
+    try {
+      return deps.status();
+    } catch (err) {
+      (request?.log ?? app.log).error({ err }, 'the status callback failed');
+      return { state: 'unknown', ready: false, detail: 'the status callback failed' };
+    }
+  };
+
+  app.get('/health', { schema: { response: { 200: Health } } }, async (request) => ({ status: 'ok' as const, state: status(request).state }));
+
+  app.get('/ready', { schema: { response: { 200: Readiness, 503: Readiness } } }, async (request, reply) => {
+    const s = status(request);
+    return reply.code(s.ready ? 200 : 503).send(s);
+  });
+
+  /** 400 for a bad group name, 404 for a group without topics (before the body is validated). */
+  const knownGroup = async (request: FastifyRequest): Promise<void> => {
+    const { group } = request.params as GroupParams;
+    validateGroupName(group);
+    let exists: boolean;
+    try {
+      exists = await deps.groups.has(group);
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      throw new AppError('KAFKA_UNREACHABLE', `looking up dataset group ${group} failed: ${(err as Error).message}`, { cause: err });
+    }
+    if (!exists) {
+      throw new AppError('GROUP_NOT_FOUND', `dataset group ${JSON.stringify(group)} does not exist (it has no topic ${topicName(group, 'interactions')})`, {
+        field: 'group',
+      });
+    }
+  };
+
+  /** All or nothing: any invalid record -> 400 listing them all and nothing produced; else produce all -> 202. */
+  const produce = async (group: string, topic: TopicName, prepared: Prepared, noun: string, total: number): Promise<{ accepted: number }> => {
+    if (!prepared.ok) throw recordsInvalid(noun, total, prepared.errors);
+    const name = topicName(group, topic);
+    try {
+      await deps.sink.send(name, prepared.messages);
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      throw new AppError('KAFKA_UNREACHABLE', `producing ${prepared.messages.length} record(s) to ${name} failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return { accepted: prepared.messages.length };
+  };
+
+  app.post(
+    '/v1/groups/:group/events',
+    { schema: { params: GroupParams, body: PutEventsBody, response: ingestResponses }, preValidation: knownGroup },
+    async (request, reply) => {
+      const body = request.body;
+      const prepared = prepareEvents(body, { codecs: deps.codecs, now: now(), maxFutureSkewMs: deps.config.ingest.maxFutureSkewMs });
+      return reply.code(202).send(await produce(request.params.group, 'interactions', prepared, 'events', body.eventList.length));
+    },
+  );
+
+  app.post(
+    '/v1/groups/:group/items',
+    { schema: { params: GroupParams, body: PutItemsBody, response: ingestResponses }, preValidation: knownGroup },
+    async (request, reply) =>
+      reply.code(202).send(await produce(request.params.group, 'items', prepareItems(request.body, deps.codecs), 'items', request.body.items.length)),
+  );
+
+  app.post(
+    '/v1/groups/:group/users',
+    { schema: { params: GroupParams, body: PutUsersBody, response: ingestResponses }, preValidation: knownGroup },
+    async (request, reply) =>
+      reply.code(202).send(await produce(request.params.group, 'users', prepareUsers(request.body, deps.codecs), 'users', request.body.users.length)),
+  );
+
+  return base;
+}

@@ -1,0 +1,105 @@
+/**
+ * TypeBox schemas of the HTTP ingestion API: requests (modelled on Amazon Personalize's PutEvents,
+ * PutItems and PutUsers) and responses. Request bodies refuse undeclared fields.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+export const MAX_RECORDS_PER_REQUEST = 100;
+
+const Id = (description: string) => Type.String({ minLength: 1, description });
+
+/** Epoch seconds (a number below 1e11), epoch milliseconds (a number from 1e11) or an ISO 8601 date-time string. */
+export const Timestamp = Type.Union([Type.Number(), Type.String()], {
+  description: 'Epoch seconds (a number < 1e11), epoch milliseconds (a number >= 1e11) or an ISO 8601 date-time with a time zone.',
+});
+
+/** An object, or a JSON string holding one (as Personalize's SDKs send it). */
+export const Properties = Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.String()], {
+  description: 'An object, or a JSON string of an object.',
+});
+
+export const GroupParams = Type.Object({ group: Type.String() }, { additionalProperties: false });
+export type GroupParams = Static<typeof GroupParams>;
+
+export const Event = Type.Object(
+  {
+    eventId: Type.Optional(Id('Accepted for compatibility with PutEvents; not stored.')),
+    eventType: Id('click, purchase, rating, ... (EVENT_TYPE).'),
+    eventValue: Type.Optional(Type.Number({ description: 'EVENT_VALUE.' })),
+    itemId: Id('ITEM_ID.'),
+    sentAt: Timestamp,
+    recommendationId: Type.Optional(Id('RECOMMENDATION_ID.')),
+    impression: Type.Optional(Type.Array(Type.String(), { description: 'IMPRESSION: item ids shown, in order.' })),
+    properties: Type.Optional(Properties),
+  },
+  { additionalProperties: false },
+);
+export type Event = Static<typeof Event>;
+
+export const PutEventsBody = Type.Object(
+  {
+    userId: Id('USER_ID; also the Kafka key.'),
+    sessionId: Type.Optional(Id('SESSION_ID.')),
+    eventList: Type.Array(Event, { minItems: 1, maxItems: MAX_RECORDS_PER_REQUEST }),
+  },
+  { additionalProperties: false },
+);
+export type PutEventsBody = Static<typeof PutEventsBody>;
+
+export const ItemInput = Type.Object(
+  {
+    itemId: Id('ITEM_ID; also the Kafka key.'),
+    creationTimestamp: Type.Optional(Timestamp),
+    properties: Type.Optional(Properties),
+  },
+  { additionalProperties: false },
+);
+export type ItemInput = Static<typeof ItemInput>;
+
+export const PutItemsBody = Type.Object(
+  { items: Type.Array(ItemInput, { minItems: 1, maxItems: MAX_RECORDS_PER_REQUEST }) },
+  { additionalProperties: false },
+);
+export type PutItemsBody = Static<typeof PutItemsBody>;
+
+export const UserInput = Type.Object(
+  {
+    userId: Id('USER_ID; also the Kafka key.'),
+    properties: Type.Optional(Properties),
+  },
+  { additionalProperties: false },
+);
+export type UserInput = Static<typeof UserInput>;
+
+export const PutUsersBody = Type.Object(
+  { users: Type.Array(UserInput, { minItems: 1, maxItems: MAX_RECORDS_PER_REQUEST }) },
+  { additionalProperties: false },
+);
+export type PutUsersBody = Static<typeof PutUsersBody>;
+
+export const Accepted = Type.Object({ accepted: Type.Integer() });
+
+export const RecordError = Type.Object({
+  /** Position of the record in the request's list. */
+  index: Type.Integer(),
+  field: Type.String(),
+  reason: Type.String(),
+});
+export type RecordError = Static<typeof RecordError>;
+
+/** Every error response: the code from src/errors, a message, and where known the field. */
+export const ErrorBody = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  field: Type.Optional(Type.String()),
+  retriable: Type.Boolean(),
+  errors: Type.Optional(Type.Array(RecordError)),
+});
+export type ErrorBody = Static<typeof ErrorBody>;
+
+export const Health = Type.Object({ status: Type.Literal('ok'), state: Type.String() });
+
+export const Readiness = Type.Object({ state: Type.String(), ready: Type.Boolean(), detail: Type.Optional(Type.Unknown()) });
+
+/** Response schemas of the ingestion routes. */
+export const ingestResponses = { 202: Accepted, '4xx': ErrorBody, '5xx': ErrorBody } as const;

@@ -1,0 +1,76 @@
+/**
+ * Reads one partition of a topic between two offsets — what a Java consumer does with assign() and
+ * seek(), which kafkajs lacks: a consumer of a throwaway group whose partition assigner hands this
+ * one partition to its only member. Reads committed records only (transactions).
+ */
+import { randomBytes } from 'node:crypto';
+import { AssignerProtocol, type KafkaClient, type KafkaMessage, type PartitionAssigner } from './kafkajs.js';
+
+export interface ReadPartitionOptions {
+  topic: string;
+  partition: number;
+  /** First offset to read. */
+  from: number;
+  /** Last offset to read (inclusive); a record at this offset must exist and be committed. */
+  until: number;
+  /** Called with the records of each fetched batch within [from, until], in offset order. */
+  onBatch: (messages: KafkaMessage[]) => Promise<void>;
+  groupPrefix: string;
+  timeoutMs?: number;
+}
+
+export async function readPartition(kafka: KafkaClient, o: ReadPartitionOptions): Promise<void> {
+  if (o.until < o.from) return;
+  const onlyThisPartition: PartitionAssigner = () => ({
+    name: 'StreamrecSinglePartition',
+    version: 1,
+    protocol: ({ topics }) => ({ name: 'StreamrecSinglePartition', metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }) }),
+    assign: async ({ members }) =>
+      members.map((m, i) => ({
+        memberId: m.memberId,
+        memberAssignment: AssignerProtocol.MemberAssignment.encode({
+          version: 1,
+          assignment: i === 0 ? { [o.topic]: [o.partition] } : {},
+          userData: Buffer.alloc(0),
+        }),
+      })),
+  });
+  const consumer = kafka.consumer({
+    groupId: `${o.groupPrefix}.${Date.now().toString(36)}.${randomBytes(4).toString('hex')}`,
+    partitionAssigners: [onlyThisPartition],
+    readUncommitted: false,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+  });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [o.topic], fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`reading ${o.topic}[${o.partition}] ${o.from}..${o.until} timed out`)),
+        o.timeoutMs ?? 120_000,
+      );
+      let done = false;
+      consumer
+        .run({
+          autoCommit: false,
+          eachBatch: async ({ batch }) => {
+            if (done || batch.partition !== o.partition) return;
+            const messages = batch.messages.filter((m) => {
+              const off = Number(m.offset);
+              return off >= o.from && off <= o.until;
+            });
+            if (messages.length > 0) await o.onBatch(messages);
+            if (Number(batch.lastOffset()) >= o.until) {
+              done = true;
+              clearTimeout(timer);
+              resolve();
+            }
+          },
+        })
+        .then(() => consumer.seek({ topic: o.topic, partition: o.partition, offset: String(o.from) }))
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+}

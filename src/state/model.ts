@@ -1,0 +1,125 @@
+/**
+ * What the processor keeps per input partition, and how it is laid out in the key-value store.
+ *
+ * | key                          | value        | meaning                                                      |
+ * |------------------------------|--------------|--------------------------------------------------------------|
+ * | `u/<userId>`                 | UserState    | the user's recent events (bounded) and current session       |
+ * | `s/<userId>\0<itemId>`       | 1 byte       | the user has interacted with the item (distinct-user counts)  |
+ * | `i/<itemId>`                 | ItemCounts   | distinct users, events, time-decayed count (trending)         |
+ * | `c/<itemId>`                 | CoOccurrence | items co-occurring in users' histories (SIMS), bounded        |
+ * | `__offset`                   | Offset       | next input offset of this partition (in the same batch)      |
+ * | `__checkpoint`               | Offset       | changelog offset the local store reflects (local only)       |
+ *
+ * Values are Avro (avsc) — compact and fast to decode. Every key but `__checkpoint` is mirrored to
+ * the changelog topic.
+ */
+import avro from 'avsc';
+
+export interface UserEvent {
+  item: string;
+  ts: number;
+  type: string;
+  value: number | null;
+  /** Session ordinal of the user, from 0. */
+  session: number;
+}
+
+export interface UserState {
+  /** Latest event time seen (out-of-order events do not move it back). */
+  lastTs: number;
+  /** The SESSION_ID of the current session when events carry one. */
+  sessionKey: string | null;
+  session: number;
+  sessionStart: number;
+  /** Total events of the user, including those dropped from `events`. */
+  total: number;
+  /** Most recent last, at most state.maxEventsPerUser. */
+  events: UserEvent[];
+}
+
+export interface ItemCounts {
+  /** Distinct users who interacted with the item (Personalize's popularity-count). */
+  users: number;
+  events: number;
+  /** Time-decayed event count at `trendTs` (trending). */
+  trend: number;
+  trendTs: number;
+  lastTs: number;
+}
+
+/** Co-occurrence counts: item -> number of users who touched both (within the window). */
+export type CoOccurrence = Record<string, number>;
+
+const userType = avro.Type.forSchema({
+  type: 'record',
+  name: 'UserState',
+  fields: [
+    { name: 'lastTs', type: 'long' },
+    { name: 'sessionKey', type: ['null', 'string'] },
+    { name: 'session', type: 'int' },
+    { name: 'sessionStart', type: 'long' },
+    { name: 'total', type: 'long' },
+    {
+      name: 'events',
+      type: {
+        type: 'array',
+        items: {
+          type: 'record',
+          name: 'UserEvent',
+          fields: [
+            { name: 'item', type: 'string' },
+            { name: 'ts', type: 'long' },
+            { name: 'type', type: 'string' },
+            { name: 'value', type: ['null', 'double'] },
+            { name: 'session', type: 'int' },
+          ],
+        },
+      },
+    },
+  ],
+});
+
+const itemType = avro.Type.forSchema({
+  type: 'record',
+  name: 'ItemCounts',
+  fields: [
+    { name: 'users', type: 'long' },
+    { name: 'events', type: 'long' },
+    { name: 'trend', type: 'double' },
+    { name: 'trendTs', type: 'long' },
+    { name: 'lastTs', type: 'long' },
+  ],
+});
+
+const coType = avro.Type.forSchema({ type: 'map', values: 'long' });
+
+export const keys = {
+  user: (userId: string): string => `u/${userId}`,
+  seen: (userId: string, itemId: string): string => `s/${userId}\u0000${itemId}`,
+  item: (itemId: string): string => `i/${itemId}`,
+  co: (itemId: string): string => `c/${itemId}`,
+  offset: '__offset',
+  checkpoint: '__checkpoint',
+} as const;
+
+export const codecs = {
+  user: {
+    encode: (v: UserState): Buffer => userType.toBuffer(v),
+    decode: (b: Buffer): UserState => userType.fromBuffer(b) as UserState,
+  },
+  item: {
+    encode: (v: ItemCounts): Buffer => itemType.toBuffer(v),
+    decode: (b: Buffer): ItemCounts => itemType.fromBuffer(b) as ItemCounts,
+  },
+  co: {
+    encode: (v: CoOccurrence): Buffer => coType.toBuffer(v),
+    decode: (b: Buffer): CoOccurrence => coType.fromBuffer(b) as CoOccurrence,
+  },
+  offset: {
+    encode: (n: number): Buffer => Buffer.from(String(n)),
+    decode: (b: Buffer): number => Number(b.toString()),
+  },
+  seen: {
+    encode: (): Buffer => Buffer.from([1]),
+  },
+};

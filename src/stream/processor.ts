@@ -1,0 +1,425 @@
+/**
+ * The stream processor: a kafkajs consumer group over `<group>.interactions` that applies each
+ * batch to the state of its partition, exactly once.
+ *
+ * Per owned partition (a "task", as Kafka Streams calls it):
+ * - a RocksDB store of its own and a transactional producer (`transactional.id` per group and
+ *   partition, so a new owner fences the old one);
+ * - on assignment: write a barrier record to the changelog partition (this fences any previous
+ *   owner and aborts its open transaction), then replay the changelog from the store's checkpoint
+ *   up to the barrier. A store that is missing or behind is brought up to date; then processing
+ *   resumes at the input offset stored in the state itself, not at the group's committed offset.
+ * - per batch: records below the stored offset are skipped (already applied); the rest are
+ *   decoded and validated — a bad one goes to `<group>.dead-letter` with its raw bytes and reason;
+ *   the good ones are applied (src/state/apply.ts) in offset order; then ONE Kafka transaction
+ *   carries the changed state (and the next input offset) to the changelog and the dead letters to
+ *   their topic, and after it commits ONE RocksDB write batch stores the same changes, the input
+ *   offset and the changelog checkpoint.
+ * A crash between the two leaves the store behind the changelog; the next assignment catches up
+ * from the changelog, so nothing is lost and nothing is counted twice.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AppError, isAppError } from '../errors/index.js';
+import type { Config } from '../config/index.js';
+import { createKafka } from '../kafka/client.js';
+import type { Consumer, EachBatchPayload, IHeaders, KafkaClient, KafkaMessage, Producer } from '../kafka/kafkajs.js';
+import { readPartition } from '../kafka/read-partition.js';
+import { topicName } from '../kafka/topics.js';
+import { createCodecs, type Codecs, type Interaction } from '../serde/avro.js';
+import { checkInteraction } from '../serde/validate.js';
+import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
+import { BatchView } from '../state/batch-view.js';
+import { codecs as stateCodecs, keys } from '../state/model.js';
+import type { KeyValueStore, WriteOp } from '../state/store.js';
+
+export type LifecycleState = 'created' | 'starting' | 'rebalancing' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+export interface Logger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export const silentLogger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+export interface ProcessorOptions {
+  config: Readonly<Config>;
+  group: string;
+  brokers: string[];
+  /** Opens (creating if needed) the store of one input partition. */
+  openStore: (partition: number) => Promise<KeyValueStore>;
+  /** Names this instance in barrier records and consumer client ids. */
+  instanceId: string;
+  log?: Logger;
+  now?: () => number;
+}
+
+export interface PartitionStatus {
+  partition: number;
+  restored: boolean;
+  nextOffset: number;
+  highWatermark: number | null;
+  lag: number | null;
+}
+
+export interface ProcessorStatus {
+  state: LifecycleState;
+  ready: boolean;
+  partitions: PartitionStatus[];
+  applied: number;
+  deadLetters: number;
+  batches: number;
+}
+
+interface Task {
+  partition: number;
+  store: KeyValueStore;
+  producer: Producer;
+  nextOffset: number;
+  highWatermark: number | null;
+  restored: boolean;
+}
+
+/** Keep each changelog request under the broker's default message size. */
+const CHANGELOG_CHUNK_BYTES = 768 * 1024;
+
+export class StreamProcessor {
+  private readonly kafka: KafkaClient;
+  private readonly codecs: Codecs;
+  private readonly params: CountingParams;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly topics: { interactions: string; changelog: string; deadLetter: string };
+  private consumer: Consumer | undefined;
+  private stateValue: LifecycleState = 'created';
+  private readonly tasks = new Map<number, Promise<Task>>();
+  private readonly ready = new Map<number, Task>();
+  private assignment: number[] = [];
+  private counters = { applied: 0, deadLetters: 0, batches: 0 };
+
+  constructor(private readonly o: ProcessorOptions) {
+    this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}`);
+    this.codecs = createCodecs(o.config);
+    this.params = countingParams(o.config.state);
+    this.log = o.log ?? silentLogger;
+    this.now = o.now ?? Date.now;
+    this.topics = {
+      interactions: topicName(o.group, 'interactions'),
+      changelog: topicName(o.group, 'changelog'),
+      deadLetter: topicName(o.group, 'dead-letter'),
+    };
+  }
+
+  get state(): LifecycleState {
+    return this.stateValue;
+  }
+
+  status(): ProcessorStatus {
+    const partitions = this.assignment.map((p) => {
+      const t = this.ready.get(p);
+      const hw = t?.highWatermark ?? null;
+      return {
+        partition: p,
+        restored: t?.restored ?? false,
+        nextOffset: t?.nextOffset ?? 0,
+        highWatermark: hw,
+        lag: t && hw !== null ? Math.max(0, hw - t.nextOffset) : null,
+      };
+    });
+    return { state: this.stateValue, ready: this.stateValue === 'running', partitions, ...this.counters };
+  }
+
+  async start(): Promise<void> {
+    this.setState('starting');
+    const consumer = this.kafka.consumer({
+      groupId: `streamrec.${this.o.group}.processor`,
+      sessionTimeout: this.o.config.processor.sessionTimeoutMs,
+      rebalanceTimeout: this.o.config.processor.rebalanceTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(this.o.config.processor.sessionTimeoutMs / 5)),
+      maxBytesPerPartition: this.o.config.processor.maxBytesPerPartition,
+      readUncommitted: false,
+      allowAutoTopicCreation: false,
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      const partitions = (payload.memberAssignment[this.topics.interactions] ?? []).slice().sort((a, b) => a - b);
+      this.onAssignment(partitions);
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      this.log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
+      if (!payload.restart) this.setState('failed');
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [this.topics.interactions], fromBeginning: true });
+    await consumer.run({
+      autoCommit: true,
+      autoCommitThreshold: 1,
+      eachBatchAutoResolve: true,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+    if (this.stateValue === 'starting') this.setState('rebalancing');
+  }
+
+  /** Finishes the batch in flight, leaves the group, closes producers and stores. */
+  async stop(): Promise<void> {
+    if (this.stateValue === 'stopped' || this.stateValue === 'stopping') return;
+    this.setState('stopping');
+    await this.consumer?.disconnect();
+    await Promise.all([...this.tasks.keys()].map((p) => this.release(p)));
+    this.setState('stopped');
+  }
+
+  private setState(next: LifecycleState): void {
+    if (next !== this.stateValue) {
+      this.log.info({ from: this.stateValue, to: next }, 'processor state');
+      this.stateValue = next;
+    }
+  }
+
+  private onAssignment(partitions: number[]): void {
+    this.assignment = partitions;
+    for (const p of [...this.tasks.keys()]) if (!partitions.includes(p)) void this.release(p);
+    if (this.stateValue === 'stopping' || this.stateValue === 'stopped') return;
+    this.setState('rebalancing');
+    for (const p of partitions) this.task(p).catch(() => undefined);
+    void Promise.allSettled(partitions.map((p) => this.task(p))).then(() => {
+      if (this.stateValue === 'rebalancing' && this.assignment.every((p) => this.ready.has(p))) this.setState('running');
+    });
+  }
+
+  private task(partition: number): Promise<Task> {
+    let t = this.tasks.get(partition);
+    if (!t) {
+      t = this.open(partition);
+      this.tasks.set(partition, t);
+      t.catch((err: unknown) => {
+        this.log.error({ err, partition }, 'partition could not be restored; it will be retried on the next batch');
+        if (this.tasks.get(partition) === t) this.tasks.delete(partition);
+      });
+    }
+    return t;
+  }
+
+  private async release(partition: number): Promise<void> {
+    const t = this.tasks.get(partition);
+    this.tasks.delete(partition);
+    this.ready.delete(partition);
+    if (!t) return;
+    try {
+      const task = await t;
+      await task.producer.disconnect();
+      await task.store.close();
+    } catch (err) {
+      this.log.warn({ err, partition }, 'closing a released partition failed');
+    }
+  }
+
+  /** Fences older owners, restores the store from the changelog, finds the next input offset. */
+  private async open(partition: number): Promise<Task> {
+    const t0 = Date.now();
+    const producer = this.kafka.producer({
+      transactionalId: `streamrec.${this.o.group}.changelog.${partition}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      transactionTimeout: this.o.config.processor.transactionTimeoutMs,
+    });
+    await producer.connect();
+    const store = await this.o.openStore(partition);
+    try {
+      const txn = await producer.transaction();
+      const [meta] = await txn.send({
+        topic: this.topics.changelog,
+        messages: [{ key: BARRIER_KEY, value: `${this.o.instanceId} ${new Date().toISOString()}`, partition }],
+      });
+      await txn.commit();
+      const barrier = Number(meta!.baseOffset);
+      const checkpointBytes = await store.get(keys.checkpoint);
+      const from = checkpointBytes ? stateCodecs.offset.decode(checkpointBytes) : 0;
+      let restored = 0;
+      await readPartition(this.kafka, {
+        topic: this.topics.changelog,
+        partition,
+        from,
+        until: barrier,
+        groupPrefix: `streamrec.${this.o.group}.restore.${this.o.instanceId}.${partition}`,
+        onBatch: async (messages) => {
+          const ops = changelogOps(messages);
+          restored += ops.length;
+          await store.write(ops);
+        },
+      });
+      await store.write([{ type: 'put', key: keys.checkpoint, value: stateCodecs.offset.encode(barrier + 1) }]);
+      const offsetBytes = await store.get(keys.offset);
+      const task: Task = {
+        partition,
+        store,
+        producer,
+        nextOffset: offsetBytes ? stateCodecs.offset.decode(offsetBytes) : 0,
+        highWatermark: null,
+        restored: true,
+      };
+      this.ready.set(partition, task);
+      this.log.info({ partition, from, barrier, restored, nextOffset: task.nextOffset, ms: Date.now() - t0 }, 'partition restored');
+      return task;
+    } catch (err) {
+      await producer.disconnect().catch(() => undefined);
+      await store.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async onBatch({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (batch.topic !== this.topics.interactions) return;
+    const task = await this.task(batch.partition);
+    task.highWatermark = Number(batch.highWatermark);
+    if (!isRunning() || isStale()) return;
+    const fresh = batch.messages.filter((m) => Number(m.offset) >= task.nextOffset);
+    if (fresh.length === 0) return;
+
+    const good: Interaction[] = [];
+    const dead: { message: KafkaMessage; err: AppError }[] = [];
+    const now = this.now();
+    for (const m of fresh) {
+      const result = this.decode(m, now);
+      if (result instanceof AppError) dead.push({ message: m, err: result });
+      else good.push(result);
+    }
+
+    const view = await BatchView.prefetch(task.store, good, this.params.coOccurrenceWindow);
+    for (const e of good) applyInteraction(view, e, this.params);
+    const nextOffset = Number(fresh[fresh.length - 1]!.offset) + 1;
+    const ops: WriteOp[] = view.changes();
+    ops.push({ type: 'put', key: keys.offset, value: stateCodecs.offset.encode(nextOffset) });
+
+    let lastChangelogOffset: number;
+    try {
+      lastChangelogOffset = await this.commitTransaction(task, ops, dead, batch.partition);
+    } catch (err) {
+      if (isFenced(err)) {
+        this.log.warn({ partition: task.partition }, 'fenced: another instance owns this partition now; dropping the batch');
+        await this.release(task.partition);
+        return;
+      }
+      throw err;
+    }
+    ops.push({ type: 'put', key: keys.checkpoint, value: stateCodecs.offset.encode(lastChangelogOffset + 1) });
+    await task.store.write(ops);
+    task.nextOffset = nextOffset;
+    this.counters.applied += good.length;
+    this.counters.deadLetters += dead.length;
+    this.counters.batches += 1;
+    await heartbeat();
+  }
+
+  /** One Kafka transaction: the state changes to the changelog, bad records to the dead-letter topic. */
+  private async commitTransaction(task: Task, ops: WriteOp[], dead: { message: KafkaMessage; err: AppError }[], sourcePartition: number): Promise<number> {
+    const txn = await task.producer.transaction();
+    try {
+      let last = -1;
+      let chunk: { key: string; value: Buffer | null; partition: number }[] = [];
+      let bytes = 0;
+      const flush = async () => {
+        if (chunk.length === 0) return;
+        const meta = await txn.send({ topic: this.topics.changelog, messages: chunk });
+        for (const m of meta) last = Math.max(last, Number(m.baseOffset) + chunk.length - 1);
+        chunk = [];
+        bytes = 0;
+      };
+      for (const op of ops) {
+        const value = op.type === 'put' ? op.value : null;
+        chunk.push({ key: op.key, value, partition: task.partition });
+        bytes += op.key.length + (value?.length ?? 0) + 32;
+        if (bytes >= CHANGELOG_CHUNK_BYTES) await flush();
+      }
+      await flush();
+      if (dead.length > 0) {
+        await txn.send({
+          topic: this.topics.deadLetter,
+          messages: dead.map(({ message, err }) => this.deadLetter(message, err, sourcePartition)),
+        });
+      }
+      await txn.commit();
+      return last;
+    } catch (err) {
+      await txn.abort().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private decode(m: KafkaMessage, now: number): Interaction | AppError {
+    try {
+      if (!m.value) throw new AppError('RECORD_MALFORMED', 'the record has no value', { field: '(value)' });
+      if (m.value.length > this.o.config.ingest.maxRecordBytes) {
+        throw new AppError('RECORD_INVALID', `the record is ${m.value.length} bytes, above ingest.maxRecordBytes (${this.o.config.ingest.maxRecordBytes})`, {
+          field: '(value)',
+        });
+      }
+      const e = this.codecs.Interaction.decode(m.value);
+      const problems = checkInteraction(e, now, this.o.config.ingest);
+      if (problems.length > 0) {
+        throw new AppError('RECORD_INVALID', `Interaction: ${problems.map((p) => `${p.field} ${p.reason}`).join('; ')}`, { field: problems[0]!.field });
+      }
+      const key = m.key?.toString();
+      if (key !== e.USER_ID) {
+        throw new AppError('RECORD_INVALID', `the record key ${JSON.stringify(key ?? null)} is not its USER_ID ${JSON.stringify(e.USER_ID)}; interactions are keyed by userId`, {
+          field: '(key)',
+        });
+      }
+      return e;
+    } catch (err) {
+      if (isAppError(err)) return err;
+      return new AppError('RECORD_MALFORMED', String((err as Error).message ?? err), { field: '(value)', cause: err });
+    }
+  }
+
+  private deadLetter(m: KafkaMessage, err: AppError, partition: number): { key: Buffer | null; value: Buffer; headers: IHeaders } {
+    const headers: IHeaders = {
+      'source-topic': this.topics.interactions,
+      'source-partition': String(partition),
+      'source-offset': m.offset,
+      'error-code': err.code,
+      'error-field': err.field ?? '',
+      'error-reason': err.message,
+    };
+    const value = this.codecs.DeadLetter.encode({
+      SOURCE: this.topics.interactions,
+      SOURCE_PARTITION: partition,
+      SOURCE_OFFSET: m.offset,
+      KEY: m.key ?? null,
+      VALUE: m.value ?? null,
+      ERROR_CODE: err.code,
+      FIELD: err.field ?? null,
+      REASON: err.message,
+      FAILED_AT: this.now(),
+    });
+    return { key: m.key ?? null, value, headers };
+  }
+}
+
+const BARRIER_KEY = '__barrier';
+
+/** Changelog records as store writes (a null value deletes; barriers are not state). */
+export function changelogOps(messages: KafkaMessage[]): WriteOp[] {
+  const ops: WriteOp[] = [];
+  for (const m of messages) {
+    const key = m.key?.toString();
+    if (key === undefined || key === BARRIER_KEY) continue;
+    ops.push(m.value ? { type: 'put', key, value: m.value } : { type: 'del', key });
+  }
+  return ops;
+}
+
+function isFenced(err: unknown): boolean {
+  const e = err as { type?: string; name?: string; message?: string; cause?: unknown };
+  const text = `${e.type ?? ''} ${e.name ?? ''} ${e.message ?? ''}`;
+  return /PRODUCER_FENCED|INVALID_PRODUCER_EPOCH|fenced/i.test(text) || (e.cause !== undefined && isFenced(e.cause));
+}
+
+/** The directory of one partition's store: `<state.dir>/<group>/p<partition>`. */
+export function partitionStoreDir(config: Readonly<Config>, group: string, partition: number): string {
+  const dir = join(config.state.dir, group, `p${partition}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
