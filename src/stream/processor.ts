@@ -28,6 +28,7 @@ import { readPartition } from '../kafka/read-partition.js';
 import { topicName } from '../kafka/topics.js';
 import { createCodecs, type Codecs, type Interaction } from '../serde/avro.js';
 import { checkInteraction } from '../serde/validate.js';
+import { failpoint } from '../util/failpoint.js';
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
 import { BatchView } from '../state/batch-view.js';
 import { codecs as stateCodecs, keys } from '../state/model.js';
@@ -36,12 +37,13 @@ import type { KeyValueStore, WriteOp } from '../state/store.js';
 export type LifecycleState = 'created' | 'starting' | 'rebalancing' | 'running' | 'stopping' | 'stopped' | 'failed';
 
 export interface Logger {
+  debug(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
 
-export const silentLogger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+export const silentLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 export interface ProcessorOptions {
   config: Readonly<Config>;
@@ -79,6 +81,8 @@ interface Task {
   nextOffset: number;
   highWatermark: number | null;
   restored: boolean;
+  /** The offset this task last sought the consumer to. */
+  soughtTo: number | null;
 }
 
 /** Keep each changelog request under the broker's default message size. */
@@ -95,6 +99,8 @@ export class StreamProcessor {
   private stateValue: LifecycleState = 'created';
   private readonly tasks = new Map<number, Promise<Task>>();
   private readonly ready = new Map<number, Task>();
+  /** Partitions this instance was fenced from, until the next assignment. */
+  private readonly lost = new Set<number>();
   private assignment: number[] = [];
   private counters = { applied: 0, deadLetters: 0, batches: 0 };
 
@@ -155,7 +161,7 @@ export class StreamProcessor {
     await consumer.run({
       autoCommit: true,
       autoCommitThreshold: 1,
-      eachBatchAutoResolve: true,
+      eachBatchAutoResolve: false,
       eachBatch: (payload) => this.onBatch(payload),
     });
     if (this.stateValue === 'starting') this.setState('rebalancing');
@@ -179,6 +185,7 @@ export class StreamProcessor {
 
   private onAssignment(partitions: number[]): void {
     this.assignment = partitions;
+    this.lost.clear();
     for (const p of [...this.tasks.keys()]) if (!partitions.includes(p)) void this.release(p);
     if (this.stateValue === 'stopping' || this.stateValue === 'stopped') return;
     this.setState('rebalancing');
@@ -259,8 +266,10 @@ export class StreamProcessor {
         nextOffset: offsetBytes ? stateCodecs.offset.decode(offsetBytes) : 0,
         highWatermark: null,
         restored: true,
+        soughtTo: null,
       };
       this.ready.set(partition, task);
+      this.seek(task);
       this.log.info({ partition, from, barrier, restored, nextOffset: task.nextOffset, ms: Date.now() - t0 }, 'partition restored');
       return task;
     } catch (err) {
@@ -270,13 +279,31 @@ export class StreamProcessor {
     }
   }
 
-  private async onBatch({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    if (batch.topic !== this.topics.interactions) return;
+  private async onBatch({ batch, heartbeat, isRunning, isStale, resolveOffset, commitOffsetsIfNecessary }: EachBatchPayload): Promise<void> {
+    if (batch.topic !== this.topics.interactions || this.lost.has(batch.partition)) return;
     const task = await this.task(batch.partition);
     task.highWatermark = Number(batch.highWatermark);
+    // Nothing is resolved (so nothing is committed) unless it was applied: an early return means
+    // the same records come again.
     if (!isRunning() || isStale()) return;
+    // The offset this fetch started at (kafkajs has it on every batch; its types leave it out).
+    const fetched = Number((batch as unknown as { fetchedOffset: string }).fetchedOffset);
+    if (fetched > task.nextOffset) {
+      if (task.soughtTo !== task.nextOffset) {
+        // The group's committed offset is ahead of the state: go back to where the state is.
+        this.seek(task);
+        return;
+      }
+      // We did seek there and the log still starts later: those records are gone (retention).
+      this.log.warn({ partition: task.partition, from: task.nextOffset, to: fetched }, 'input records below the log start were deleted before they were applied');
+      task.nextOffset = fetched;
+    }
     const fresh = batch.messages.filter((m) => Number(m.offset) >= task.nextOffset);
-    if (fresh.length === 0) return;
+    if (fresh.length === 0) {
+      const last = batch.messages[batch.messages.length - 1];
+      if (last) resolveOffset(last.offset);
+      return;
+    }
 
     const good: Interaction[] = [];
     const dead: { message: KafkaMessage; err: AppError }[] = [];
@@ -289,7 +316,8 @@ export class StreamProcessor {
 
     const view = await BatchView.prefetch(task.store, good, this.params.coOccurrenceWindow);
     for (const e of good) applyInteraction(view, e, this.params);
-    const nextOffset = Number(fresh[fresh.length - 1]!.offset) + 1;
+    const lastOffset = fresh[fresh.length - 1]!.offset;
+    const nextOffset = Number(lastOffset) + 1;
     const ops: WriteOp[] = view.changes();
     ops.push({ type: 'put', key: keys.offset, value: stateCodecs.offset.encode(nextOffset) });
 
@@ -298,19 +326,33 @@ export class StreamProcessor {
       lastChangelogOffset = await this.commitTransaction(task, ops, dead, batch.partition);
     } catch (err) {
       if (isFenced(err)) {
+        // Another instance owns the partition now; stay away from it until the next assignment,
+        // or re-opening it would fence the new owner in turn.
         this.log.warn({ partition: task.partition }, 'fenced: another instance owns this partition now; dropping the batch');
+        this.lost.add(task.partition);
         await this.release(task.partition);
         return;
       }
       throw err;
     }
+    failpoint('after-changelog-commit');
     ops.push({ type: 'put', key: keys.checkpoint, value: stateCodecs.offset.encode(lastChangelogOffset + 1) });
     await task.store.write(ops);
     task.nextOffset = nextOffset;
     this.counters.applied += good.length;
     this.counters.deadLetters += dead.length;
     this.counters.batches += 1;
+    this.log.debug({ partition: task.partition, events: good.length, deadLetters: dead.length, nextOffset }, 'batch applied');
+    failpoint('after-state-write');
+    resolveOffset(lastOffset);
+    await commitOffsetsIfNecessary();
     await heartbeat();
+  }
+
+  /** Points the consumer at the partition's stored offset (not the group's committed one). */
+  private seek(task: Task): void {
+    task.soughtTo = task.nextOffset;
+    this.consumer?.seek({ topic: this.topics.interactions, partition: task.partition, offset: String(task.nextOffset) });
   }
 
   /** One Kafka transaction: the state changes to the changelog, bad records to the dead-letter topic. */

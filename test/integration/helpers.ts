@@ -68,3 +68,49 @@ export function startCli(
     });
   });
 }
+
+import type { Admin, KafkaClient, KafkaMessage } from '../../src/kafka/kafkajs.js';
+
+/** Waits until the group's processor has committed the end offset of every interactions partition. */
+export async function waitCaughtUp(admin: Admin, group: string, timeoutMs = 120_000): Promise<void> {
+  const topic = `${group}.interactions`;
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const ends = await admin.fetchTopicOffsets(topic);
+    const [committed] = await admin.fetchOffsets({ groupId: `streamrec.${group}.processor`, topics: [topic] });
+    const byPartition = new Map((committed?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+    const behind = ends.filter((e) => Number(e.high) > 0 && (byPartition.get(e.partition) ?? -1) < Number(e.high));
+    if (behind.length === 0) return;
+    last = JSON.stringify({ ends, committed: [...byPartition] });
+    if (Date.now() > deadline) throw new Error(`processor of ${group} did not catch up: ${last}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Reads every committed record of a topic (all partitions) until `count` have arrived. */
+export async function readTopic(kafka: KafkaClient, topic: string, count: number, timeoutMs = 60_000): Promise<KafkaMessage[]> {
+  const consumer = kafka.consumer({ groupId: freshGroup('reader'), readUncommitted: false });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  const out: KafkaMessage[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`read ${out.length} of ${count} records from ${topic}`)), timeoutMs);
+      void consumer.run({
+        eachMessage: async ({ message }) => {
+          out.push(message);
+          if (out.length >= count) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
+    });
+    // Anything beyond `count` would be a duplicate: give it a moment to show up.
+    await new Promise((r) => setTimeout(r, 1500));
+  } finally {
+    await consumer.disconnect();
+  }
+  return out;
+}

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { prng, syntheticInteractions } from '../../src/data/synthetic.js';
+import { applyInteraction, MapStateView, type CountingParams } from '../../src/state/apply.js';
+import { BatchView } from '../../src/state/batch-view.js';
+import { codecs, keys } from '../../src/state/model.js';
+import { MemoryStore } from '../../src/state/memory-store.js';
+
+const params: CountingParams = {
+  maxEventsPerUser: 20,
+  sessionTimeoutMs: 30 * 60_000,
+  trendingHalfLifeMs: 3_600_000,
+  coOccurrenceWindow: 4,
+  coOccurrenceMaxPerItem: 15,
+};
+
+describe('BatchView over a store', () => {
+  it('gives the same state as applying event by event over maps, whatever the batch sizes', async () => {
+    const events = [...syntheticInteractions({ seed: 7, users: 60, items: 300, events: 4000 })];
+    const reference = new MapStateView();
+    for (const e of events) applyInteraction(reference, e, params);
+
+    const store = new MemoryStore();
+    const rand = prng(3);
+    for (let at = 0; at < events.length; ) {
+      const size = 1 + Math.floor(rand() * 400);
+      const batch = events.slice(at, at + size);
+      const view = await BatchView.prefetch(store, batch, params.coOccurrenceWindow);
+      for (const e of batch) applyInteraction(view, e, params);
+      await store.write(view.changes());
+      at += size;
+    }
+
+    expect(reference.users.size).toBe(60);
+    for (const [id, u] of reference.users) expect(codecs.user.decode((await store.get(keys.user(id)))!), id).toEqual(u);
+    for (const [id, c] of reference.items) expect(codecs.item.decode((await store.get(keys.item(id)))!), id).toEqual(c);
+    for (const [id, co] of reference.cos) expect(codecs.co.decode((await store.get(keys.co(id)))!), id).toEqual(co);
+    let seen = 0;
+    for await (const _ of store.range({ prefix: 's/' })) seen++;
+    expect(seen).toBe(reference.seenPairs.size);
+  });
+
+  it('throws on a key it was not given, instead of reading stale state', async () => {
+    const view = await BatchView.prefetch(new MemoryStore(), [], 3);
+    expect(() => view.user('nobody')).toThrow(/not prefetched/);
+  });
+});
