@@ -11,6 +11,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { loadConfig } from '../src/config/index.js';
 import { syntheticInteractions } from '../src/data/synthetic.js';
 import { createKafka } from '../src/kafka/client.js';
@@ -94,6 +95,7 @@ async function main(): Promise<void> {
     group,
     brokers,
     instanceId: 'bench',
+    ...(process.env.BENCH_DEBUG ? { log: pino({ level: 'debug' }, pino.destination(2)) } : {}),
     openStore: (p) => openRocksStore(partitionStoreDir(benchConfig, group, p)),
   });
   const tb = Date.now();

@@ -168,9 +168,14 @@ program
   .command('config')
   .description('Print the effective config (defaults < file < environment), or every key with --keys')
   .option('--keys', 'list every key with its environment variable, default and meaning')
-  .action((opts: { keys?: boolean }) => {
+  .option('--markdown', 'with --keys: as the Markdown table of the README')
+  .action((opts: { keys?: boolean; markdown?: boolean }) => {
     if (opts.keys) {
-      for (const k of configKeys()) say(`${k.key}\t${k.env}\t${JSON.stringify(k.default)}\t${k.description}`);
+      if (opts.markdown) say('| key | environment variable | default | meaning |\n|---|---|---|---|');
+      for (const k of configKeys()) {
+        const d = JSON.stringify(k.default);
+        say(opts.markdown ? `| \`${k.key}\` | \`${k.env}\` | \`${d}\` | ${k.description} |` : `${k.key}\t${k.env}\t${d}\t${k.description}`);
+      }
       return;
     }
     const c = config();

@@ -158,6 +158,11 @@ export const ConfigSchema = Type.Object(
           'STREAMREC_STATE_MAX_EVENTS_PER_USER',
           "How many of a user's most recent events are kept.",
         ),
+        maxSeenItemsPerUser: leaf(
+          Type.Integer({ default: 5000, minimum: 1, maximum: 1_000_000 }),
+          'STREAMREC_STATE_MAX_SEEN_ITEMS_PER_USER',
+          'How many distinct items a user remembers having touched (for distinct-user counts and seen-item rules).',
+        ),
         sessionTimeoutMs: leaf(
           Type.Integer({ default: 1_800_000, minimum: 1000 }),
           'STREAMREC_SESSION_TIMEOUT_MS',
@@ -169,14 +174,14 @@ export const ConfigSchema = Type.Object(
           'Half-life of the time-decayed item counts (trending), in event time.',
         ),
         coOccurrenceWindow: leaf(
-          Type.Integer({ default: 10, minimum: 1, maximum: 1000 }),
+          Type.Integer({ default: 5, minimum: 1, maximum: 1000 }),
           'STREAMREC_CO_OCCURRENCE_WINDOW',
           "An event's item co-occurs with this many of the user's previous distinct items (SIMS).",
         ),
         coOccurrenceMaxPerItem: leaf(
           Type.Integer({ default: 200, minimum: 1, maximum: 100_000 }),
           'STREAMREC_CO_OCCURRENCE_MAX_PER_ITEM',
-          'At most this many co-occurring items are kept per item (the weakest are evicted).',
+          'Co-occurring items kept per item: past a quarter more, the lowest counts are dropped (lossy counting).',
         ),
       },
       { additionalProperties: false, default: {} },
@@ -202,6 +207,11 @@ export const ConfigSchema = Type.Object(
           Type.Integer({ default: 4_194_304, minimum: 65_536 }),
           'STREAMREC_PROCESSOR_MAX_BYTES_PER_PARTITION',
           'Largest fetch per partition: bounds the size of one input batch.',
+        ),
+        partitionsConsumedConcurrently: leaf(
+          Type.Integer({ default: 3, minimum: 1, maximum: 64 }),
+          'STREAMREC_PROCESSOR_PARTITIONS_CONCURRENTLY',
+          'How many owned partitions apply a batch at the same time (their I/O overlaps).',
         ),
         transactionTimeoutMs: leaf(
           Type.Integer({ default: 60_000, minimum: 1000 }),

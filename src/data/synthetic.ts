@@ -50,17 +50,7 @@ export function* syntheticInteractions(options: SyntheticOptions = {}): Generato
   const cdf = new Float64Array(o.items);
   let total = 0;
   for (let r = 0; r < o.items; r++) cdf[r] = total += 1 / Math.pow(r + 1, o.zipf);
-  const popular = (): number => {
-    const x = rand() * total;
-    let lo = 0;
-    let hi = o.items - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cdf[mid]! < x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
+  const popular = (): number => search(cdf, rand() * total);
   // Each item has three "next" items, drawn by popularity.
   const next: Int32Array[] = Array.from({ length: o.items }, () => Int32Array.from([popular(), popular(), popular()]));
   const users = Array.from({ length: o.users }, (_, u) => ({
@@ -70,18 +60,12 @@ export function* syntheticInteractions(options: SyntheticOptions = {}): Generato
     session: 0,
     activity: 0.2 + rand(), // some users are busier than others
   }));
-  const activityTotal = users.reduce((s, u) => s + u.activity, 0);
+  const activity = new Float64Array(o.users);
+  let activityTotal = 0;
+  users.forEach((u, k) => (activity[k] = activityTotal += u.activity));
   let t = o.start;
   for (let n = 0; n < o.events; n++) {
-    let x = rand() * activityTotal;
-    let user = users[0]!;
-    for (const u of users) {
-      x -= u.activity;
-      if (x <= 0) {
-        user = u;
-        break;
-      }
-    }
+    const user = users[search(activity, rand() * activityTotal)]!;
     t += 1 + Math.floor(rand() * 2000);
     if (user.left <= 0) {
       user.session += 1;
@@ -104,4 +88,16 @@ export function* syntheticInteractions(options: SyntheticOptions = {}): Generato
       CONTEXT: {},
     };
   }
+}
+
+/** The first index whose cumulative weight reaches `x`. */
+function search(cumulative: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = cumulative.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (cumulative[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -10,7 +10,9 @@
  * - Out-of-order timestamps: an event older than the user's latest event is kept with its own
  *   timestamp, joins the current session, and does not move the user's latest time back; its
  *   trend contribution is decayed from its own time.
- * - Distinct users per item count a (user, item) pair once, ever.
+ * - Distinct users per item count a (user, item) pair once: a user remembers the last
+ *   `maxSeenItemsPerUser` distinct items touched (a user who comes back to an item forgotten
+ *   since is counted again).
  * - Co-occurrence: when a user touches an item for the first time, it co-occurs with the user's
  *   previous `coOccurrenceWindow` distinct items (both directions, once per user and pair). Each
  *   item keeps at most `coOccurrenceMaxPerItem` partners; the weakest (lowest count, then the
@@ -21,6 +23,7 @@ import type { CoOccurrence, ItemCounts, UserState } from './model.js';
 
 export interface CountingParams {
   maxEventsPerUser: number;
+  maxSeenItemsPerUser: number;
   sessionTimeoutMs: number;
   trendingHalfLifeMs: number;
   coOccurrenceWindow: number;
@@ -28,16 +31,14 @@ export interface CountingParams {
 }
 
 export function countingParams(state: CountingParams): CountingParams {
-  const { maxEventsPerUser, sessionTimeoutMs, trendingHalfLifeMs, coOccurrenceWindow, coOccurrenceMaxPerItem } = state;
-  return { maxEventsPerUser, sessionTimeoutMs, trendingHalfLifeMs, coOccurrenceWindow, coOccurrenceMaxPerItem };
+  const { maxEventsPerUser, maxSeenItemsPerUser, sessionTimeoutMs, trendingHalfLifeMs, coOccurrenceWindow, coOccurrenceMaxPerItem } = state;
+  return { maxEventsPerUser, maxSeenItemsPerUser, sessionTimeoutMs, trendingHalfLifeMs, coOccurrenceWindow, coOccurrenceMaxPerItem };
 }
 
 /** Synchronous access to the state an event touches (values are mutated in place, then set). */
 export interface StateView {
   user(userId: string): UserState | undefined;
   setUser(userId: string, state: UserState): void;
-  seen(userId: string, itemId: string): boolean;
-  markSeen(userId: string, itemId: string): void;
   item(itemId: string): ItemCounts | undefined;
   setItem(itemId: string, counts: ItemCounts): void;
   co(itemId: string): CoOccurrence | undefined;
@@ -70,7 +71,7 @@ export function applyInteraction(view: StateView, e: InteractionFields, p: Count
   // --- the user's sequence and session
   let state: UserState;
   if (!user) {
-    state = { lastTs: ts, sessionKey: e.SESSION_ID, session: 0, sessionStart: ts, total: 0, events: [] };
+    state = { lastTs: ts, sessionKey: e.SESSION_ID, session: 0, sessionStart: ts, total: 0, seen: [], events: [] };
   } else {
     state = user;
     const newSession = e.SESSION_ID !== null ? e.SESSION_ID !== state.sessionKey : ts - state.lastTs > p.sessionTimeoutMs;
@@ -81,7 +82,8 @@ export function applyInteraction(view: StateView, e: InteractionFields, p: Count
     state.sessionKey = e.SESSION_ID;
     if (ts > state.lastTs) state.lastTs = ts;
   }
-  const firstTime = !view.seen(userId, itemId);
+  const seen = seenSet(state);
+  const firstTime = !seen.has(itemId);
   const window = firstTime ? recentDistinctItems(state, p.coOccurrenceWindow, itemId) : [];
   state.events.push({ item: itemId, ts, type: e.EVENT_TYPE, value: e.EVENT_VALUE, session: state.session });
   if (state.events.length > p.maxEventsPerUser) state.events.splice(0, state.events.length - p.maxEventsPerUser);
@@ -91,7 +93,11 @@ export function applyInteraction(view: StateView, e: InteractionFields, p: Count
   // --- item counts
   const counts = view.item(itemId) ?? { users: 0, events: 0, trend: 0, trendTs: ts, lastTs: ts };
   if (firstTime) {
-    view.markSeen(userId, itemId);
+    state.seen.push(itemId);
+    seen.add(itemId);
+    if (state.seen.length > p.maxSeenItemsPerUser) {
+      for (const gone of state.seen.splice(0, state.seen.length - p.maxSeenItemsPerUser)) seen.delete(gone);
+    }
     counts.users += 1;
   }
   counts.events += 1;
@@ -104,6 +110,17 @@ export function applyInteraction(view: StateView, e: InteractionFields, p: Count
     bump(view, itemId, other, p.coOccurrenceMaxPerItem);
     bump(view, other, itemId, p.coOccurrenceMaxPerItem);
   }
+}
+
+// The set view of each UserState's `seen` list, built once per state object (per batch).
+const seenSets = new WeakMap<UserState, Set<string>>();
+function seenSet(state: UserState): Set<string> {
+  let set = seenSets.get(state);
+  if (!set) {
+    set = new Set(state.seen);
+    seenSets.set(state, set);
+  }
+  return set;
 }
 
 /** Adds one event at `ts` to a count that halves every `halfLifeMs` of event time. */
@@ -122,25 +139,28 @@ export function trendAt(c: ItemCounts, now: number, halfLifeMs: number): number 
 }
 
 function bump(view: StateView, itemId: string, other: string, max: number): void {
-  const co = view.co(itemId) ?? {};
-  co[other] = (co[other] ?? 0) + 1;
-  const partners = Object.keys(co);
-  if (partners.length > max) {
-    let weakest = partners[0]!;
-    for (const k of partners) {
-      const c = co[k]!;
-      const w = co[weakest]!;
-      if (c < w || (c === w && k > weakest)) weakest = k;
-    }
-    delete co[weakest];
-  }
+  const co = view.co(itemId) ?? new Map<string, number>();
+  const had = co.get(other);
+  co.set(other, had === undefined ? 1 : had + 1);
+  if (had === undefined && co.size > max + Math.ceil(max / 4)) trimCo(co, max);
   view.setCo(itemId, co);
+}
+
+/**
+ * Lossy counting: drops every partner with the lowest count (ties included, so the result does
+ * not depend on item ids or order), again until at most `max` remain. O(size) per pass.
+ */
+export function trimCo(co: CoOccurrence, max: number): void {
+  while (co.size > max) {
+    let min = Infinity;
+    for (const c of co.values()) if (c < min) min = c;
+    for (const [k, c] of co) if (c === min) co.delete(k);
+  }
 }
 
 /** A StateView over plain maps: offline training and unit tests. */
 export class MapStateView implements StateView {
   readonly users = new Map<string, UserState>();
-  readonly seenPairs = new Set<string>();
   readonly items = new Map<string, ItemCounts>();
   readonly cos = new Map<string, CoOccurrence>();
 
@@ -149,12 +169,6 @@ export class MapStateView implements StateView {
   }
   setUser(userId: string, state: UserState): void {
     this.users.set(userId, state);
-  }
-  seen(userId: string, itemId: string): boolean {
-    return this.seenPairs.has(`${userId}\u0000${itemId}`);
-  }
-  markSeen(userId: string, itemId: string): void {
-    this.seenPairs.add(`${userId}\u0000${itemId}`);
   }
   item(itemId: string): ItemCounts | undefined {
     return this.items.get(itemId);

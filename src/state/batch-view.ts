@@ -2,133 +2,89 @@
  * The StateView of one input batch over a KeyValueStore: every key the batch can touch is read in
  * two multi-gets up front (`prefetch`), the events are applied synchronously in memory, and the
  * changed keys come out as one list of write ops (`changes`) for the atomic write batch and the
- * changelog. A key that was not prefetched is a bug, and throws.
+ * changelog. Reading a key that was not prefetched is a bug, and throws.
+ *
+ * Values live in one map per kind, keyed by the ids themselves (no key strings built per access);
+ * `null` marks a key that was read and is absent.
  */
 import { recentDistinctItems, type InteractionFields, type StateView } from './apply.js';
 import { codecs, keys, type CoOccurrence, type ItemCounts, type UserState } from './model.js';
 import type { KeyValueStore, WriteOp } from './store.js';
 
-type Entry =
-  | { kind: 'user'; value: UserState | undefined }
-  | { kind: 'seen'; value: boolean }
-  | { kind: 'item'; value: ItemCounts | undefined }
-  | { kind: 'co'; value: CoOccurrence | undefined };
-
 export class BatchView implements StateView {
-  private readonly entries = new Map<string, Entry>();
-  private readonly dirty = new Set<string>();
+  private readonly users = new Map<string, UserState | null>();
+  private readonly items = new Map<string, ItemCounts | null>();
+  private readonly cos = new Map<string, CoOccurrence | null>();
+  private readonly dirty = { users: new Set<string>(), items: new Set<string>(), cos: new Set<string>() };
 
   private constructor(private readonly store: KeyValueStore) {}
 
   /** Reads everything `events` can touch (`window`: state.coOccurrenceWindow). */
   static async prefetch(store: KeyValueStore, events: readonly InteractionFields[], window: number): Promise<BatchView> {
     const view = new BatchView(store);
-    const first = new Set<string>();
-    const eventsPerUser = new Map<string, number>();
+    const users = new Map<string, number>();
+    const items = new Set<string>();
     for (const e of events) {
-      first.add(keys.user(e.USER_ID));
-      first.add(keys.seen(e.USER_ID, e.ITEM_ID));
-      first.add(keys.item(e.ITEM_ID));
-      first.add(keys.co(e.ITEM_ID));
-      eventsPerUser.set(e.USER_ID, (eventsPerUser.get(e.USER_ID) ?? 0) + 1);
+      users.set(e.USER_ID, (users.get(e.USER_ID) ?? 0) + 1);
+      items.add(e.ITEM_ID);
     }
-    await view.load([...first]);
+    const userIds = [...users.keys()];
+    const itemIds = [...items];
+    const values = await store.getMany([...userIds.map(keys.user), ...itemIds.map(keys.item), ...itemIds.map(keys.co)]);
+    let at = 0;
+    for (const id of userIds) view.users.set(id, decodeOr(values[at++], codecs.user.decode));
+    for (const id of itemIds) view.items.set(id, decodeOr(values[at++], codecs.item.decode));
+    for (const id of itemIds) view.cos.set(id, decodeOr(values[at++], codecs.co.decode));
+
     // Co-occurrence partners come from the users' stored histories too.
-    const second = new Set<string>();
-    for (const [userId, n] of eventsPerUser) {
-      const user = view.user(userId);
-      for (const item of recentDistinctItems(user, window + n)) {
-        const k = keys.co(item);
-        if (!view.entries.has(k)) second.add(k);
-      }
+    const more = new Set<string>();
+    for (const [userId, n] of users) {
+      for (const item of recentDistinctItems(view.users.get(userId) ?? undefined, window + n)) if (!view.cos.has(item)) more.add(item);
     }
-    await view.load([...second]);
+    const moreIds = [...more];
+    const moreValues = await store.getMany(moreIds.map(keys.co));
+    moreIds.forEach((id, i) => view.cos.set(id, decodeOr(moreValues[i], codecs.co.decode)));
     return view;
   }
 
-  private async load(list: string[]): Promise<void> {
-    if (list.length === 0) return;
-    const values = await this.store.getMany(list);
-    for (let i = 0; i < list.length; i++) {
-      const k = list[i]!;
-      const b = values[i];
-      switch (k[0]) {
-        case 'u':
-          this.entries.set(k, { kind: 'user', value: b ? codecs.user.decode(b) : undefined });
-          break;
-        case 's':
-          this.entries.set(k, { kind: 'seen', value: b !== undefined });
-          break;
-        case 'i':
-          this.entries.set(k, { kind: 'item', value: b ? codecs.item.decode(b) : undefined });
-          break;
-        case 'c':
-          this.entries.set(k, { kind: 'co', value: b ? codecs.co.decode(b) : undefined });
-          break;
-        default:
-          throw new Error(`BatchView: unexpected key ${k}`);
-      }
-    }
-  }
-
-  private entry(k: string): Entry {
-    const e = this.entries.get(k);
-    if (!e) throw new Error(`BatchView: key ${JSON.stringify(k)} was not prefetched`);
-    return e;
-  }
-
-  private set(k: string, entry: Entry): void {
-    this.entries.set(k, entry);
-    this.dirty.add(k);
-  }
-
   user(userId: string): UserState | undefined {
-    return this.entry(keys.user(userId)).value as UserState | undefined;
+    return loaded(this.users, userId, 'user') ?? undefined;
   }
   setUser(userId: string, state: UserState): void {
-    this.set(keys.user(userId), { kind: 'user', value: state });
-  }
-  seen(userId: string, itemId: string): boolean {
-    return this.entry(keys.seen(userId, itemId)).value as boolean;
-  }
-  markSeen(userId: string, itemId: string): void {
-    this.set(keys.seen(userId, itemId), { kind: 'seen', value: true });
+    this.users.set(userId, state);
+    this.dirty.users.add(userId);
   }
   item(itemId: string): ItemCounts | undefined {
-    return this.entry(keys.item(itemId)).value as ItemCounts | undefined;
+    return loaded(this.items, itemId, 'item') ?? undefined;
   }
   setItem(itemId: string, counts: ItemCounts): void {
-    this.set(keys.item(itemId), { kind: 'item', value: counts });
+    this.items.set(itemId, counts);
+    this.dirty.items.add(itemId);
   }
   co(itemId: string): CoOccurrence | undefined {
-    return this.entry(keys.co(itemId)).value as CoOccurrence | undefined;
+    return loaded(this.cos, itemId, 'co-occurrence') ?? undefined;
   }
   setCo(itemId: string, co: CoOccurrence): void {
-    this.set(keys.co(itemId), { kind: 'co', value: co });
+    this.cos.set(itemId, co);
+    this.dirty.cos.add(itemId);
   }
 
   /** The changed keys as write ops, in key order (deterministic). */
   changes(): WriteOp[] {
     const ops: WriteOp[] = [];
-    for (const k of [...this.dirty].sort()) {
-      const e = this.entries.get(k)!;
-      let value: Buffer;
-      switch (e.kind) {
-        case 'user':
-          value = codecs.user.encode(e.value!);
-          break;
-        case 'seen':
-          value = codecs.seen.encode();
-          break;
-        case 'item':
-          value = codecs.item.encode(e.value!);
-          break;
-        case 'co':
-          value = codecs.co.encode(e.value!);
-          break;
-      }
-      ops.push({ type: 'put', key: k, value });
-    }
-    return ops;
+    for (const id of this.dirty.cos) ops.push({ type: 'put', key: keys.co(id), value: codecs.co.encode(this.cos.get(id)!) });
+    for (const id of this.dirty.items) ops.push({ type: 'put', key: keys.item(id), value: codecs.item.encode(this.items.get(id)!) });
+    for (const id of this.dirty.users) ops.push({ type: 'put', key: keys.user(id), value: codecs.user.encode(this.users.get(id)!) });
+    return ops.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
+}
+
+function decodeOr<T>(b: Buffer | undefined, decode: (b: Buffer) => T): T | null {
+  return b === undefined ? null : decode(b);
+}
+
+function loaded<T>(map: Map<string, T>, id: string, what: string): T {
+  const v = map.get(id);
+  if (v === undefined) throw new Error(`BatchView: ${what} ${JSON.stringify(id)} was not prefetched`);
+  return v;
 }

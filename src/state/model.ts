@@ -4,7 +4,6 @@
  * | key                          | value        | meaning                                                      |
  * |------------------------------|--------------|--------------------------------------------------------------|
  * | `u/<userId>`                 | UserState    | the user's recent events (bounded) and current session       |
- * | `s/<userId>\0<itemId>`       | 1 byte       | the user has interacted with the item (distinct-user counts)  |
  * | `i/<itemId>`                 | ItemCounts   | distinct users, events, time-decayed count (trending)         |
  * | `c/<itemId>`                 | CoOccurrence | items co-occurring in users' histories (SIMS), bounded        |
  * | `__offset`                   | Offset       | next input offset of this partition (in the same batch)      |
@@ -35,6 +34,8 @@ export interface UserState {
   total: number;
   /** Most recent last, at most state.maxEventsPerUser. */
   events: UserEvent[];
+  /** Distinct items the user has touched, in order of first touch, at most state.maxSeenItemsPerUser. */
+  seen: string[];
 }
 
 export interface ItemCounts {
@@ -48,7 +49,7 @@ export interface ItemCounts {
 }
 
 /** Co-occurrence counts: item -> number of users who touched both (within the window). */
-export type CoOccurrence = Record<string, number>;
+export type CoOccurrence = Map<string, number>;
 
 const userType = avro.Type.forSchema({
   type: 'record',
@@ -59,6 +60,7 @@ const userType = avro.Type.forSchema({
     { name: 'session', type: 'int' },
     { name: 'sessionStart', type: 'long' },
     { name: 'total', type: 'long' },
+    { name: 'seen', type: { type: 'array', items: 'string' } },
     {
       name: 'events',
       type: {
@@ -95,7 +97,6 @@ const coType = avro.Type.forSchema({ type: 'map', values: 'long' });
 
 export const keys = {
   user: (userId: string): string => `u/${userId}`,
-  seen: (userId: string, itemId: string): string => `s/${userId}\u0000${itemId}`,
   item: (itemId: string): string => `i/${itemId}`,
   co: (itemId: string): string => `c/${itemId}`,
   offset: '__offset',
@@ -112,14 +113,11 @@ export const codecs = {
     decode: (b: Buffer): ItemCounts => itemType.fromBuffer(b) as ItemCounts,
   },
   co: {
-    encode: (v: CoOccurrence): Buffer => coType.toBuffer(v),
-    decode: (b: Buffer): CoOccurrence => coType.fromBuffer(b) as CoOccurrence,
+    encode: (v: CoOccurrence): Buffer => coType.toBuffer(Object.fromEntries(v)),
+    decode: (b: Buffer): CoOccurrence => new Map(Object.entries(coType.fromBuffer(b) as Record<string, number>)),
   },
   offset: {
     encode: (n: number): Buffer => Buffer.from(String(n)),
     decode: (b: Buffer): number => Number(b.toString()),
-  },
-  seen: {
-    encode: (): Buffer => Buffer.from([1]),
   },
 };

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { addToTrend, applyInteraction, MapStateView, recentDistinctItems, trendAt, type CountingParams, type InteractionFields } from '../../src/state/apply.js';
+import { addToTrend, applyInteraction, MapStateView, recentDistinctItems, trendAt, trimCo, type CountingParams, type InteractionFields } from '../../src/state/apply.js';
 
 const params: CountingParams = {
   maxEventsPerUser: 5,
+  maxSeenItemsPerUser: 3,
   sessionTimeoutMs: 30 * 60_000,
   trendingHalfLifeMs: 60 * 60_000,
   coOccurrenceWindow: 2,
@@ -68,6 +69,13 @@ describe('counting: items', () => {
     expect(v.item('y')!.users).toBe(1);
   });
 
+  it('remembers the last maxSeenItemsPerUser distinct items: one forgotten since counts again', () => {
+    const v = run([ev('u', 'x', 0), ev('u', 'a', 1), ev('u', 'b', 2), ev('u', 'x', 3), ev('u', 'c', 4), ev('u', 'x', 5)]);
+    // seen: x a b (x again: known) c -> a b c (x forgotten) -> x: counted again
+    expect(v.item('x')!.users).toBe(2);
+    expect(v.user('u')!.seen).toEqual(['b', 'c', 'x']);
+  });
+
   it('decays the trend count with the half-life, in event time, and accepts late events', () => {
     const H = params.trendingHalfLifeMs;
     const c = { users: 0, events: 0, trend: 0, trendTs: 0, lastTs: 0 };
@@ -84,31 +92,47 @@ describe('counting: items', () => {
 describe('counting: co-occurrence (SIMS)', () => {
   it('pairs a newly touched item with the user previous distinct items, within the window, both ways', () => {
     const v = run([ev('u', 'a', 0), ev('u', 'b', 1), ev('u', 'c', 2)]);
-    expect(v.co('a')).toEqual({ b: 1, c: 1 });
-    expect(v.co('c')).toEqual({ b: 1, a: 1 });
+    expect(Object.fromEntries(v.co('a')!)).toEqual({ b: 1, c: 1 });
+    expect(Object.fromEntries(v.co('c')!)).toEqual({ b: 1, a: 1 });
     // window 2: d pairs with c and b, not a
     applyInteraction(v, ev('u', 'd', 3), params);
-    expect(v.co('d')).toEqual({ c: 1, b: 1 });
-    expect(v.co('a')).toEqual({ b: 1, c: 1 });
+    expect(Object.fromEntries(v.co('d')!)).toEqual({ c: 1, b: 1 });
+    expect(Object.fromEntries(v.co('a')!)).toEqual({ b: 1, c: 1 });
   });
 
   it('counts a pair once per user, and sums over users', () => {
     const v = run([ev('u1', 'a', 0), ev('u1', 'b', 1), ev('u1', 'a', 2), ev('u1', 'b', 3), ev('u2', 'b', 4), ev('u2', 'a', 5)]);
-    expect(v.co('a')).toEqual({ b: 2 });
-    expect(v.co('b')).toEqual({ a: 2 });
+    expect(Object.fromEntries(v.co('a')!)).toEqual({ b: 2 });
+    expect(Object.fromEntries(v.co('b')!)).toEqual({ a: 2 });
   });
 
-  it('keeps at most coOccurrenceMaxPerItem partners, evicting the weakest deterministically', () => {
+  it('drops the weakest partners once a quarter more than coOccurrenceMaxPerItem have gathered', () => {
     const events: InteractionFields[] = [];
-    // 'hub' co-occurs twice with p1, once with p2, p3, p4 (window 2, max 3)
+    // max 3, slack 1: 'hub' co-occurs twice with p1, once with p2 and p3 (window 2)
     events.push(ev('u1', 'p1', 0), ev('u1', 'hub', 1));
     events.push(ev('u2', 'p1', 2), ev('u2', 'hub', 3));
     events.push(ev('u3', 'p2', 4), ev('u3', 'hub', 5));
     events.push(ev('u4', 'p3', 6), ev('u4', 'hub', 7));
-    events.push(ev('u5', 'p4', 8), ev('u5', 'hub', 9));
     const v = run(events);
-    // after p4 arrives there are 4 partners: the weakest with the greatest id (p4 itself) is evicted
-    expect(v.co('hub')).toEqual({ p1: 2, p2: 1, p3: 1 });
+    expect(Object.fromEntries(v.co('hub')!)).toEqual({ p1: 2, p2: 1, p3: 1 });
+    applyInteraction(v, ev('u5', 'p4', 8), params);
+    applyInteraction(v, ev('u5', 'hub', 9), params);
+    expect(Object.fromEntries(v.co('hub')!)).toEqual({ p1: 2, p2: 1, p3: 1, p4: 1 }); // within the slack
+    applyInteraction(v, ev('u6', 'p0', 10), params);
+    applyInteraction(v, ev('u6', 'hub', 11), params);
+    // five partners > 3 + 1: every partner with the lowest count goes, whatever its id
+    expect(Object.fromEntries(v.co('hub')!)).toEqual({ p1: 2 });
+  });
+
+  it('trims the lowest counts, ties included, until at most the cap remain', () => {
+    const co = new Map(Object.entries({ b: 1, a: 1, c: 5, d: 2, e: 2 }));
+    trimCo(co, 3);
+    expect(Object.fromEntries(co)).toEqual({ c: 5, d: 2, e: 2 });
+    trimCo(co, 2);
+    expect(Object.fromEntries(co)).toEqual({ c: 5 });
+    const small = new Map(Object.entries({ x: 1 }));
+    trimCo(small, 2);
+    expect(Object.fromEntries(small)).toEqual({ x: 1 });
   });
 
   it('lists recent distinct items newest first', () => {
