@@ -23,12 +23,13 @@ import { join } from 'node:path';
 import { AppError, isAppError } from '../errors/index.js';
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
-import type { Consumer, EachBatchPayload, IHeaders, KafkaClient, KafkaMessage, Producer } from '../kafka/kafkajs.js';
+import type { Consumer, EachBatchPayload, KafkaClient, KafkaMessage, Producer } from '../kafka/kafkajs.js';
 import { readPartition } from '../kafka/read-partition.js';
 import { topicName } from '../kafka/topics.js';
 import { createCodecs, type Codecs, type Interaction } from '../serde/avro.js';
 import { checkInteraction } from '../serde/validate.js';
 import { failpoint } from '../util/failpoint.js';
+import { deadLetterRecord } from './metadata.js';
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
 import { BatchView } from '../state/batch-view.js';
 import { codecs as stateCodecs, keys } from '../state/model.js';
@@ -400,7 +401,7 @@ export class StreamProcessor {
       if (dead.length > 0) {
         await txn.send({
           topic: this.topics.deadLetter,
-          messages: dead.map(({ message, err }) => this.deadLetter(message, err, sourcePartition)),
+          messages: dead.map(({ message, err }) => deadLetterRecord(this.codecs, this.topics.interactions, sourcePartition, message, err, this.now())),
         });
       }
       await txn.commit();
@@ -435,29 +436,6 @@ export class StreamProcessor {
       if (isAppError(err)) return err;
       return new AppError('RECORD_MALFORMED', String((err as Error).message ?? err), { field: '(value)', cause: err });
     }
-  }
-
-  private deadLetter(m: KafkaMessage, err: AppError, partition: number): { key: Buffer | null; value: Buffer; headers: IHeaders } {
-    const headers: IHeaders = {
-      'source-topic': this.topics.interactions,
-      'source-partition': String(partition),
-      'source-offset': m.offset,
-      'error-code': err.code,
-      'error-field': err.field ?? '',
-      'error-reason': err.message,
-    };
-    const value = this.codecs.DeadLetter.encode({
-      SOURCE: this.topics.interactions,
-      SOURCE_PARTITION: partition,
-      SOURCE_OFFSET: m.offset,
-      KEY: m.key ?? null,
-      VALUE: m.value ?? null,
-      ERROR_CODE: err.code,
-      FIELD: err.field ?? null,
-      REASON: err.message,
-      FAILED_AT: this.now(),
-    });
-    return { key: m.key ?? null, value, headers };
   }
 }
 

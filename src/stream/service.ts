@@ -10,7 +10,10 @@ import { createKafka } from '../kafka/client.js';
 import type { Admin, Producer } from '../kafka/kafkajs.js';
 import { createCodecs } from '../serde/avro.js';
 import { openRocksStore } from '../state/rocksdb-store.js';
+import { MetadataReader } from './metadata.js';
 import { partitionStoreDir, StreamProcessor, type Logger } from './processor.js';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 
 export interface ServiceOptions {
   config: Readonly<Config>;
@@ -23,6 +26,7 @@ export interface ServiceOptions {
 
 export interface Service {
   processor: StreamProcessor;
+  metadata: MetadataReader;
   app: FastifyInstance;
   /** `http://host:port` the API listens on. */
   url: string;
@@ -35,14 +39,18 @@ export function instanceId(config: Readonly<Config>): string {
 
 export async function startService(o: ServiceOptions): Promise<Service> {
   const { config, group } = o;
+  const id = instanceId(config);
   const processor = new StreamProcessor({
     config,
     group,
     brokers: o.brokers,
-    instanceId: instanceId(config),
+    instanceId: id,
     log: o.log,
     openStore: (p) => openRocksStore(partitionStoreDir(config, group, p)),
   });
+  mkdirSync(join(config.state.dir, group, 'meta'), { recursive: true });
+  const metaStore = await openRocksStore(join(config.state.dir, group, 'meta'));
+  const metadata = new MetadataReader({ config, group, brokers: o.brokers, instanceId: id, store: metaStore, log: o.log });
   const kafka = createKafka(config, o.brokers, '-api');
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   const admin: Admin = kafka.admin();
@@ -54,19 +62,19 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     groups: topicGroupDirectory(admin),
     status: () => {
       const s = processor.status();
-      return { state: s.state, ready: s.ready, detail: s };
+      return { state: s.state, ready: s.ready, detail: { ...s, metadata: metadata.status() } };
     },
     logger: o.apiLogger ?? false,
   });
   const url = await app.listen({ host: config.api.host, port: config.api.port });
-  await processor.start();
+  await Promise.all([processor.start(), metadata.start()]);
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       await app.close();
-      await processor.stop();
-      await Promise.allSettled([producer.disconnect(), admin.disconnect()]);
+      await Promise.all([processor.stop(), metadata.stop()]);
+      await Promise.allSettled([producer.disconnect(), admin.disconnect(), metaStore.close()]);
     })());
-  return { processor, app, url, stop };
+  return { processor, metadata, app, url, stop };
 }

@@ -1,0 +1,154 @@
+/**
+ * Item and user metadata from the compacted `<group>.items` and `<group>.users` topics, kept by every
+ * instance in full (as a Kafka Streams GlobalKTable): one RocksDB store, `<state.dir>/<group>/meta`.
+ *
+ * Keys: `item/<ITEM_ID>` and `user/<USER_ID>` hold the record's Avro bytes (as written by the
+ * current schema); a null value (tombstone) deletes. The input offsets are written in the same
+ * batch (`__offset/<topic>/<partition>`) and the consumer seeks to them on assignment. Upserts are
+ * idempotent, so a crash replays at most one batch; its dead letters may then appear twice.
+ * A record that does not decode, or whose key is not its id, goes to `<group>.dead-letter`.
+ */
+import type { Config } from '../config/index.js';
+import { AppError, isAppError } from '../errors/index.js';
+import { createKafka } from '../kafka/client.js';
+import type { Consumer, EachBatchPayload, IHeaders, KafkaClient, KafkaMessage, Producer } from '../kafka/kafkajs.js';
+import { topicName } from '../kafka/topics.js';
+import { createCodecs, type Codecs, type Item, type User } from '../serde/avro.js';
+import type { KeyValueStore, WriteOp } from '../state/store.js';
+import type { Logger } from './processor.js';
+
+export const metadataKeys = {
+  item: (id: string): string => `item/${id}`,
+  user: (id: string): string => `user/${id}`,
+  offset: (topic: string, partition: number): string => `__offset/${topic}/${partition}`,
+};
+
+export interface MetadataOptions {
+  config: Readonly<Config>;
+  group: string;
+  brokers: string[];
+  instanceId: string;
+  store: KeyValueStore;
+  log: Logger;
+}
+
+export class MetadataReader {
+  private readonly kafka: KafkaClient;
+  private readonly codecs: Codecs;
+  private readonly topics: { items: string; users: string; deadLetter: string };
+  private consumer: Consumer | undefined;
+  private producer: Producer | undefined;
+  private counters = { items: 0, users: 0, deleted: 0, deadLetters: 0 };
+
+  constructor(private readonly o: MetadataOptions) {
+    this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}-meta`);
+    this.codecs = createCodecs(o.config);
+    this.topics = { items: topicName(o.group, 'items'), users: topicName(o.group, 'users'), deadLetter: topicName(o.group, 'dead-letter') };
+  }
+
+  status(): { items: number; users: number; deleted: number; deadLetters: number } {
+    return { ...this.counters };
+  }
+
+  async item(itemId: string): Promise<Item | undefined> {
+    const b = await this.o.store.get(metadataKeys.item(itemId));
+    return b ? this.codecs.Item.decode(b) : undefined;
+  }
+
+  async user(userId: string): Promise<User | undefined> {
+    const b = await this.o.store.get(metadataKeys.user(userId));
+    return b ? this.codecs.User.decode(b) : undefined;
+  }
+
+  async start(): Promise<void> {
+    this.producer = this.kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+    await this.producer.connect();
+    // A group of its own per instance: its only member is assigned every partition.
+    const consumer = this.kafka.consumer({ groupId: `streamrec.${this.o.group}.metadata.${this.o.instanceId}`, allowAutoTopicCreation: false });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      void (async () => {
+        for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
+          for (const partition of partitions) {
+            const b = await this.o.store.get(metadataKeys.offset(topic, partition));
+            if (b) consumer.seek({ topic, partition, offset: b.toString() });
+          }
+        }
+      })().catch((err: unknown) => this.o.log.error({ err }, 'metadata: seeking to stored offsets failed'));
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [this.topics.items, this.topics.users], fromBeginning: true });
+    await consumer.run({ autoCommit: true, eachBatchAutoResolve: true, eachBatch: (p) => this.onBatch(p) });
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+    await this.producer?.disconnect();
+  }
+
+  private async onBatch({ batch, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (!isRunning() || isStale() || batch.messages.length === 0) return;
+    const isItems = batch.topic === this.topics.items;
+    const ops: WriteOp[] = [];
+    const dead: { message: KafkaMessage; err: AppError }[] = [];
+    for (const m of batch.messages) {
+      const key = m.key?.toString() ?? '';
+      try {
+        if (key === '') throw new AppError('RECORD_INVALID', 'the record has no key; items are keyed by ITEM_ID, users by USER_ID', { field: '(key)' });
+        const storeKey = isItems ? metadataKeys.item(key) : metadataKeys.user(key);
+        if (!m.value) {
+          ops.push({ type: 'del', key: storeKey });
+          this.counters.deleted++;
+          continue;
+        }
+        const id = isItems ? this.codecs.Item.decode(m.value).ITEM_ID : this.codecs.User.decode(m.value).USER_ID;
+        if (id !== key) {
+          throw new AppError('RECORD_INVALID', `the record key ${JSON.stringify(key)} is not its ${isItems ? 'ITEM_ID' : 'USER_ID'} ${JSON.stringify(id)}`, { field: '(key)' });
+        }
+        ops.push({ type: 'put', key: storeKey, value: m.value });
+        if (isItems) this.counters.items++;
+        else this.counters.users++;
+      } catch (err) {
+        dead.push({ message: m, err: isAppError(err) ? err : new AppError('RECORD_MALFORMED', String(err), { field: '(value)' }) });
+      }
+    }
+    const last = batch.messages[batch.messages.length - 1]!;
+    ops.push({ type: 'put', key: metadataKeys.offset(batch.topic, batch.partition), value: Buffer.from(String(Number(last.offset) + 1)) });
+    if (dead.length > 0) {
+      await this.producer!.send({ topic: this.topics.deadLetter, messages: dead.map(({ message, err }) => deadLetterRecord(this.codecs, batch.topic, batch.partition, message, err)) });
+      this.counters.deadLetters += dead.length;
+    }
+    await this.o.store.write(ops);
+  }
+}
+
+/** The dead-letter record of a bad input record: its raw key and bytes, the reason, in value and headers. */
+export function deadLetterRecord(
+  codecs: Codecs,
+  topic: string,
+  partition: number,
+  m: KafkaMessage,
+  err: AppError,
+  now = Date.now(),
+): { key: Buffer | null; value: Buffer; headers: IHeaders } {
+  const headers: IHeaders = {
+    'source-topic': topic,
+    'source-partition': String(partition),
+    'source-offset': m.offset,
+    'error-code': err.code,
+    'error-field': err.field ?? '',
+    'error-reason': err.message,
+  };
+  const value = codecs.DeadLetter.encode({
+    SOURCE: topic,
+    SOURCE_PARTITION: partition,
+    SOURCE_OFFSET: m.offset,
+    KEY: m.key ?? null,
+    VALUE: m.value ?? null,
+    ERROR_CODE: err.code,
+    FIELD: err.field ?? null,
+    REASON: err.message,
+    FAILED_AT: now,
+  });
+  return { key: m.key ?? null, value, headers };
+}
