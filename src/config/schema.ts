@@ -163,6 +163,11 @@ export const ConfigSchema = Type.Object(
           'STREAMREC_STATE_MAX_SEEN_ITEMS_PER_USER',
           'How many distinct items a user remembers having touched (for distinct-user counts and seen-item rules).',
         ),
+        cacheEntries: leaf(
+          Type.Integer({ default: 100_000, minimum: 0, maximum: 10_000_000 }),
+          'STREAMREC_STATE_CACHE_ENTRIES',
+          'Decoded users, item counts and co-occurrence lists kept in memory between batches, per partition and kind (LRU).',
+        ),
         sessionTimeoutMs: leaf(
           Type.Integer({ default: 1_800_000, minimum: 1000 }),
           'STREAMREC_SESSION_TIMEOUT_MS',

@@ -19,8 +19,12 @@ export class BatchView implements StateView {
 
   private constructor(private readonly store: KeyValueStore) {}
 
-  /** Reads everything `events` can touch (`window`: state.coOccurrenceWindow). */
-  static async prefetch(store: KeyValueStore, events: readonly InteractionFields[], window: number): Promise<BatchView> {
+  /**
+   * Reads everything `events` can touch (`window`: state.coOccurrenceWindow): from `cache` when it
+   * holds the value, else from the store. The view works on the cached objects themselves, so after
+   * a batch that did not commit the cache must be cleared (`StateCache.clear`).
+   */
+  static async prefetch(store: KeyValueStore, events: readonly InteractionFields[], window: number, cache?: StateCache): Promise<BatchView> {
     const view = new BatchView(store);
     const users = new Map<string, number>();
     const items = new Set<string>();
@@ -28,23 +32,26 @@ export class BatchView implements StateView {
       users.set(e.USER_ID, (users.get(e.USER_ID) ?? 0) + 1);
       items.add(e.ITEM_ID);
     }
-    const userIds = [...users.keys()];
-    const itemIds = [...items];
-    const values = await store.getMany([...userIds.map(keys.user), ...itemIds.map(keys.item), ...itemIds.map(keys.co)]);
-    let at = 0;
-    for (const id of userIds) view.users.set(id, decodeOr(values[at++], codecs.user.decode));
-    for (const id of itemIds) view.items.set(id, decodeOr(values[at++], codecs.item.decode));
-    for (const id of itemIds) view.cos.set(id, decodeOr(values[at++], codecs.co.decode));
-
+    await Promise.all([
+      load(store, [...users.keys()], view.users, cache?.users, keys.user, codecs.user.decode),
+      load(store, [...items], view.items, cache?.items, keys.item, codecs.item.decode),
+      load(store, [...items], view.cos, cache?.cos, keys.co, codecs.co.decode),
+    ]);
     // Co-occurrence partners come from the users' stored histories too.
     const more = new Set<string>();
     for (const [userId, n] of users) {
       for (const item of recentDistinctItems(view.users.get(userId) ?? undefined, window + n)) if (!view.cos.has(item)) more.add(item);
     }
-    const moreIds = [...more];
-    const moreValues = await store.getMany(moreIds.map(keys.co));
-    moreIds.forEach((id, i) => view.cos.set(id, decodeOr(moreValues[i], codecs.co.decode)));
+    await load(store, [...more], view.cos, cache?.cos, keys.co, codecs.co.decode);
     return view;
+  }
+
+  /** After the batch committed: keeps every value it read or wrote in the cache for the next batches. */
+  keepIn(cache: StateCache): void {
+    for (const [id, v] of this.users) cache.users.set(id, v);
+    for (const [id, v] of this.items) cache.items.set(id, v);
+    for (const [id, v] of this.cos) cache.cos.set(id, v);
+    cache.evict();
   }
 
   user(userId: string): UserState | undefined {
@@ -79,8 +86,76 @@ export class BatchView implements StateView {
   }
 }
 
-function decodeOr<T>(b: Buffer | undefined, decode: (b: Buffer) => T): T | null {
-  return b === undefined ? null : decode(b);
+async function load<T>(
+  store: KeyValueStore,
+  ids: string[],
+  into: Map<string, T | null>,
+  cache: Lru<T | null> | undefined,
+  key: (id: string) => string,
+  decode: (b: Buffer) => T,
+): Promise<void> {
+  const missing: string[] = [];
+  for (const id of ids) {
+    const hit = cache?.get(id);
+    if (hit !== undefined) into.set(id, hit);
+    else missing.push(id);
+  }
+  if (missing.length === 0) return;
+  const values = await store.getMany(missing.map(key));
+  missing.forEach((id, i) => {
+    const b = values[i];
+    into.set(id, b === undefined ? null : decode(b));
+  });
+}
+
+/** A least-recently-used map (Map keeps insertion order; a hit moves the key to the end). */
+class Lru<V> {
+  private readonly map = new Map<string, V>();
+  get(k: string): V | undefined {
+    const v = this.map.get(k);
+    if (v !== undefined) {
+      this.map.delete(k);
+      this.map.set(k, v);
+    }
+    return v;
+  }
+  set(k: string, v: V): void {
+    this.map.delete(k);
+    this.map.set(k, v);
+  }
+  get size(): number {
+    return this.map.size;
+  }
+  trim(max: number): void {
+    for (const k of this.map.keys()) {
+      if (this.map.size <= max) break;
+      this.map.delete(k);
+    }
+  }
+  clear(): void {
+    this.map.clear();
+  }
+}
+
+/**
+ * Decoded state kept between batches, per partition (the partition's state is this instance's
+ * alone, so the cache is never stale while it is owned). Bounded: `maxEntries` per kind.
+ */
+export class StateCache {
+  readonly users = new Lru<UserState | null>();
+  readonly items = new Lru<ItemCounts | null>();
+  readonly cos = new Lru<CoOccurrence | null>();
+  constructor(private readonly maxEntries: number) {}
+  evict(): void {
+    this.users.trim(this.maxEntries);
+    this.items.trim(this.maxEntries);
+    this.cos.trim(this.maxEntries);
+  }
+  clear(): void {
+    this.users.clear();
+    this.items.clear();
+    this.cos.clear();
+  }
 }
 
 function loaded<T>(map: Map<string, T>, id: string, what: string): T {

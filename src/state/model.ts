@@ -93,7 +93,16 @@ const itemType = avro.Type.forSchema({
   ],
 });
 
-const coType = avro.Type.forSchema({ type: 'map', values: 'long' });
+// Two parallel arrays, not an Avro map: encoding a Map through a plain object was the costliest
+// step of a batch (dictionary-mode objects).
+const coType = avro.Type.forSchema({
+  type: 'record',
+  name: 'CoOccurrence',
+  fields: [
+    { name: 'items', type: { type: 'array', items: 'string' } },
+    { name: 'counts', type: { type: 'array', items: 'long' } },
+  ],
+});
 
 export const keys = {
   user: (userId: string): string => `u/${userId}`,
@@ -113,8 +122,13 @@ export const codecs = {
     decode: (b: Buffer): ItemCounts => itemType.fromBuffer(b) as ItemCounts,
   },
   co: {
-    encode: (v: CoOccurrence): Buffer => coType.toBuffer(Object.fromEntries(v)),
-    decode: (b: Buffer): CoOccurrence => new Map(Object.entries(coType.fromBuffer(b) as Record<string, number>)),
+    encode: (v: CoOccurrence): Buffer => coType.toBuffer({ items: [...v.keys()], counts: [...v.values()] }),
+    decode: (b: Buffer): CoOccurrence => {
+      const { items, counts } = coType.fromBuffer(b) as { items: string[]; counts: number[] };
+      const m: CoOccurrence = new Map();
+      for (let i = 0; i < items.length; i++) m.set(items[i]!, counts[i]!);
+      return m;
+    },
   },
   offset: {
     encode: (n: number): Buffer => Buffer.from(String(n)),

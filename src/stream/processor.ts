@@ -31,7 +31,7 @@ import { checkInteraction } from '../serde/validate.js';
 import { failpoint } from '../util/failpoint.js';
 import { deadLetterRecord } from './metadata.js';
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
-import { BatchView } from '../state/batch-view.js';
+import { BatchView, StateCache } from '../state/batch-view.js';
 import { codecs as stateCodecs, keys } from '../state/model.js';
 import type { KeyValueStore, WriteOp } from '../state/store.js';
 
@@ -84,14 +84,16 @@ interface Task {
   restored: boolean;
   /** The offset this task last sought the consumer to. */
   soughtTo: number | null;
+  /** Decoded state kept between batches. */
+  cache: StateCache;
 }
 
 /**
  * Changelog records go out in chunks: under the broker's default message size, and of at most
- * 1000 records (kafkajs groups a send's messages by partition in time quadratic in their number).
+ * 300 records (kafkajs groups a send's messages by partition in time quadratic in their number).
  */
 const CHANGELOG_CHUNK_BYTES = 768 * 1024;
-const CHANGELOG_CHUNK_RECORDS = 1000;
+const CHANGELOG_CHUNK_RECORDS = 300;
 
 export class StreamProcessor {
   private readonly kafka: KafkaClient;
@@ -274,6 +276,7 @@ export class StreamProcessor {
         highWatermark: null,
         restored: true,
         soughtTo: null,
+        cache: new StateCache(this.o.config.state.cacheEntries),
       };
       this.ready.set(partition, task);
       this.seek(task);
@@ -322,53 +325,61 @@ export class StreamProcessor {
     }
 
     const t0 = performance.now();
-    const view = await BatchView.prefetch(task.store, good, this.params.coOccurrenceWindow);
+    const view = await BatchView.prefetch(task.store, good, this.params.coOccurrenceWindow, task.cache);
     const t1 = performance.now();
-    for (const e of good) applyInteraction(view, e, this.params);
-    const lastOffset = fresh[fresh.length - 1]!.offset;
-    const nextOffset = Number(lastOffset) + 1;
-    const ops: WriteOp[] = view.changes();
-    ops.push({ type: 'put', key: keys.offset, value: stateCodecs.offset.encode(nextOffset) });
-
-    const t2 = performance.now();
-    let lastChangelogOffset: number;
+    // From here the cached objects are being changed: unless the batch commits, forget them.
+    let committed = false;
     try {
-      lastChangelogOffset = await this.commitTransaction(task, ops, dead, batch.partition);
-    } catch (err) {
-      if (isFenced(err)) {
-        // Another instance owns the partition now; stay away from it until the next assignment,
-        // or re-opening it would fence the new owner in turn.
-        this.log.warn({ partition: task.partition }, 'fenced: another instance owns this partition now; dropping the batch');
-        this.lost.add(task.partition);
-        await this.release(task.partition);
-        return;
+      for (const e of good) applyInteraction(view, e, this.params);
+      const lastOffset = fresh[fresh.length - 1]!.offset;
+      const nextOffset = Number(lastOffset) + 1;
+      const ops: WriteOp[] = view.changes();
+      ops.push({ type: 'put', key: keys.offset, value: stateCodecs.offset.encode(nextOffset) });
+
+      const t2 = performance.now();
+      let lastChangelogOffset: number;
+      try {
+        lastChangelogOffset = await this.commitTransaction(task, ops, dead, batch.partition);
+      } catch (err) {
+        if (isFenced(err)) {
+          // Another instance owns the partition now; stay away from it until the next assignment,
+          // or re-opening it would fence the new owner in turn.
+          this.log.warn({ partition: task.partition }, 'fenced: another instance owns this partition now; dropping the batch');
+          this.lost.add(task.partition);
+          await this.release(task.partition);
+          return;
+        }
+        throw err;
       }
-      throw err;
+      failpoint('after-changelog-commit');
+      const t3 = performance.now();
+      ops.push({ type: 'put', key: keys.checkpoint, value: stateCodecs.offset.encode(lastChangelogOffset + 1) });
+      await task.store.write(ops);
+      committed = true;
+      view.keepIn(task.cache);
+      const t4 = performance.now();
+      task.nextOffset = nextOffset;
+      this.counters.applied += good.length;
+      this.counters.deadLetters += dead.length;
+      this.counters.batches += 1;
+      this.log.debug(
+        {
+          partition: task.partition,
+          events: good.length,
+          deadLetters: dead.length,
+          changes: ops.length,
+          nextOffset,
+          ms: { read: Math.round(t1 - t0), apply: Math.round(t2 - t1), changelog: Math.round(t3 - t2), write: Math.round(t4 - t3) },
+        },
+        'batch applied',
+      );
+      failpoint('after-state-write');
+      resolveOffset(lastOffset);
+      await commitOffsetsIfNecessary();
+      await heartbeat();
+    } finally {
+      if (!committed) task.cache.clear();
     }
-    failpoint('after-changelog-commit');
-    const t3 = performance.now();
-    ops.push({ type: 'put', key: keys.checkpoint, value: stateCodecs.offset.encode(lastChangelogOffset + 1) });
-    await task.store.write(ops);
-    const t4 = performance.now();
-    task.nextOffset = nextOffset;
-    this.counters.applied += good.length;
-    this.counters.deadLetters += dead.length;
-    this.counters.batches += 1;
-    this.log.debug(
-      {
-        partition: task.partition,
-        events: good.length,
-        deadLetters: dead.length,
-        changes: ops.length,
-        nextOffset,
-        ms: { read: Math.round(t1 - t0), apply: Math.round(t2 - t1), changelog: Math.round(t3 - t2), write: Math.round(t4 - t3) },
-      },
-      'batch applied',
-    );
-    failpoint('after-state-write');
-    resolveOffset(lastOffset);
-    await commitOffsetsIfNecessary();
-    await heartbeat();
   }
 
   /** Points the consumer at the partition's stored offset (not the group's committed one). */
