@@ -41,7 +41,7 @@ export class MetadataReader {
   private counters = { items: 0, users: 0, deleted: 0, deadLetters: 0 };
 
   constructor(private readonly o: MetadataOptions) {
-    this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}-meta`);
+    this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}-meta`, o.log);
     this.codecs = createCodecs(o.config);
     this.topics = { items: topicName(o.group, 'items'), users: topicName(o.group, 'users'), deadLetter: topicName(o.group, 'dead-letter') };
   }

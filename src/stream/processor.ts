@@ -30,6 +30,9 @@ import { createCodecs, type Codecs, type Interaction } from '../serde/avro.js';
 import { checkInteraction } from '../serde/validate.js';
 import { failpoint } from '../util/failpoint.js';
 import { deadLetterRecord } from './metadata.js';
+import { silentLogger, type Logger } from '../util/log.js';
+
+export type { Logger } from '../util/log.js';
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
 import { BatchView, StateCache } from '../state/batch-view.js';
 import { codecs as stateCodecs, keys } from '../state/model.js';
@@ -37,14 +40,6 @@ import type { KeyValueStore, WriteOp } from '../state/store.js';
 
 export type LifecycleState = 'created' | 'starting' | 'rebalancing' | 'running' | 'stopping' | 'stopped' | 'failed';
 
-export interface Logger {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
-export const silentLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 export interface ProcessorOptions {
   config: Readonly<Config>;
@@ -112,7 +107,7 @@ export class StreamProcessor {
   private counters = { applied: 0, deadLetters: 0, batches: 0 };
 
   constructor(private readonly o: ProcessorOptions) {
-    this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}`);
+    this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}`, o.log);
     this.codecs = createCodecs(o.config);
     this.params = countingParams(o.config.state);
     this.log = o.log ?? silentLogger;

@@ -51,7 +51,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   mkdirSync(join(config.state.dir, group, 'meta'), { recursive: true });
   const metaStore = await openRocksStore(join(config.state.dir, group, 'meta'));
   const metadata = new MetadataReader({ config, group, brokers: o.brokers, instanceId: id, store: metaStore, log: o.log });
-  const kafka = createKafka(config, o.brokers, '-api');
+  const kafka = createKafka(config, o.brokers, '-api', o.log);
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   const admin: Admin = kafka.admin();
   await Promise.all([producer.connect(), admin.connect()]);

@@ -14,7 +14,7 @@ import type { Admin, Producer } from '../../src/kafka/kafkajs.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
 import { createCodecs, parseSchema } from '../../src/serde/avro.js';
 import { isAlive } from '../../src/util/process.js';
-import { freshGroup, readTopic, runCli, startCli, waitCaughtUp } from './helpers.js';
+import { freshGroup, readTopic, serviceEnv, startCli, stateDigest, stopChild, waitCaughtUp } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const config = loadConfig({ env: { KAFKA_BROKERS: brokers } });
@@ -57,27 +57,11 @@ async function produce(group: string, slice: Msg[]): Promise<void> {
   }
 }
 
-function serviceEnv(stateDir: string): NodeJS.ProcessEnv {
-  return {
-    KAFKA_BROKERS: brokers,
-    STREAMREC_STATE_DIR: stateDir,
-    STREAMREC_API_PORT: '0',
-    STREAMREC_PROCESSOR_SESSION_TIMEOUT_MS: '6000',
-    STREAMREC_PROCESSOR_REBALANCE_TIMEOUT_MS: '10000',
-    STREAMREC_LOG_LEVEL: 'warn',
-  };
-}
-
-async function stopGracefully(child: import('node:child_process').ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
+const env = (stateDir: string, extra: NodeJS.ProcessEnv = {}) => serviceEnv(brokers, stateDir, extra);
 
 async function digest(group: string, stateDir: string): Promise<{ digest: string; keys: number }> {
-  const out = await runCli(['state', 'digest', '--group', group, '--json'], serviceEnv(stateDir));
-  expect(out.code, out.stderr).toBe(0);
-  return JSON.parse(out.stdout) as { digest: string; keys: number };
+  const { digest: d, keys } = await stateDigest(group, env(stateDir));
+  return { digest: d, keys };
 }
 
 async function deadLetterCount(group: string): Promise<Map<string, number>> {
@@ -108,9 +92,9 @@ describe('exactly-once state', () => {
     await applyTopics(admin, group, config);
     await produce(group, messages);
     const stateDir = mkdtempSync(join(tmpdir(), 'streamrec-eos-ref-'));
-    const { child } = await startCli(['start', '--group', group], serviceEnv(stateDir), 'running;');
+    const { child } = await startCli(['start', '--group', group], env(stateDir), 'running;');
     await waitCaughtUp(admin, group);
-    await stopGracefully(child);
+    await stopChild(child);
     reference = await digest(group, stateDir);
     expect(reference.keys).toBeGreaterThan(1000);
     referenceDeadLetters = await deadLetterCount(group);
@@ -133,8 +117,8 @@ describe('exactly-once state', () => {
       await produce(group, messages.slice(0, parts[0]));
       for (const [i, failpoint] of crashes.entries()) {
         const t0 = Date.now();
-        const env = { ...serviceEnv(stateDir), STREAMREC_LOG_LEVEL: 'debug', STREAMREC_FAILPOINT: failpoint ?? '' };
-        const { child, output } = await startCli(['start', '--group', group], env, 'running;');
+        const childEnv = env(stateDir, { STREAMREC_LOG_LEVEL: 'debug', STREAMREC_FAILPOINT: failpoint ?? '' });
+        const { child, output } = await startCli(['start', '--group', group], childEnv, 'running;');
         const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, signal) => r(signal)));
         // More events stream in while it runs.
         const streaming = produce(group, messages.slice(parts[i], parts[i + 1]));
@@ -158,9 +142,9 @@ describe('exactly-once state', () => {
       }
       await produce(group, messages.slice(parts[crashes.length]));
       const t1 = Date.now();
-      const { child } = await startCli(['start', '--group', group], serviceEnv(stateDir), 'running;');
+      const { child } = await startCli(['start', '--group', group], env(stateDir), 'running;');
       await waitCaughtUp(admin, group);
-      await stopGracefully(child);
+      await stopChild(child);
       console.log(`round ${round}: final run ${Date.now() - t1} ms`);
       expect(await digest(group, stateDir), `round ${round}`).toEqual(reference);
       expect(await deadLetterCount(group), `round ${round}`).toEqual(referenceDeadLetters);

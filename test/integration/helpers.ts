@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import type { Admin, KafkaClient, KafkaMessage } from '../../src/kafka/kafkajs.js';
 
 export const CLI = fileURLToPath(new URL('../../bin/streamrec.js', import.meta.url));
 
@@ -69,7 +70,6 @@ export function startCli(
   });
 }
 
-import type { Admin, KafkaClient, KafkaMessage } from '../../src/kafka/kafkajs.js';
 
 /** Waits until the group's processor has committed the end offset of every interactions partition. */
 export async function waitCaughtUp(admin: Admin, group: string, timeoutMs = 120_000): Promise<void> {
@@ -113,4 +113,37 @@ export async function readTopic(kafka: KafkaClient, topic: string, count: number
     await consumer.disconnect();
   }
   return out;
+}
+
+/** The environment of a `streamrec start` child in these tests: quick group timeouts, API on a free port. */
+export function serviceEnv(brokers: string, stateDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    KAFKA_BROKERS: brokers,
+    STREAMREC_STATE_DIR: stateDir,
+    STREAMREC_API_PORT: '0',
+    STREAMREC_PROCESSOR_SESSION_TIMEOUT_MS: '6000',
+    STREAMREC_PROCESSOR_REBALANCE_TIMEOUT_MS: '10000',
+    STREAMREC_LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+/** SIGTERM, and wait for the exit. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+export interface Digest {
+  digest: string;
+  keys: number;
+  partitions: { partition: number; keys: number; digest: string }[];
+}
+
+/** `streamrec state digest` of a group's stores under `stateDir` (the service must be stopped). */
+export async function stateDigest(group: string, env: NodeJS.ProcessEnv): Promise<Digest> {
+  const out = await runCli(['state', 'digest', '--group', group, '--json'], env);
+  if (out.code !== 0) throw new Error(`state digest failed: ${out.stderr}`);
+  return JSON.parse(out.stdout) as Digest;
 }

@@ -6,7 +6,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { syntheticInteractions } from '../../src/data/synthetic.js';
@@ -14,7 +13,7 @@ import { createKafka } from '../../src/kafka/client.js';
 import { AssignerProtocol, type Admin, type Producer } from '../../src/kafka/kafkajs.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
 import { createCodecs } from '../../src/serde/avro.js';
-import { freshGroup, runCli, startCli, waitCaughtUp } from './helpers.js';
+import { freshGroup, serviceEnv, startCli, stateDigest, stopChild, waitCaughtUp } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const config = loadConfig({ env: { KAFKA_BROKERS: brokers } });
@@ -30,30 +29,14 @@ const events = [...syntheticInteractions({ seed: 5, users: 300, items: 2000, eve
 const firstHalf = events.slice(0, 6000);
 const secondHalf = events.slice(6000);
 
-const env = (stateDir: string, level = 'warn'): NodeJS.ProcessEnv => ({
-  KAFKA_BROKERS: brokers,
-  STREAMREC_STATE_DIR: stateDir,
-  STREAMREC_API_PORT: '0',
-  STREAMREC_PROCESSOR_SESSION_TIMEOUT_MS: '6000',
-  STREAMREC_PROCESSOR_REBALANCE_TIMEOUT_MS: '10000',
-  STREAMREC_LOG_LEVEL: level,
-});
+const env = (stateDir: string, level = 'warn'): NodeJS.ProcessEnv => serviceEnv(brokers, stateDir, { STREAMREC_LOG_LEVEL: level });
 
 async function produce(group: string, messages: typeof events): Promise<void> {
   for (let i = 0; i < messages.length; i += 2000) await producer.send({ topic: topicName(group, 'interactions'), messages: messages.slice(i, i + 2000) });
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-async function digest(group: string, stateDir: string): Promise<{ digest: string; keys: number; partitions: { partition: number }[] }> {
-  const out = await runCli(['state', 'digest', '--group', group, '--json'], env(stateDir));
-  expect(out.code, out.stderr).toBe(0);
-  return JSON.parse(out.stdout) as { digest: string; keys: number; partitions: { partition: number }[] };
-}
+const stop = stopChild;
+const digest = (group: string, stateDir: string) => stateDigest(group, env(stateDir));
 
 /** `partition restored` log lines of a service's output. */
 function restoredPartitions(output: string): { partition: number; restored: number }[] {
