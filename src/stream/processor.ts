@@ -101,6 +101,8 @@ export class StreamProcessor {
   private stateValue: LifecycleState = 'created';
   private readonly tasks = new Map<number, Promise<Task>>();
   private readonly ready = new Map<number, Task>();
+  /** Stores and producers of released partitions, while they close. */
+  private readonly closing = new Map<number, Promise<void>>();
   /** Partitions this instance was fenced from, until the next assignment. */
   private readonly lost = new Set<number>();
   private assignment: number[] = [];
@@ -212,22 +214,31 @@ export class StreamProcessor {
     return t;
   }
 
-  private async release(partition: number): Promise<void> {
+  private release(partition: number): Promise<void> {
     const t = this.tasks.get(partition);
     this.tasks.delete(partition);
     this.ready.delete(partition);
-    if (!t) return;
-    try {
-      const task = await t;
-      await task.producer.disconnect();
-      await task.store.close();
-    } catch (err) {
-      this.log.warn({ err, partition }, 'closing a released partition failed');
-    }
+    if (!t) return this.closing.get(partition) ?? Promise.resolve();
+    const closing = (async () => {
+      try {
+        const task = await t;
+        await task.producer.disconnect();
+        await task.store.close();
+      } catch (err) {
+        this.log.warn({ err, partition }, 'closing a released partition failed');
+      }
+    })();
+    this.closing.set(partition, closing);
+    void closing.then(() => {
+      if (this.closing.get(partition) === closing) this.closing.delete(partition);
+    });
+    return closing;
   }
 
   /** Fences older owners, restores the store from the changelog, finds the next input offset. */
   private async open(partition: number): Promise<Task> {
+    // A partition given back right after it was taken away: its store must be closed first.
+    await this.closing.get(partition);
     const t0 = Date.now();
     const producer = this.kafka.producer({
       transactionalId: `streamrec.${this.o.group}.changelog.${partition}`,
