@@ -49,7 +49,7 @@ export interface StateView {
 export type InteractionFields = Pick<Interaction, 'USER_ID' | 'ITEM_ID' | 'TIMESTAMP' | 'EVENT_TYPE' | 'EVENT_VALUE' | 'SESSION_ID'>;
 
 /** The user's most recent distinct items, newest first, at most `n`, leaving out `except`. */
-export function recentDistinctItems(user: UserState | undefined, n: number, except?: string): string[] {
+export function recentDistinctItems(user: { readonly events: readonly { item: string }[] } | undefined, n: number, except?: string): string[] {
   const out: string[] = [];
   if (!user) return out;
   const seen = new Set<string>();

@@ -1,0 +1,64 @@
+/**
+ * popularity-count (Personalize's): items ranked by the number of distinct users who interacted
+ * with them. With `trendingHalfLifeMs`, by a time-decayed event count seen from the newest event
+ * (trending) instead. The counts come from the shared counting code (src/state/apply.ts).
+ */
+import { applyInteraction, MapStateView, trendAt, type InteractionFields } from '../state/apply.js';
+import { topN, type Model, type Recipe, type RecommendRequest, type Scored } from './types.js';
+
+export interface PopularityParams {
+  /** Rank by time-decayed counts with this half-life (event time); 0: distinct users. */
+  trendingHalfLifeMs: number;
+}
+
+export class PopularityModel implements Model {
+  readonly recipe = 'popularity-count';
+  private readonly ranked: Scored[];
+
+  constructor(scores: Map<string, number>) {
+    this.ranked = topN(scores, scores.size);
+  }
+
+  /** Items in popularity order, best first, leaving out `exclude`. */
+  popular(numResults: number, exclude?: ReadonlySet<string>): Scored[] {
+    const out: Scored[] = [];
+    for (const s of this.ranked) {
+      if (out.length >= numResults) break;
+      if (!exclude?.has(s.itemId)) out.push(s);
+    }
+    return out;
+  }
+
+  recommend(request: RecommendRequest): Scored[] {
+    return this.popular(request.numResults, request.exclude);
+  }
+
+  related(itemId: string, numResults: number): Scored[] | undefined {
+    if (!this.ranked.some((s) => s.itemId === itemId)) return undefined;
+    return this.popular(numResults, new Set([itemId]));
+  }
+}
+
+export const popularityCount: Recipe<PopularityParams, PopularityModel> = {
+  name: 'popularity-count',
+  train(interactions: readonly InteractionFields[], params: Partial<PopularityParams> = {}): PopularityModel {
+    const halfLife = params.trendingHalfLifeMs ?? 0;
+    const view = new MapStateView();
+    const counting = {
+      maxEventsPerUser: 1,
+      maxSeenItemsPerUser: Number.MAX_SAFE_INTEGER,
+      sessionTimeoutMs: 30 * 60_000,
+      trendingHalfLifeMs: halfLife > 0 ? halfLife : 86_400_000,
+      coOccurrenceWindow: 0,
+      coOccurrenceMaxPerItem: 1,
+    };
+    let newest = 0;
+    for (const e of interactions) {
+      applyInteraction(view, e, counting);
+      if (e.TIMESTAMP > newest) newest = e.TIMESTAMP;
+    }
+    const scores = new Map<string, number>();
+    for (const [itemId, c] of view.items) scores.set(itemId, halfLife > 0 ? trendAt(c, newest, halfLife) : c.users);
+    return new PopularityModel(scores);
+  },
+};

@@ -1,0 +1,42 @@
+/**
+ * The Recipe interface every recipe implements (popularity-count, sims now; the HRNN family later):
+ * `train` turns time-ordered interactions into a model; a model answers for a user's history, or
+ * for an item. Models are pure data plus these functions: persistence lives elsewhere.
+ */
+import type { InteractionFields } from '../state/apply.js';
+
+export interface Scored {
+  itemId: string;
+  score: number;
+  /** Set when the item is not the model's own pick (e.g. `popular` fill-in). */
+  reason?: 'popular';
+}
+
+export interface RecommendRequest {
+  /** The user's known interactions, oldest first (the input part of a split, or the live state). */
+  history: readonly Pick<InteractionFields, 'ITEM_ID' | 'TIMESTAMP'>[];
+  numResults: number;
+  /** Items that must not be recommended (e.g. seen items, when the model's rule says so). */
+  exclude?: ReadonlySet<string>;
+}
+
+export interface Model {
+  readonly recipe: string;
+  recommend(request: RecommendRequest): Scored[];
+  /** Items related to one item; undefined when the item is unknown to the model. */
+  related(itemId: string, numResults: number): Scored[] | undefined;
+}
+
+export interface Recipe<P = unknown, M extends Model = Model> {
+  readonly name: string;
+  /** `interactions` must be in time order (ties in input order). */
+  train(interactions: readonly InteractionFields[], params?: Partial<P>): M;
+}
+
+/** Keeps the best `n` of `scores` not in `exclude`, best first; ties by item id (deterministic). */
+export function topN(scores: Map<string, number>, n: number, exclude?: ReadonlySet<string>): Scored[] {
+  const out: Scored[] = [];
+  for (const [itemId, score] of scores) if (!exclude?.has(itemId)) out.push({ itemId, score });
+  out.sort((a, b) => b.score - a.score || (a.itemId < b.itemId ? -1 : a.itemId > b.itemId ? 1 : 0));
+  return out.slice(0, n);
+}
