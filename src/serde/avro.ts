@@ -152,13 +152,16 @@ export class AvroCodec<N extends SchemaName> {
         errors.push({ field, reason: v === undefined ? `is missing (required ${typeName(t)})` : `expected ${typeName(t)}, got ${describe(v)}` });
       },
     });
-    if (errors.length === 0) {
-      // Avro cannot say "non-empty": required *_ID strings must hold something.
-      for (const f of (this.type as avro.types.RecordType).fields) {
-        const v = (value as Record<string, unknown>)[f.name];
-        if (f.name.endsWith('_ID') && typeof v === 'string' && v.trim() === '' && f.type.typeName === 'string') {
-          errors.push({ field: f.name, reason: 'is empty (a non-empty string is required)' });
-        }
+    return errors.length === 0 ? this.emptyIds(value) : errors;
+  }
+
+  /** Avro cannot say "non-empty": required *_ID strings must hold something. */
+  private emptyIds(value: object): FieldError[] {
+    const errors: FieldError[] = [];
+    for (const f of (this.type as avro.types.RecordType).fields) {
+      const v = (value as Record<string, unknown>)[f.name];
+      if (f.name.endsWith('_ID') && typeof v === 'string' && v.trim() === '' && f.type.typeName === 'string') {
+        errors.push({ field: f.name, reason: 'is empty (a non-empty string is required)' });
       }
     }
     return errors;
@@ -207,8 +210,9 @@ export class AvroCodec<N extends SchemaName> {
     if (!w.toBuffer(written).equals(body)) {
       throw malformed(this.name, 'is not canonical Avro for its schema (invalid UTF-8 in a string, or a bad byte)');
     }
-    const value = w === this.type ? written : this.type.fromBuffer(body, this.resolver(w));
-    const errors = this.validate(value);
+    const value = (w === this.type ? written : this.type.fromBuffer(body, this.resolver(w))) as object;
+    // Decoded bytes have the schema's types already; what Avro cannot say is left to check.
+    const errors = this.emptyIds(value);
     if (errors.length > 0) throw invalid(this.name, errors);
     return value as RecordTypes[N];
   }
