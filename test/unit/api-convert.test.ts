@@ -1,6 +1,7 @@
 /** The pure conversions of the ingestion API: timestamps, properties, field names. */
 import { describe, expect, it } from 'vitest';
-import { parseProperties, parseTimestamp, requestField, toInteraction, toItem } from '../../src/api/convert.js';
+import { parseProperties, requestField, toInteraction, toItem } from '../../src/api/convert.js';
+import { parseTimestamp } from '../../src/serde/timestamp.js';
 
 const ok = (v: number | string): number => {
   const r = parseTimestamp(v);
