@@ -4,7 +4,13 @@
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { configKeys, loadConfig, type Config } from '../config/index.js';
-import { isAppError } from '../errors/index.js';
+import { AppError, isAppError } from '../errors/index.js';
+import { readRecords } from '../import/read.js';
+import type { InteractionFields } from '../state/apply.js';
+import { RECIPES, trainAndEvaluate, type SeenRule, type SplitName } from '../training/train.js';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { syntheticInteractions } from '../data/synthetic.js';
 import { createKafka } from '../kafka/client.js';
 import { resolveBrokers } from '../kafka/connect.js';
 import { localKafkaOptions, localKafkaStatus, startLocalKafka, stopLocalKafka } from '../kafka/local-broker.js';
@@ -141,6 +147,93 @@ topics
     if (opts.json) say(JSON.stringify(reports));
     else printTopics(group, reports);
   });
+
+// ---------------------------------------------------------------- generate
+
+program
+  .command('generate')
+  .description('Write a seeded synthetic clickstream as a Personalize-style CSV (USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,SESSION_ID)')
+  .requiredOption('-o, --output <file>', 'the CSV to write')
+  .addOption(new Option('-n, --events <n>', 'events').argParser(intArg('--events')).default(50_000))
+  .addOption(new Option('--users <n>', 'users').argParser(intArg('--users')).default(2000))
+  .addOption(new Option('--items <n>', 'items').argParser(intArg('--items')).default(5000))
+  .addOption(new Option('--seed <n>', 'seed').argParser(intArg('--seed')).default(42))
+  .action(async (opts: { output: string; events: number; users: number; items: number; seed: number }) => {
+    const out = createWriteStream(opts.output);
+    out.write('USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,SESSION_ID\n');
+    for (const e of syntheticInteractions({ seed: opts.seed, users: opts.users, items: opts.items, events: opts.events })) {
+      if (!out.write(`${e.USER_ID},${e.ITEM_ID},${Math.floor(e.TIMESTAMP / 1000)},${e.EVENT_TYPE},${e.SESSION_ID ?? ''}\n`)) await once(out, 'drain');
+    }
+    out.end();
+    await once(out, 'finish');
+    say(`wrote ${opts.events} events (${opts.users} users, ${opts.items} items, seed ${opts.seed}) to ${opts.output}`);
+  });
+
+// ---------------------------------------------------------------- train
+
+program
+  .command('train')
+  .description('Train and evaluate a recipe offline on an interactions file; prints its metrics beside popularity-count on the same split')
+  .requiredOption('-i, --interactions <file>', 'CSV, TSV or JSON Lines; a Personalize-style header (USER_ID,ITEM_ID,TIMESTAMP,...) needs no mapping')
+  .requiredOption('-r, --recipe <name>', `recipe: ${Object.keys(RECIPES).join(', ')}`)
+  .option('-m, --map <pairs>', 'column mapping, e.g. USER_ID=user_id,ITEM_ID=asin,TIMESTAMP=unixReviewTime')
+  .addOption(new Option('-s, --split <name>', 'evaluation split').choices(['personalize', 'loo', 'time']).default('personalize'))
+  .addOption(new Option('--seen <rule>', 'may a user be recommended items already touched').choices(['auto', 'exclude', 'include']).default('auto'))
+  .option('--params <json>', 'recipe parameters as JSON, e.g. {"popularityDiscountFactor":0.3}')
+  .option('-o, --output <dir>', 'write metrics.json and rejects.jsonl there')
+  .option('--json', 'print the report as JSON')
+  .action(async (opts: { interactions: string; recipe: string; map?: string; split: SplitName; seen: SeenRule; params?: string; output?: string; json?: boolean }) => {
+    const map = opts.map ? parsePairs(opts.map, '--map') : undefined;
+    let params: Record<string, unknown> | undefined;
+    if (opts.params) {
+      try {
+        params = JSON.parse(opts.params) as Record<string, unknown>;
+      } catch (err) {
+        throw new AppError('INVALID_ARGUMENT', `--params is not JSON: ${(err as Error).message}`, { field: '--params' });
+      }
+    }
+    const t0 = Date.now();
+    const rows: (InteractionFields & { n: number })[] = [];
+    const rejects: string[] = [];
+    for await (const r of readRecords(opts.interactions, { kind: 'interactions', ...(map ? { map } : {}) })) {
+      if (r.ok) rows.push({ ...r.record, n: rows.length });
+      else rejects.push(JSON.stringify({ line: r.line, field: r.field ?? null, reason: r.reason, raw: r.raw }));
+    }
+    note(`read ${rows.length} interactions (${rejects.length} rejected) from ${opts.interactions} in ${ms(Date.now() - t0)}`);
+    for (const line of rejects.slice(0, 5)) note(`  rejected ${line}`);
+    rows.sort((a, b) => a.TIMESTAMP - b.TIMESTAMP || a.n - b.n);
+    const { report } = trainAndEvaluate(rows, { recipe: opts.recipe, split: opts.split, seen: opts.seen, ...(params ? { params } : {}) });
+    if (opts.output) {
+      mkdirSync(opts.output, { recursive: true });
+      writeFileSync(join(opts.output, 'metrics.json'), `${JSON.stringify(report, null, 2)}\n`);
+      writeFileSync(join(opts.output, 'rejects.jsonl'), rejects.map((l) => `${l}\n`).join(''));
+    }
+    if (opts.json) {
+      say(JSON.stringify(report));
+      return;
+    }
+    say(`${report.recipe} on ${report.interactions} interactions, ${report.users} users, ${report.items} items; split ${report.split}, ${report.testUsers} test users`);
+    say(`seen items: ${report.seen.excludeSeen ? 'left out' : 'allowed'} (rule ${report.seen.rule}, repeat rate ${(report.seen.repeatRate * 100).toFixed(1)}%)`);
+    say(`trained in ${ms(report.trainMs)}, evaluated in ${ms(report.evaluateMs)}`);
+    say(`${'metric'.padEnd(46)} ${report.recipe.padStart(16)} ${'popularity-count'.padStart(16)}`);
+    for (const [k, v] of Object.entries(report.metrics)) {
+      const b = (report.baseline.metrics as unknown as Record<string, number>)[k]!;
+      say(`${k.padEnd(46)} ${fmt(v).padStart(16)} ${fmt(b).padStart(16)}`);
+    }
+    say('(model files are not written yet: evaluate and batch-infer come with the rest of issue 4)');
+  });
+
+const fmt = (v: number): string => (Number.isInteger(v) ? String(v) : v.toFixed(4));
+
+function parsePairs(text: string, flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(',')) {
+    const [k, v, extra] = pair.split('=').map((x) => x.trim());
+    if (!k || !v || extra !== undefined) throw new AppError('INVALID_ARGUMENT', `${flag}: expected FIELD=column pairs separated by commas, got ${JSON.stringify(pair)}`, { field: flag });
+    out[k] = v;
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------- state
 

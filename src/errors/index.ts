@@ -64,6 +64,11 @@ export const ERROR_CODES = {
     retriable: false,
     fix: 'The schema name or Confluent schema id is not known; check avro/ and avro.confluentSchemaIds.',
   },
+  TRAINING_DATA_TOO_SMALL: {
+    status: 400,
+    retriable: false,
+    fix: 'Bring at least 1,000 interactions and 25 users with 2 or more (after event-type and value filters), as Amazon Personalize requires.',
+  },
   RECORD_INVALID: {
     status: 400,
     retriable: false,

@@ -1,0 +1,137 @@
+/**
+ * Offline training and evaluation of a recipe on interactions: Personalize's minimums, the
+ * seen-items rule, a documented split, the recipe's metrics and popularity-count's on the same
+ * split beside them (a number always has a baseline).
+ */
+import { AppError } from '../errors/index.js';
+import { popularityCount } from '../recipes/popularity.js';
+import { sims } from '../recipes/sims.js';
+import type { Model, Recipe } from '../recipes/types.js';
+import type { InteractionFields } from '../state/apply.js';
+import { evaluate, MRR_CUTOFF, type MetricReport } from './metrics.js';
+import { leaveOneOutSplit, personalizeSplit, timeSplit, type SplitResult } from './split.js';
+
+export const RECIPES: Record<string, Recipe<Record<string, unknown>>> = {
+  'popularity-count': popularityCount as unknown as Recipe<Record<string, unknown>>,
+  sims: sims as unknown as Recipe<Record<string, unknown>>,
+};
+
+export type SplitName = 'personalize' | 'loo' | 'time';
+export type SeenRule = 'auto' | 'exclude' | 'include';
+
+/** Personalize's minimum training data. */
+export const MIN_INTERACTIONS = 1000;
+export const MIN_USERS_WITH_TWO = 25;
+
+export function checkMinimums(interactions: readonly InteractionFields[]): void {
+  const perUser = new Map<string, number>();
+  for (const e of interactions) perUser.set(e.USER_ID, (perUser.get(e.USER_ID) ?? 0) + 1);
+  const usersWithTwo = [...perUser.values()].filter((n) => n >= 2).length;
+  if (interactions.length < MIN_INTERACTIONS || usersWithTwo < MIN_USERS_WITH_TWO) {
+    throw new AppError(
+      'TRAINING_DATA_TOO_SMALL',
+      `training needs at least ${MIN_INTERACTIONS} interactions and ${MIN_USERS_WITH_TWO} users with 2 or more (as Amazon Personalize); ` +
+        `after filtering there are ${interactions.length} interactions and ${usersWithTwo} such users`,
+      { field: 'interactions' },
+    );
+  }
+}
+
+/**
+ * The share of interactions whose user had already touched the item (repeats). Below `threshold`
+ * users practically never come back to an item (ratings, durable purchases): seen items are left
+ * out of their lists; above it (session clicks) they are ranked like any other.
+ */
+export function repeatRate(interactions: readonly InteractionFields[]): number {
+  const seen = new Set<string>();
+  let repeats = 0;
+  for (const e of interactions) {
+    const k = `${e.USER_ID}\u0000${e.ITEM_ID}`;
+    if (seen.has(k)) repeats++;
+    else seen.add(k);
+  }
+  return interactions.length === 0 ? 0 : repeats / interactions.length;
+}
+
+export const REPEAT_THRESHOLD = 0.01;
+
+export function seenRule(rule: SeenRule, interactions: readonly InteractionFields[]): { excludeSeen: boolean; repeatRate: number } {
+  const rate = repeatRate(interactions);
+  return { excludeSeen: rule === 'exclude' || (rule === 'auto' && rate < REPEAT_THRESHOLD), repeatRate: rate };
+}
+
+export function split<T extends InteractionFields>(interactions: readonly T[], name: SplitName, seed = 42): SplitResult<T> {
+  if (name === 'personalize') return personalizeSplit(interactions, { seed });
+  if (name === 'loo') return leaveOneOutSplit(interactions);
+  return timeSplit(interactions);
+}
+
+/** Metrics of `model` on the split's test users (top 25 from each user's input). */
+export function evaluateModel(model: Model, s: SplitResult<InteractionFields>, catalogueSize: number, excludeSeen: boolean): MetricReport {
+  return evaluate(
+    s.tests.map((t) => ({
+      recommended: model
+        .recommend({ history: t.input, numResults: MRR_CUTOFF, ...(excludeSeen ? { exclude: new Set(t.input.map((e) => e.ITEM_ID)) } : {}) })
+        .map((r) => r.itemId),
+      truth: t.truth.map((e) => e.ITEM_ID),
+    })),
+    catalogueSize,
+  );
+}
+
+export interface TrainReport {
+  recipe: string;
+  split: SplitName;
+  interactions: number;
+  users: number;
+  items: number;
+  testUsers: number;
+  seen: { rule: SeenRule; excludeSeen: boolean; repeatRate: number };
+  metrics: MetricReport;
+  baseline: { recipe: 'popularity-count'; metrics: MetricReport };
+  trainMs: number;
+  evaluateMs: number;
+}
+
+/**
+ * Trains `recipe` on the split's train part, evaluates it and popularity-count on the test users,
+ * then trains the final model on everything. `interactions` must be in time order.
+ */
+export function trainAndEvaluate(
+  interactions: readonly InteractionFields[],
+  o: { recipe: string; split?: SplitName; seen?: SeenRule; params?: Record<string, unknown>; seed?: number },
+): { model: Model; report: TrainReport } {
+  const recipe = RECIPES[o.recipe];
+  if (!recipe) {
+    throw new AppError('INVALID_ARGUMENT', `unknown recipe ${JSON.stringify(o.recipe)}; known: ${Object.keys(RECIPES).join(', ')}`, { field: 'recipe' });
+  }
+  checkMinimums(interactions);
+  const splitName = o.split ?? 'personalize';
+  const seenChoice = o.seen ?? 'auto';
+  const seen = seenRule(seenChoice, interactions);
+  const s = split(interactions, splitName, o.seed);
+  const catalogue = new Set(interactions.map((e) => e.ITEM_ID)).size;
+  const t0 = performance.now();
+  const evalModel = recipe.train(s.train, o.params);
+  const t1 = performance.now();
+  const metrics = evaluateModel(evalModel, s, catalogue, seen.excludeSeen);
+  const t2 = performance.now();
+  const baseline = evaluateModel(popularityCount.train(s.train), s, catalogue, seen.excludeSeen);
+  const model = recipe.train(interactions, o.params);
+  return {
+    model,
+    report: {
+      recipe: recipe.name,
+      split: splitName,
+      interactions: interactions.length,
+      users: new Set(interactions.map((e) => e.USER_ID)).size,
+      items: catalogue,
+      testUsers: s.tests.length,
+      seen: { rule: seenChoice, ...seen },
+      metrics,
+      baseline: { recipe: 'popularity-count', metrics: baseline },
+      trainMs: Math.round(t1 - t0),
+      evaluateMs: Math.round(t2 - t1),
+    },
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * The offline path through the CLI, no Kafka needed: generate a dataset, train, read the report;
+ * a file with the wrong delimiter and a too small file fail with their codes.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { TrainReport } from '../../src/training/train.js';
+import { runCli } from './helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'streamrec-train-cli-'));
+
+describe('streamrec generate + train', () => {
+  it('trains sims on a generated dataset and reports it beside popularity-count on the same split', async () => {
+    const csv = join(dir, 'clicks.csv');
+    const gen = await runCli(['generate', '-o', csv, '-n', '30000', '--users', '600', '--items', '1200', '--seed', '5']);
+    expect(gen.code, gen.stderr).toBe(0);
+    const out = await runCli(['train', '-i', csv, '-r', 'sims', '--split', 'loo', '-o', join(dir, 'model'), '--json']);
+    expect(out.code, out.stderr).toBe(0);
+    const report = JSON.parse(out.stdout) as TrainReport;
+    expect(report.interactions).toBe(30_000);
+    expect(report.split).toBe('loo');
+    expect(report.metrics.users).toBe(report.testUsers);
+    expect(report.metrics.normalized_discounted_cumulative_gain_at_10).toBeGreaterThan(report.baseline.metrics.normalized_discounted_cumulative_gain_at_10);
+    expect(JSON.parse(readFileSync(join(dir, 'model', 'metrics.json'), 'utf8'))).toEqual(report);
+    expect(out.stderr).toMatch(/read 30000 interactions \(0 rejected\)/);
+  });
+
+  it('says what is wrong with a file: the delimiter, and too little data', async () => {
+    const semi = join(dir, 'semi.csv');
+    writeFileSync(semi, 'USER_ID;ITEM_ID;TIMESTAMP\nu1;i1;1700000000\n');
+    const bad = await runCli(['train', '-i', semi, '-r', 'sims']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/INVALID_ARGUMENT.*delimiter may be wrong/s);
+    const small = join(dir, 'small.csv');
+    writeFileSync(small, `USER_ID,ITEM_ID,TIMESTAMP\n${Array.from({ length: 50 }, (_, i) => `u${i % 5},i${i},${1_700_000_000 + i}`).join('\n')}\n`);
+    const tiny = await runCli(['train', '-i', small, '-r', 'popularity-count']);
+    expect(tiny.code).toBe(1);
+    expect(tiny.stderr).toMatch(/TRAINING_DATA_TOO_SMALL.*50 interactions/s);
+  });
+});
