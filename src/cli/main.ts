@@ -8,7 +8,9 @@ import { AppError, isAppError } from '../errors/index.js';
 import { readRecords } from '../import/read.js';
 import type { InteractionFields } from '../state/apply.js';
 import { RECIPES, trainAndEvaluate, type SeenRule, type SplitName } from '../training/train.js';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { loadModel, saveModel, userHistories } from '../training/model-files.js';
+import { batchInfer } from '../training/batch-infer.js';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { syntheticInteractions } from '../data/synthetic.js';
 import { createKafka } from '../kafka/client.js';
@@ -180,7 +182,7 @@ program
   .addOption(new Option('-s, --split <name>', 'evaluation split').choices(['personalize', 'loo', 'time']).default('personalize'))
   .addOption(new Option('--seen <rule>', 'may a user be recommended items already touched').choices(['auto', 'exclude', 'include']).default('auto'))
   .option('--params <json>', 'recipe parameters as JSON, e.g. {"popularityDiscountFactor":0.3}')
-  .option('-o, --output <dir>', 'write metrics.json and rejects.jsonl there')
+  .option('-o, --output <dir>', 'the model folder: model.json, metrics.json, rejects.jsonl')
   .option('--json', 'print the report as JSON')
   .action(async (opts: { interactions: string; recipe: string; map?: string; split: SplitName; seen: SeenRule; params?: string; output?: string; json?: boolean }) => {
     const map = opts.map ? parsePairs(opts.map, '--map') : undefined;
@@ -202,11 +204,11 @@ program
     note(`read ${rows.length} interactions (${rejects.length} rejected) from ${opts.interactions} in ${ms(Date.now() - t0)}`);
     for (const line of rejects.slice(0, 5)) note(`  rejected ${line}`);
     rows.sort((a, b) => a.TIMESTAMP - b.TIMESTAMP || a.n - b.n);
-    const { report } = trainAndEvaluate(rows, { recipe: opts.recipe, split: opts.split, seen: opts.seen, ...(params ? { params } : {}) });
+    const { model, report } = trainAndEvaluate(rows, { recipe: opts.recipe, split: opts.split, seen: opts.seen, ...(params ? { params } : {}) });
     if (opts.output) {
-      mkdirSync(opts.output, { recursive: true });
-      writeFileSync(join(opts.output, 'metrics.json'), `${JSON.stringify(report, null, 2)}\n`);
+      saveModel(opts.output, { model, excludeSeen: report.seen.excludeSeen, histories: userHistories(rows) }, report);
       writeFileSync(join(opts.output, 'rejects.jsonl'), rejects.map((l) => `${l}\n`).join(''));
+      note(`model written to ${opts.output} (model.json, metrics.json, rejects.jsonl)`);
     }
     if (opts.json) {
       say(JSON.stringify(report));
@@ -220,7 +222,22 @@ program
       const b = (report.baseline.metrics as unknown as Record<string, number>)[k]!;
       say(`${k.padEnd(46)} ${fmt(v).padStart(16)} ${fmt(b).padStart(16)}`);
     }
-    say('(model files are not written yet: evaluate and batch-infer come with the rest of issue 4)');
+  });
+
+program
+  .command('batch-infer')
+  .description("Personalize's batch inference: JSON Lines of {userId} / {itemId} / {userId, itemList} in, one result line each out")
+  .requiredOption('--model <dir>', 'a model folder written by `streamrec train --output`')
+  .requiredOption('-i, --input <file>', 'JSON Lines input')
+  .requiredOption('-o, --output <file>', 'JSON Lines output')
+  .addOption(new Option('-n, --num-results <n>', 'items per line (1-500)').argParser(intArg('--num-results')).default(25))
+  .action(async (opts: { model: string; input: string; output: string; numResults: number }) => {
+    if (opts.numResults < 1 || opts.numResults > 500) {
+      throw new AppError('INVALID_ARGUMENT', `--num-results must be 1 to 500, got ${opts.numResults}`, { field: '--num-results' });
+    }
+    const t0 = Date.now();
+    const result = await batchInfer(loadModel(opts.model), opts.input, opts.output, opts.numResults);
+    say(`${result.lines} lines in ${ms(Date.now() - t0)}, ${result.errors} with an error; results in ${opts.output}`);
   });
 
 const fmt = (v: number): string => (Number.isInteger(v) ? String(v) : v.toFixed(4));

@@ -15,8 +15,23 @@ export class PopularityModel implements Model {
   readonly recipe = 'popularity-count';
   private readonly ranked: Scored[];
 
+  private readonly byItem: Map<string, number>;
+
   constructor(scores: Map<string, number>) {
     this.ranked = topN(scores, scores.size);
+    this.byItem = scores;
+  }
+
+  static fromJSON(data: { ranked: [string, number][] }): PopularityModel {
+    return new PopularityModel(new Map(data.ranked));
+  }
+
+  toJSON(): { recipe: string; ranked: [string, number][] } {
+    return { recipe: this.recipe, ranked: this.ranked.map((s) => [s.itemId, s.score]) };
+  }
+
+  score(_history: RecommendRequest['history'], items: readonly string[]): (number | undefined)[] {
+    return items.map((i) => this.byItem.get(i));
   }
 
   /** Items in popularity order, best first, leaving out `exclude`. */
@@ -34,7 +49,7 @@ export class PopularityModel implements Model {
   }
 
   related(itemId: string, numResults: number): Scored[] | undefined {
-    if (!this.ranked.some((s) => s.itemId === itemId)) return undefined;
+    if (!this.byItem.has(itemId)) return undefined;
     return this.popular(numResults, new Set([itemId]));
   }
 }

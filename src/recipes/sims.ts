@@ -11,7 +11,7 @@
  * of sim(i_r, j) / (1 + r). Popular items fill in (reason `popular`) when the model has too little.
  */
 import { applyInteraction, MapStateView, recentDistinctItems, type InteractionFields } from '../state/apply.js';
-import { popularityCount, type PopularityModel } from './popularity.js';
+import { PopularityModel, popularityCount } from './popularity.js';
 import { topN, type Model, type Recipe, type RecommendRequest, type Scored } from './types.js';
 
 export interface SimsParams {
@@ -41,6 +41,25 @@ export class SimsModel implements Model {
     private readonly params: SimsParams,
   ) {}
 
+  static fromJSON(data: { params: SimsParams; neighbours: [string, [string, number][]][]; popular: { ranked: [string, number][] } }): SimsModel {
+    const neighbours = new Map(data.neighbours.map(([item, list]) => [item, list.map(([itemId, score]) => ({ itemId, score }))]));
+    return new SimsModel(neighbours, PopularityModel.fromJSON(data.popular), data.params);
+  }
+
+  toJSON(): { recipe: string; params: SimsParams; neighbours: [string, [string, number][]][]; popular: { ranked: [string, number][] } } {
+    return {
+      recipe: this.recipe,
+      params: this.params,
+      neighbours: [...this.neighbours].map(([item, list]) => [item, list.map((s) => [s.itemId, s.score] as [string, number])]),
+      popular: this.popular.toJSON(),
+    };
+  }
+
+  score(history: RecommendRequest['history'], items: readonly string[]): (number | undefined)[] {
+    const scores = this.userScores(history);
+    return items.map((i) => (this.neighbours.has(i) ? (scores.get(i) ?? 0) : undefined));
+  }
+
   related(itemId: string, numResults: number): Scored[] | undefined {
     const list = this.neighbours.get(itemId);
     if (!list) return undefined;
@@ -49,13 +68,17 @@ export class SimsModel implements Model {
   }
 
   recommend(request: RecommendRequest): Scored[] {
-    const recent = recentDistinctItems({ events: request.history.map((h) => ({ item: h.ITEM_ID })) }, this.params.recentItems);
+    const out = topN(this.userScores(request.history), request.numResults, request.exclude);
+    return this.fill(out, request.numResults, request.exclude);
+  }
+
+  private userScores(history: RecommendRequest['history']): Map<string, number> {
+    const recent = recentDistinctItems({ events: history.map((h) => ({ item: h.ITEM_ID })) }, this.params.recentItems);
     const scores = new Map<string, number>();
     recent.forEach((item, r) => {
       for (const n of this.neighbours.get(item) ?? []) scores.set(n.itemId, (scores.get(n.itemId) ?? 0) + n.score / (1 + r));
     });
-    const out = topN(scores, request.numResults, request.exclude);
-    return this.fill(out, request.numResults, request.exclude);
+    return scores;
   }
 
   private fill(out: Scored[], numResults: number, exclude?: ReadonlySet<string>): Scored[] {

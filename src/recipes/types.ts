@@ -25,6 +25,10 @@ export interface Model {
   recommend(request: RecommendRequest): Scored[];
   /** Items related to one item; undefined when the item is unknown to the model. */
   related(itemId: string, numResults: number): Scored[] | undefined;
+  /** Scores of `items` for a user with this history (personalized ranking); undefined for an item the model does not know. */
+  score(history: RecommendRequest['history'], items: readonly string[]): (number | undefined)[];
+  /** Plain JSON data from which `loadModel` rebuilds the same model. */
+  toJSON(): { recipe: string } & Record<string, unknown>;
 }
 
 export interface Recipe<P = unknown, M extends Model = Model> {

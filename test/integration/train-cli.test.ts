@@ -27,6 +27,40 @@ describe('streamrec generate + train', () => {
     expect(out.stderr).toMatch(/read 30000 interactions \(0 rejected\)/);
   });
 
+  it('batch-infers in Personalize\'s line format from the model folder; a bad line gets its own error', async () => {
+    const model = join(dir, 'model');
+    const input = join(dir, 'in.jsonl');
+    const output = join(dir, 'out.jsonl');
+    writeFileSync(
+      input,
+      [
+        '{"userId":"u1"}',
+        '{"itemId":"i0"}',
+        '{"itemId":"no-such-item"}',
+        '{"userId":"u1","itemList":["i0","no-such-item","i1"]}',
+        'this is not json',
+        '{"userId":"never-seen"}',
+      ].join('\n'),
+    );
+    const out = await runCli(['batch-infer', '--model', model, '-i', input, '-o', output, '-n', '7']);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toMatch(/6 lines .* 2 with an error/);
+    type Line = { input: unknown; output: { recommendedItems: string[]; scores: number[] } | null; error: string | null };
+    const lines = readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
+    expect(lines).toHaveLength(6);
+    expect(lines[0]!.input).toEqual({ userId: 'u1' });
+    expect(lines[0]!.output!.recommendedItems).toHaveLength(7);
+    expect(lines[0]!.output!.scores[0]).toBeGreaterThan(0);
+    expect(lines[1]!.output!.recommendedItems).not.toContain('i0');
+    expect(lines[2]).toEqual({ input: { itemId: 'no-such-item' }, output: null, error: 'item "no-such-item" is not in the training data' });
+    expect(lines[3]!.output!.recommendedItems.at(-1)).toBe('no-such-item'); // unknown items last, as Personalize
+    expect([...lines[3]!.output!.recommendedItems].sort()).toEqual(['i0', 'i1', 'no-such-item']);
+    expect(lines[4]!.error).toMatch(/not JSON/);
+    // a user without history gets the most popular items, the same for any unknown user
+    expect(lines[5]!.output!.scores.every((x) => x === 0)).toBe(true);
+    expect(lines[5]!.output!.recommendedItems).toHaveLength(7);
+  });
+
   it('says what is wrong with a file: the delimiter, and too little data', async () => {
     const semi = join(dir, 'semi.csv');
     writeFileSync(semi, 'USER_ID;ITEM_ID;TIMESTAMP\nu1;i1;1700000000\n');

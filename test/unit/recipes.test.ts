@@ -77,3 +77,26 @@ describe('sims', () => {
     expect(cold.every((s) => s.reason === 'popular')).toBe(true);
   });
 });
+
+describe('models as JSON', () => {
+  it('rebuild the same answers after a JSON round trip, and score item lists', async () => {
+    const { PopularityModel } = await import('../../src/recipes/popularity.js');
+    const { SimsModel } = await import('../../src/recipes/sims.js');
+    const events: InteractionFields[] = [];
+    for (let u = 0; u < 5; u++) events.push(ev(`a${u}`, 'x'), ev(`a${u}`, 'y'), ev(`a${u}`, 'z'));
+    for (let u = 0; u < 8; u++) events.push(ev(`b${u}`, 'w'));
+    const s = sims.train(events, { minCointeractionCount: 2 });
+    const s2 = SimsModel.fromJSON(JSON.parse(JSON.stringify(s)) as Parameters<typeof SimsModel.fromJSON>[0]);
+    const history = [{ ITEM_ID: 'x', TIMESTAMP: 1 }];
+    expect(s2.recommend({ history, numResults: 4 })).toEqual(s.recommend({ history, numResults: 4 }));
+    expect(s2.related('y', 3)).toEqual(s.related('y', 3));
+    const scores = s.score(history, ['y', 'w', 'unknown']);
+    expect(scores[0]).toBeGreaterThan(0); // y co-occurs with x
+    expect(scores[1]).toBe(0); // w is known but unrelated to x
+    expect(scores[2]).toBeUndefined();
+    const p = popularityCount.train(events);
+    const p2 = PopularityModel.fromJSON(JSON.parse(JSON.stringify(p)) as Parameters<typeof PopularityModel.fromJSON>[0]);
+    expect(p2.recommend({ history: [], numResults: 4 })).toEqual(p.recommend({ history: [], numResults: 4 }));
+    expect(p.score([], ['w', 'x', 'nope'])).toEqual([8, 5, undefined]);
+  });
+});

@@ -1,0 +1,67 @@
+/**
+ * A trained model on disk: `<dir>/model.json` (the recipe's data, the seen-items rule, each user's
+ * latest interactions for inference) and `<dir>/metrics.json` (the training report). Written
+ * to a temporary file first, then renamed: a reader never sees half a model.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AppError } from '../errors/index.js';
+import { PopularityModel } from '../recipes/popularity.js';
+import { SimsModel } from '../recipes/sims.js';
+import type { Model } from '../recipes/types.js';
+import type { InteractionFields } from '../state/apply.js';
+import type { TrainReport } from './train.js';
+
+/** How many of a user's latest interactions the model file keeps for inference. */
+export const HISTORY_PER_USER = 50;
+
+export interface ModelBundle {
+  model: Model;
+  excludeSeen: boolean;
+  /** userId -> latest interactions, oldest first. */
+  histories: Map<string, { ITEM_ID: string; TIMESTAMP: number }[]>;
+}
+
+export function userHistories(interactions: readonly InteractionFields[]): Map<string, { ITEM_ID: string; TIMESTAMP: number }[]> {
+  const out = new Map<string, { ITEM_ID: string; TIMESTAMP: number }[]>();
+  for (const e of interactions) {
+    let h = out.get(e.USER_ID);
+    if (!h) out.set(e.USER_ID, (h = []));
+    h.push({ ITEM_ID: e.ITEM_ID, TIMESTAMP: e.TIMESTAMP });
+    if (h.length > HISTORY_PER_USER * 2) h.splice(0, h.length - HISTORY_PER_USER);
+  }
+  for (const [u, h] of out) if (h.length > HISTORY_PER_USER) out.set(u, h.slice(-HISTORY_PER_USER));
+  return out;
+}
+
+export function saveModel(dir: string, bundle: ModelBundle, report: TrainReport): void {
+  mkdirSync(dir, { recursive: true });
+  const data = {
+    format: 1,
+    excludeSeen: bundle.excludeSeen,
+    model: bundle.model.toJSON(),
+    histories: [...bundle.histories].map(([u, h]) => [u, h.map((e) => [e.ITEM_ID, e.TIMESTAMP])]),
+  };
+  const write = (name: string, value: unknown) => {
+    const tmp = join(dir, `.${name}.tmp-${process.pid}`);
+    writeFileSync(tmp, `${JSON.stringify(value)}\n`);
+    renameSync(tmp, join(dir, name));
+  };
+  write('metrics.json', report);
+  write('model.json', data);
+}
+
+export function loadModel(dir: string): ModelBundle {
+  let data: { format: number; excludeSeen: boolean; model: { recipe: string } & Record<string, unknown>; histories: [string, [string, number][]][] };
+  try {
+    data = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as typeof data;
+  } catch (err) {
+    throw new AppError('INVALID_ARGUMENT', `no readable model in ${dir} (model.json): ${(err as Error).message}`, { field: '--model', cause: err });
+  }
+  let model: Model;
+  if (data.model.recipe === 'popularity-count') model = PopularityModel.fromJSON(data.model as unknown as Parameters<typeof PopularityModel.fromJSON>[0]);
+  else if (data.model.recipe === 'sims') model = SimsModel.fromJSON(data.model as unknown as Parameters<typeof SimsModel.fromJSON>[0]);
+  else throw new AppError('INVALID_ARGUMENT', `${dir}/model.json: unknown recipe ${JSON.stringify(data.model.recipe)}`, { field: '--model' });
+  const histories = new Map(data.histories.map(([u, h]) => [u, h.map(([ITEM_ID, TIMESTAMP]) => ({ ITEM_ID, TIMESTAMP }))]));
+  return { model, excludeSeen: data.excludeSeen, histories };
+}
