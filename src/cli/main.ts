@@ -5,12 +5,17 @@ import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { configKeys, loadConfig, type Config } from '../config/index.js';
 import { AppError, isAppError } from '../errors/index.js';
-import { readRecords } from '../import/read.js';
+import { readRecords, type MetadataType } from '../import/read.js';
+import { offlineSink, runImport, topicSink } from '../import/import.js';
+import { createCodecs } from '../serde/avro.js';
+import type { Producer } from '../kafka/kafkajs.js';
+import { topicName } from '../kafka/topics.js';
+import { Presets, SingleBar } from 'cli-progress';
 import type { InteractionFields } from '../state/apply.js';
 import { RECIPES, trainAndEvaluate, type SeenRule, type SplitName } from '../training/train.js';
 import { loadModel, saveModel, userHistories } from '../training/model-files.js';
 import { batchInfer } from '../training/batch-infer.js';
-import { createWriteStream, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { syntheticInteractions } from '../data/synthetic.js';
 import { createKafka } from '../kafka/client.js';
@@ -171,12 +176,81 @@ program
     say(`wrote ${opts.events} events (${opts.users} users, ${opts.items} items, seed ${opts.seed}) to ${opts.output}`);
   });
 
+// ---------------------------------------------------------------- import
+
+program
+  .command('import')
+  .description("Import files as they are (CSV, TSV, JSON Lines) into a group's topics, or into an offline dataset folder")
+  .option('--interactions <file>', 'interactions file')
+  .option('--items <file>', 'items file')
+  .option('--users <file>', 'users file')
+  .option('-m, --map <pairs>', 'interactions column mapping, e.g. USER_ID=user_id,ITEM_ID=asin,TIMESTAMP=unixReviewTime')
+  .option('--items-map <pairs>', 'items column mapping, e.g. ITEM_ID=asin')
+  .option('--users-map <pairs>', 'users column mapping, e.g. USER_ID=id')
+  .option('--types <pairs>', 'metadata types overriding inference, e.g. PRICE=numeric,GENRES=multi,ZIP=categorical')
+  .option('-g, --group <name>', 'produce to this dataset group\'s topics (KAFKA_BROKERS or the local broker)')
+  .option('--offline <dir>', 'write an offline dataset folder instead (for `streamrec train --data`)')
+  .option('--rejects <dir>', 'where rejects-<kind>.jsonl go (default: the --offline folder, else the working folder)')
+  .action(async (opts: { interactions?: string; items?: string; users?: string; map?: string; itemsMap?: string; usersMap?: string; types?: string; group?: string; offline?: string; rejects?: string }) => {
+    if (!opts.group === !opts.offline) throw new AppError('INVALID_ARGUMENT', 'give exactly one target: --group G (Kafka) or --offline DIR', { field: '--group' });
+    const files = (['interactions', 'items', 'users'] as const).flatMap((kind) => (opts[kind] ? [{ kind, file: opts[kind] }] : []));
+    if (files.length === 0) throw new AppError('INVALID_ARGUMENT', 'nothing to import: give --interactions, --items and/or --users', { field: '--interactions' });
+    const maps = { interactions: opts.map, items: opts.itemsMap, users: opts.usersMap };
+    const types = opts.types ? (parsePairs(opts.types, '--types') as Record<string, MetadataType>) : undefined;
+    const c = config();
+    const codecs = createCodecs(c);
+    let producer: Producer | undefined;
+    if (opts.group) {
+      const group = validateGroupName(opts.group);
+      const { brokers } = await resolveBrokers(c, false);
+      await withAdmin(c, brokers, (admin) => applyTopics(admin, group, c));
+      producer = createKafka(c, brokers, '-import').producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+    }
+    const rejectsDir = opts.rejects ?? opts.offline ?? '.';
+    mkdirSync(rejectsDir, { recursive: true });
+    try {
+      for (const { kind, file } of files) {
+        const bar = new SingleBar(
+          { format: `${kind.padEnd(12)} [{bar}] {percentage}% | {rows} rows | {mbps} MB/s | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true },
+          Presets.shades_classic,
+        );
+        const t0 = Date.now();
+        let started = false;
+        const onProgress = (bytes: number, total: number, rows: number) => {
+          if (!started) {
+            bar.start(total, 0, { rows: 0, mbps: '0.0' });
+            started = true;
+          }
+          bar.update(bytes, { rows, mbps: (bytes / 1e6 / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(1) });
+        };
+        const map = maps[kind] ? parsePairs(maps[kind]!, kind === 'interactions' ? '--map' : `--${kind}-map`) : undefined;
+        const sink = opts.offline ? offlineSink(opts.offline, kind) : topicSink(producer!, topicName(opts.group!, kind), codecs, kind);
+        const totals = await runImport(
+          file,
+          { kind, codecs, onProgress, ...(map ? { map } : {}), ...(types && kind !== 'interactions' ? { types } : {}) },
+          sink,
+          join(rejectsDir, `rejects-${kind}.jsonl`),
+        );
+        if (started) {
+          bar.update(bar.getTotal(), { rows: totals.accepted + totals.rejected });
+          bar.stop();
+        }
+        const where = opts.offline ? join(opts.offline, `${kind}.jsonl`) : topicName(opts.group!, kind);
+        say(`${kind}: ${totals.accepted} imported to ${where}, ${totals.rejected} rejected (${totals.rejectsFile}) in ${ms(totals.ms)}`);
+      }
+    } finally {
+      await producer?.disconnect();
+    }
+  });
+
 // ---------------------------------------------------------------- train
 
 program
   .command('train')
   .description('Train and evaluate a recipe offline on an interactions file; prints its metrics beside popularity-count on the same split')
-  .requiredOption('-i, --interactions <file>', 'CSV, TSV or JSON Lines; a Personalize-style header (USER_ID,ITEM_ID,TIMESTAMP,...) needs no mapping')
+  .option('-i, --interactions <file>', 'CSV, TSV or JSON Lines; a Personalize-style header (USER_ID,ITEM_ID,TIMESTAMP,...) needs no mapping')
+  .option('-d, --data <dir>', 'an offline dataset folder written by `streamrec import --offline` (instead of --interactions)')
   .requiredOption('-r, --recipe <name>', `recipe: ${Object.keys(RECIPES).join(', ')}`)
   .option('-m, --map <pairs>', 'column mapping, e.g. USER_ID=user_id,ITEM_ID=asin,TIMESTAMP=unixReviewTime')
   .addOption(new Option('-s, --split <name>', 'evaluation split').choices(['personalize', 'loo', 'time']).default('personalize'))
@@ -184,7 +258,9 @@ program
   .option('--params <json>', 'recipe parameters as JSON, e.g. {"popularityDiscountFactor":0.3}')
   .option('-o, --output <dir>', 'the model folder: model.json, metrics.json, rejects.jsonl')
   .option('--json', 'print the report as JSON')
-  .action(async (opts: { interactions: string; recipe: string; map?: string; split: SplitName; seen: SeenRule; params?: string; output?: string; json?: boolean }) => {
+  .action(async (opts: { interactions?: string; data?: string; recipe: string; map?: string; split: SplitName; seen: SeenRule; params?: string; output?: string; json?: boolean }) => {
+    if (!opts.interactions === !opts.data) throw new AppError('INVALID_ARGUMENT', 'give exactly one of --interactions FILE and --data DIR', { field: '--interactions' });
+    const file = opts.interactions ?? join(opts.data!, 'interactions.jsonl');
     const map = opts.map ? parsePairs(opts.map, '--map') : undefined;
     let params: Record<string, unknown> | undefined;
     if (opts.params) {
@@ -197,11 +273,11 @@ program
     const t0 = Date.now();
     const rows: (InteractionFields & { n: number })[] = [];
     const rejects: string[] = [];
-    for await (const r of readRecords(opts.interactions, { kind: 'interactions', ...(map ? { map } : {}) })) {
+    for await (const r of readRecords(file, { kind: 'interactions', ...(map ? { map } : {}) })) {
       if (r.ok) rows.push({ ...r.record, n: rows.length });
       else rejects.push(JSON.stringify({ line: r.line, field: r.field ?? null, reason: r.reason, raw: r.raw }));
     }
-    note(`read ${rows.length} interactions (${rejects.length} rejected) from ${opts.interactions} in ${ms(Date.now() - t0)}`);
+    note(`read ${rows.length} interactions (${rejects.length} rejected) from ${file} in ${ms(Date.now() - t0)}`);
     for (const line of rejects.slice(0, 5)) note(`  rejected ${line}`);
     rows.sort((a, b) => a.TIMESTAMP - b.TIMESTAMP || a.n - b.n);
     const { model, report } = trainAndEvaluate(rows, { recipe: opts.recipe, split: opts.split, seen: opts.seen, ...(params ? { params } : {}) });
