@@ -5,15 +5,15 @@ import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { configKeys, loadConfig, type Config } from '../config/index.js';
 import { AppError, isAppError } from '../errors/index.js';
-import { readRecords, type MetadataType } from '../import/read.js';
+import type { MetadataType } from '../import/read.js';
 import { offlineSink, runImport, topicSink } from '../import/import.js';
 import { createCodecs } from '../serde/avro.js';
 import type { Producer } from '../kafka/kafkajs.js';
 import { topicName } from '../kafka/topics.js';
 import { Presets, SingleBar } from 'cli-progress';
-import type { InteractionFields } from '../state/apply.js';
-import { RECIPES, trainAndEvaluate, type SeenRule, type SplitName } from '../training/train.js';
-import { loadModel, saveModel, userHistories } from '../training/model-files.js';
+import { RECIPES, trainAndEvaluate, type SeenRule, type SplitName, type TrainReport } from '../training/train.js';
+import { loadInteractions, type DataSpec, type LoadedData } from '../training/data.js';
+import { loadModel, loadTraining, saveModel, userHistories } from '../training/model-files.js';
 import { batchInfer } from '../training/batch-infer.js';
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -24,7 +24,7 @@ import { localKafkaOptions, localKafkaStatus, startLocalKafka, stopLocalKafka } 
 import { applyTopics, validateGroupName, type TopicReport } from '../kafka/topics.js';
 import { startService } from '../stream/service.js';
 import { digestGroupState } from '../state/digest.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 const program = new Command('streamrec')
   .description('Self-hosted streaming recommendations: Kafka in, RocksDB state, HRNN models, HTTP and Kafka out.')
@@ -253,52 +253,98 @@ program
   .option('-d, --data <dir>', 'an offline dataset folder written by `streamrec import --offline` (instead of --interactions)')
   .requiredOption('-r, --recipe <name>', `recipe: ${Object.keys(RECIPES).join(', ')}`)
   .option('-m, --map <pairs>', 'column mapping, e.g. USER_ID=user_id,ITEM_ID=asin,TIMESTAMP=unixReviewTime')
+  .option('--event-type <types>', 'train on these EVENT_TYPEs only (comma-separated), as Personalize')
+  .option('--event-value-threshold <n>', 'train on events with EVENT_VALUE >= n only, as Personalize')
   .addOption(new Option('-s, --split <name>', 'evaluation split').choices(['personalize', 'loo', 'time']).default('personalize'))
   .addOption(new Option('--seen <rule>', 'may a user be recommended items already touched').choices(['auto', 'exclude', 'include']).default('auto'))
   .option('--params <json>', 'recipe parameters as JSON, e.g. {"popularityDiscountFactor":0.3}')
   .option('-o, --output <dir>', 'the model folder: model.json, metrics.json, rejects.jsonl')
   .option('--json', 'print the report as JSON')
-  .action(async (opts: { interactions?: string; data?: string; recipe: string; map?: string; split: SplitName; seen: SeenRule; params?: string; output?: string; json?: boolean }) => {
-    if (!opts.interactions === !opts.data) throw new AppError('INVALID_ARGUMENT', 'give exactly one of --interactions FILE and --data DIR', { field: '--interactions' });
-    const file = opts.interactions ?? join(opts.data!, 'interactions.jsonl');
-    const map = opts.map ? parsePairs(opts.map, '--map') : undefined;
-    let params: Record<string, unknown> | undefined;
-    if (opts.params) {
-      try {
-        params = JSON.parse(opts.params) as Record<string, unknown>;
-      } catch (err) {
-        throw new AppError('INVALID_ARGUMENT', `--params is not JSON: ${(err as Error).message}`, { field: '--params' });
+  .action(
+    async (opts: {
+      interactions?: string;
+      data?: string;
+      recipe: string;
+      map?: string;
+      eventType?: string;
+      eventValueThreshold?: string;
+      split: SplitName;
+      seen: SeenRule;
+      params?: string;
+      output?: string;
+      json?: boolean;
+    }) => {
+      if (!opts.interactions === !opts.data) throw new AppError('INVALID_ARGUMENT', 'give exactly one of --interactions FILE and --data DIR', { field: '--interactions' });
+      const threshold = opts.eventValueThreshold === undefined ? undefined : Number(opts.eventValueThreshold);
+      if (threshold !== undefined && !Number.isFinite(threshold)) {
+        throw new AppError('INVALID_ARGUMENT', `--event-value-threshold must be a number, got ${JSON.stringify(opts.eventValueThreshold)}`, { field: '--event-value-threshold' });
       }
-    }
-    const t0 = Date.now();
-    const rows: (InteractionFields & { n: number })[] = [];
-    const rejects: string[] = [];
-    for await (const r of readRecords(file, { kind: 'interactions', ...(map ? { map } : {}) })) {
-      if (r.ok) rows.push({ ...r.record, n: rows.length });
-      else rejects.push(JSON.stringify({ line: r.line, field: r.field ?? null, reason: r.reason, raw: r.raw }));
-    }
-    note(`read ${rows.length} interactions (${rejects.length} rejected) from ${file} in ${ms(Date.now() - t0)}`);
-    for (const line of rejects.slice(0, 5)) note(`  rejected ${line}`);
-    rows.sort((a, b) => a.TIMESTAMP - b.TIMESTAMP || a.n - b.n);
-    const { model, report } = trainAndEvaluate(rows, { recipe: opts.recipe, split: opts.split, seen: opts.seen, ...(params ? { params } : {}) });
-    if (opts.output) {
-      saveModel(opts.output, { model, excludeSeen: report.seen.excludeSeen, histories: userHistories(rows) }, report);
-      writeFileSync(join(opts.output, 'rejects.jsonl'), rejects.map((l) => `${l}\n`).join(''));
-      note(`model written to ${opts.output} (model.json, metrics.json, rejects.jsonl)`);
-    }
-    if (opts.json) {
-      say(JSON.stringify(report));
-      return;
-    }
-    say(`${report.recipe} on ${report.interactions} interactions, ${report.users} users, ${report.items} items; split ${report.split}, ${report.testUsers} test users`);
-    say(`seen items: ${report.seen.excludeSeen ? 'left out' : 'allowed'} (rule ${report.seen.rule}, repeat rate ${(report.seen.repeatRate * 100).toFixed(1)}%)`);
-    say(`trained in ${ms(report.trainMs)}, evaluated in ${ms(report.evaluateMs)}`);
-    say(`${'metric'.padEnd(46)} ${report.recipe.padStart(16)} ${'popularity-count'.padStart(16)}`);
-    for (const [k, v] of Object.entries(report.metrics)) {
-      const b = (report.baseline.metrics as unknown as Record<string, number>)[k]!;
-      say(`${k.padEnd(46)} ${fmt(v).padStart(16)} ${fmt(b).padStart(16)}`);
-    }
+      const spec: DataSpec = {
+        file: resolve(opts.interactions ?? join(opts.data!, 'interactions.jsonl')),
+        ...(opts.map ? { map: parsePairs(opts.map, '--map') } : {}),
+        ...(opts.eventType ? { eventTypes: opts.eventType.split(',').map((t) => t.trim()) } : {}),
+        ...(threshold !== undefined ? { eventValueThreshold: threshold } : {}),
+      };
+      let params: Record<string, unknown> | undefined;
+      if (opts.params) {
+        try {
+          params = JSON.parse(opts.params) as Record<string, unknown>;
+        } catch (err) {
+          throw new AppError('INVALID_ARGUMENT', `--params is not JSON: ${(err as Error).message}`, { field: '--params' });
+        }
+      }
+      const { rows, rejects } = await readTrainingData(spec);
+      const { model, report } = trainAndEvaluate(rows, { recipe: opts.recipe, split: opts.split, seen: opts.seen, ...(params ? { params } : {}) });
+      if (opts.output) {
+        saveModel(opts.output, { model, excludeSeen: report.seen.excludeSeen, histories: userHistories(rows) }, report, {
+          data: spec,
+          recipe: opts.recipe,
+          seen: opts.seen,
+          ...(params ? { params } : {}),
+        });
+        writeFileSync(join(opts.output, 'rejects.jsonl'), rejects.map((l) => `${l}\n`).join(''));
+        note(`model written to ${opts.output} (model.json, metrics.json, rejects.jsonl)`);
+      }
+      printReport(report, opts.json);
+    },
+  );
+
+program
+  .command('evaluate')
+  .description("A trained model's recipe on a split of its training data (retrained on the split's train part), beside popularity-count")
+  .requiredOption('--model <dir>', 'a model folder written by `streamrec train --output`')
+  .addOption(new Option('-s, --split <name>', 'evaluation split').choices(['personalize', 'loo', 'time']).default('personalize'))
+  .option('--json', 'print the report as JSON')
+  .action(async (opts: { model: string; split: SplitName; json?: boolean }) => {
+    const training = loadTraining(opts.model);
+    const { rows } = await readTrainingData(training.data);
+    const { report } = trainAndEvaluate(rows, { recipe: training.recipe, split: opts.split, seen: training.seen, ...(training.params ? { params: training.params } : {}) });
+    printReport(report, opts.json);
   });
+
+async function readTrainingData(spec: DataSpec): Promise<LoadedData> {
+  const t0 = Date.now();
+  const loaded = await loadInteractions(spec);
+  const filtered = loaded.filteredOut > 0 ? `, ${loaded.filteredOut} left out by the event filters` : '';
+  note(`read ${loaded.rows.length} interactions (${loaded.rejects.length} rejected${filtered}) from ${spec.file} in ${ms(Date.now() - t0)}`);
+  for (const line of loaded.rejects.slice(0, 5)) note(`  rejected ${line}`);
+  return loaded;
+}
+
+function printReport(report: TrainReport, json?: boolean): void {
+  if (json) {
+    say(JSON.stringify(report));
+    return;
+  }
+  say(`${report.recipe} on ${report.interactions} interactions, ${report.users} users, ${report.items} items; split ${report.split}, ${report.testUsers} test users`);
+  say(`seen items: ${report.seen.excludeSeen ? 'left out' : 'allowed'} (rule ${report.seen.rule}, repeat rate ${(report.seen.repeatRate * 100).toFixed(1)}%)`);
+  say(`trained in ${ms(report.trainMs)}, evaluated in ${ms(report.evaluateMs)}`);
+  say(`${'metric'.padEnd(46)} ${report.recipe.padStart(16)} ${'popularity-count'.padStart(16)}`);
+  for (const [k, v] of Object.entries(report.metrics)) {
+    const b = (report.baseline.metrics as unknown as Record<string, number>)[k]!;
+    say(`${k.padEnd(46)} ${fmt(v).padStart(16)} ${fmt(b).padStart(16)}`);
+  }
+}
 
 program
   .command('batch-infer')

@@ -10,7 +10,8 @@ import { PopularityModel } from '../recipes/popularity.js';
 import { SimsModel } from '../recipes/sims.js';
 import type { Model } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
-import type { TrainReport } from './train.js';
+import type { DataSpec } from './data.js';
+import type { SeenRule, TrainReport } from './train.js';
 
 /** How many of a user's latest interactions the model file keeps for inference. */
 export const HISTORY_PER_USER = 50;
@@ -34,10 +35,19 @@ export function userHistories(interactions: readonly InteractionFields[]): Map<s
   return out;
 }
 
-export function saveModel(dir: string, bundle: ModelBundle, report: TrainReport): void {
+/** How the model was trained, so `streamrec evaluate` can redo it on another split. */
+export interface TrainingSpec {
+  data: DataSpec;
+  recipe: string;
+  seen: SeenRule;
+  params?: Record<string, unknown>;
+}
+
+export function saveModel(dir: string, bundle: ModelBundle, report: TrainReport, training: TrainingSpec): void {
   mkdirSync(dir, { recursive: true });
   const data = {
     format: 1,
+    training,
     excludeSeen: bundle.excludeSeen,
     model: bundle.model.toJSON(),
     histories: [...bundle.histories].map(([u, h]) => [u, h.map((e) => [e.ITEM_ID, e.TIMESTAMP])]),
@@ -51,13 +61,28 @@ export function saveModel(dir: string, bundle: ModelBundle, report: TrainReport)
   write('model.json', data);
 }
 
-export function loadModel(dir: string): ModelBundle {
-  let data: { format: number; excludeSeen: boolean; model: { recipe: string } & Record<string, unknown>; histories: [string, [string, number][]][] };
+interface ModelFile {
+  format: number;
+  training: TrainingSpec;
+  excludeSeen: boolean;
+  model: { recipe: string } & Record<string, unknown>;
+  histories: [string, [string, number][]][];
+}
+
+function readModelFile(dir: string): ModelFile {
   try {
-    data = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as typeof data;
+    return JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as ModelFile;
   } catch (err) {
     throw new AppError('INVALID_ARGUMENT', `no readable model in ${dir} (model.json): ${(err as Error).message}`, { field: '--model', cause: err });
   }
+}
+
+export function loadTraining(dir: string): TrainingSpec {
+  return readModelFile(dir).training;
+}
+
+export function loadModel(dir: string): ModelBundle {
+  const data = readModelFile(dir);
   let model: Model;
   if (data.model.recipe === 'popularity-count') model = PopularityModel.fromJSON(data.model as unknown as Parameters<typeof PopularityModel.fromJSON>[0]);
   else if (data.model.recipe === 'sims') model = SimsModel.fromJSON(data.model as unknown as Parameters<typeof SimsModel.fromJSON>[0]);

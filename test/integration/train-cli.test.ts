@@ -61,6 +61,30 @@ describe('streamrec generate + train', () => {
     expect(lines[5]!.output!.recommendedItems).toHaveLength(7);
   });
 
+  it('evaluates a saved model on another split, and selects event types and values as Personalize', async () => {
+    const model = join(dir, 'model');
+    const ev = await runCli(['evaluate', '--model', model, '--split', 'time', '--json']);
+    expect(ev.code, ev.stderr).toBe(0);
+    const report = JSON.parse(ev.stdout) as TrainReport;
+    expect(report.recipe).toBe('sims');
+    expect(report.split).toBe('time');
+    expect(report.interactions).toBe(30_000);
+
+    const csv = join(dir, 'typed.csv');
+    const lines = ['USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE'];
+    for (let i = 0; i < 3000; i++) lines.push(`u${i % 61},i${(i * 7) % 97},${1_700_000_000 + i},${i % 3 === 0 ? 'purchase' : 'click'},${i % 5}`);
+    writeFileSync(csv, `${lines.join('\n')}\n`);
+    const purchases = await runCli(['train', '-i', csv, '-r', 'popularity-count', '--event-type', 'purchase', '--json']);
+    expect(purchases.code, purchases.stderr).toBe(0);
+    expect((JSON.parse(purchases.stdout) as TrainReport).interactions).toBe(1000);
+    expect(purchases.stderr).toMatch(/2000 left out by the event filters/);
+    const valued = await runCli(['train', '-i', csv, '-r', 'popularity-count', '--event-value-threshold', '3', '--json']);
+    expect((JSON.parse(valued.stdout) as TrainReport).interactions).toBe(1200); // values 3 and 4 of 0..4
+    const tooFew = await runCli(['train', '-i', csv, '-r', 'popularity-count', '--event-value-threshold', '4', '--event-type', 'purchase']);
+    expect(tooFew.code).toBe(1);
+    expect(tooFew.stderr).toMatch(/TRAINING_DATA_TOO_SMALL/);
+  });
+
   it('says what is wrong with a file: the delimiter, and too little data', async () => {
     const semi = join(dir, 'semi.csv');
     writeFileSync(semi, 'USER_ID;ITEM_ID;TIMESTAMP\nu1;i1;1700000000\n');

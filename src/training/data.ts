@@ -1,0 +1,44 @@
+/**
+ * Training data from a file: read (streaming), rejected rows kept, Personalize's event selection
+ * (event types; an event-value threshold), sorted by time (ties in file order).
+ */
+import { resolve } from 'node:path';
+import { readRecords } from '../import/read.js';
+import type { InteractionFields } from '../state/apply.js';
+
+export interface DataSpec {
+  /** Absolute path of the interactions file. */
+  file: string;
+  map?: Record<string, string>;
+  /** Keep only these EVENT_TYPEs (Personalize: the event type to train on). */
+  eventTypes?: string[];
+  /** Keep only events with EVENT_VALUE >= this (events without a value are dropped, as Personalize). */
+  eventValueThreshold?: number;
+}
+
+export interface LoadedData {
+  rows: InteractionFields[];
+  rejects: string[];
+  filteredOut: number;
+}
+
+export async function loadInteractions(spec: DataSpec): Promise<LoadedData> {
+  const rows: (InteractionFields & { n: number })[] = [];
+  const rejects: string[] = [];
+  let filteredOut = 0;
+  const types = spec.eventTypes ? new Set(spec.eventTypes) : undefined;
+  for await (const r of readRecords(resolve(spec.file), { kind: 'interactions', ...(spec.map ? { map: spec.map } : {}) })) {
+    if (!r.ok) {
+      rejects.push(JSON.stringify({ line: r.line, field: r.field ?? null, reason: r.reason, raw: r.raw }));
+      continue;
+    }
+    const e = r.record;
+    const keep =
+      (!types || types.has(e.EVENT_TYPE)) &&
+      (spec.eventValueThreshold === undefined || (e.EVENT_VALUE !== null && e.EVENT_VALUE >= spec.eventValueThreshold));
+    if (keep) rows.push({ ...e, n: rows.length });
+    else filteredOut++;
+  }
+  rows.sort((a, b) => a.TIMESTAMP - b.TIMESTAMP || a.n - b.n);
+  return { rows, rejects, filteredOut };
+}
