@@ -191,7 +191,8 @@ program
   .option('-g, --group <name>', 'produce to this dataset group\'s topics (KAFKA_BROKERS or the local broker)')
   .option('--offline <dir>', 'write an offline dataset folder instead (for `streamrec train --data`)')
   .option('--rejects <dir>', 'where rejects-<kind>.jsonl go (default: the --offline folder, else the working folder)')
-  .action(async (opts: { interactions?: string; items?: string; users?: string; map?: string; itemsMap?: string; usersMap?: string; types?: string; group?: string; offline?: string; rejects?: string }) => {
+  .option('--delimiter <c>', 'the field delimiter when it is neither , (CSV) nor a tab (TSV), e.g. ";"')
+  .action(async (opts: { interactions?: string; items?: string; users?: string; map?: string; itemsMap?: string; usersMap?: string; types?: string; group?: string; offline?: string; rejects?: string; delimiter?: string }) => {
     if (!opts.group === !opts.offline) throw new AppError('INVALID_ARGUMENT', 'give exactly one target: --group G (Kafka) or --offline DIR', { field: '--group' });
     const files = (['interactions', 'items', 'users'] as const).flatMap((kind) => (opts[kind] ? [{ kind, file: opts[kind] }] : []));
     if (files.length === 0) throw new AppError('INVALID_ARGUMENT', 'nothing to import: give --interactions, --items and/or --users', { field: '--interactions' });
@@ -228,7 +229,7 @@ program
         const sink = opts.offline ? offlineSink(opts.offline, kind) : topicSink(producer!, topicName(opts.group!, kind), codecs, kind);
         const totals = await runImport(
           file,
-          { kind, codecs, onProgress, ...(map ? { map } : {}), ...(types && kind !== 'interactions' ? { types } : {}) },
+          { kind, codecs, onProgress, ...(map ? { map } : {}), ...(opts.delimiter ? { delimiter: opts.delimiter } : {}), ...(types && kind !== 'interactions' ? { types } : {}) },
           sink,
           join(rejectsDir, `rejects-${kind}.jsonl`),
         );
@@ -253,6 +254,7 @@ program
   .option('-d, --data <dir>', 'an offline dataset folder written by `streamrec import --offline` (instead of --interactions)')
   .requiredOption('-r, --recipe <name>', `recipe: ${Object.keys(RECIPES).join(', ')}`)
   .option('-m, --map <pairs>', 'column mapping, e.g. USER_ID=user_id,ITEM_ID=asin,TIMESTAMP=unixReviewTime')
+  .option('--delimiter <c>', 'the field delimiter when it is neither , (CSV) nor a tab (TSV), e.g. ";"')
   .option('--event-type <types>', 'train on these EVENT_TYPEs only (comma-separated), as Personalize')
   .option('--event-value-threshold <n>', 'train on events with EVENT_VALUE >= n only, as Personalize')
   .addOption(new Option('-s, --split <name>', 'evaluation split').choices(['personalize', 'loo', 'time']).default('personalize'))
@@ -266,6 +268,7 @@ program
       data?: string;
       recipe: string;
       map?: string;
+      delimiter?: string;
       eventType?: string;
       eventValueThreshold?: string;
       split: SplitName;
@@ -282,6 +285,7 @@ program
       const spec: DataSpec = {
         file: resolve(opts.interactions ?? join(opts.data!, 'interactions.jsonl')),
         ...(opts.map ? { map: parsePairs(opts.map, '--map') } : {}),
+        ...(opts.delimiter ? { delimiter: opts.delimiter } : {}),
         ...(opts.eventType ? { eventTypes: opts.eventType.split(',').map((t) => t.trim()) } : {}),
         ...(threshold !== undefined ? { eventValueThreshold: threshold } : {}),
       };

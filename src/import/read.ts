@@ -50,6 +50,8 @@ export interface ReadOptions<K extends Kind = Kind> {
   kind: K;
   /** Default `auto`. */
   format?: Format;
+  /** A delimiter of one character (e.g. `;`), for delimited files that are neither CSV nor TSV; implies a delimited format. */
+  delimiter?: string;
   /** Target field -> source column (e.g. `{USER_ID: 'user_id'}`); a target that is not a known field names a CONTEXT / METADATA key. */
   map?: Record<string, string>;
   /** METADATA key -> type, overriding the inferred type (items, users). */
@@ -150,8 +152,11 @@ async function* sourceRows(path: string, options: ReadOptions, progress: { bytes
   const size = await fileSize(path);
   progress.total = size;
   if (size === 0) throw emptyFile(path);
-  const format = await resolveFormat(path, options.format ?? 'auto');
-  const delimiter = format === 'csv' ? ',' : format === 'tsv' ? '\t' : null;
+  if (options.delimiter !== undefined && (options.delimiter.length !== 1 || options.delimiter === '"' || /[\r\n]/.test(options.delimiter))) {
+    throw new AppError('INVALID_ARGUMENT', `delimiter must be one character other than a quote or a line break, got ${JSON.stringify(options.delimiter)}`, { field: 'delimiter' });
+  }
+  const format = options.delimiter !== undefined ? (options.delimiter === '\t' ? 'tsv' : 'csv') : await resolveFormat(path, options.format ?? 'auto');
+  const delimiter = options.delimiter ?? (format === 'csv' ? ',' : format === 'tsv' ? '\t' : null);
   const tokenizer = new Tokenizer(delimiter);
   const decoder = new StringDecoder('utf8');
   const map = options.map ?? {};
@@ -253,7 +258,7 @@ function headerLayout(
     const other = [';', '\t', ',', '|'].find((d) => d !== delimiter && (columns[0] ?? '').includes(d));
     hint =
       ` The header has a single column: the delimiter may be wrong (read as ${format.toUpperCase()}, delimiter ${JSON.stringify(delimiter)}` +
-      `${other === undefined ? '' : `; the header contains ${JSON.stringify(other)}`}).`;
+      `${other === undefined ? '' : `; the header contains ${JSON.stringify(other)}: try --delimiter ${JSON.stringify(other)}`}).`;
   }
   throw new AppError(
     'INVALID_ARGUMENT',

@@ -10,6 +10,8 @@ export interface DataSpec {
   /** Absolute path of the interactions file. */
   file: string;
   map?: Record<string, string>;
+  /** A delimiter other than the file type's (e.g. `;`). */
+  delimiter?: string;
   /** Keep only these EVENT_TYPEs (Personalize: the event type to train on). */
   eventTypes?: string[];
   /** Keep only events with EVENT_VALUE >= this (events without a value are dropped, as Personalize). */
@@ -27,7 +29,8 @@ export async function loadInteractions(spec: DataSpec): Promise<LoadedData> {
   const rejects: string[] = [];
   let filteredOut = 0;
   const types = spec.eventTypes ? new Set(spec.eventTypes) : undefined;
-  for await (const r of readRecords(resolve(spec.file), { kind: 'interactions', ...(spec.map ? { map: spec.map } : {}) })) {
+  const options = { kind: 'interactions' as const, ...(spec.map ? { map: spec.map } : {}), ...(spec.delimiter ? { delimiter: spec.delimiter } : {}) };
+  for await (const r of readRecords(resolve(spec.file), options)) {
     if (!r.ok) {
       rejects.push(JSON.stringify({ line: r.line, field: r.field ?? null, reason: r.reason, raw: r.raw }));
       continue;

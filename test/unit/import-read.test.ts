@@ -292,3 +292,18 @@ describe('sniffFormat', () => {
     expect(sniffFormat('a;b;c\n')).toBe('csv');
   });
 });
+
+describe('readRecords: other delimiters', () => {
+  it('reads a semicolon-separated file with delimiter ";", suggests it when it was not given, and refuses bad delimiters', async () => {
+    const path = file('semi.csv', `session_id;item_id;eventdate\ns1;"a;b";${T}\ns2;i2;${T + 1}\n`);
+    const map = { USER_ID: 'session_id', ITEM_ID: 'item_id', TIMESTAMP: 'eventdate' };
+    const rows = oks(await readAll(path, { kind: 'interactions', map, delimiter: ';' }));
+    expect(rows.map((r) => [(r.record as { USER_ID: string }).USER_ID, (r.record as { ITEM_ID: string }).ITEM_ID])).toEqual([
+      ['s1', 'a;b'],
+      ['s2', 'i2'],
+    ]);
+    const err = await rejection(readAll(path, { kind: 'interactions', map }));
+    expect(err.message).toMatch(/try --delimiter ";"/);
+    expect((await rejection(readAll(path, { kind: 'interactions', map, delimiter: ';;' }))).message).toMatch(/one character/);
+  });
+});
