@@ -212,31 +212,16 @@ program
     mkdirSync(rejectsDir, { recursive: true });
     try {
       for (const { kind, file } of files) {
-        const bar = new SingleBar(
-          { format: `${kind.padEnd(12)} [{bar}] {percentage}% | {rows} rows | {mbps} MB/s | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true },
-          Presets.shades_classic,
-        );
-        const t0 = Date.now();
-        let started = false;
-        const onProgress = (bytes: number, total: number, rows: number) => {
-          if (!started) {
-            bar.start(total, 0, { rows: 0, mbps: '0.0' });
-            started = true;
-          }
-          bar.update(bytes, { rows, mbps: (bytes / 1e6 / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(1) });
-        };
+        const bar = fileProgress(kind);
         const map = maps[kind] ? parsePairs(maps[kind]!, kind === 'interactions' ? '--map' : `--${kind}-map`) : undefined;
         const sink = opts.offline ? offlineSink(opts.offline, kind) : topicSink(producer!, topicName(opts.group!, kind), codecs, kind);
         const totals = await runImport(
           file,
-          { kind, codecs, onProgress, ...(map ? { map } : {}), ...(opts.delimiter ? { delimiter: opts.delimiter } : {}), ...(types && kind !== 'interactions' ? { types } : {}) },
+          { kind, codecs, onProgress: bar.onProgress, ...(map ? { map } : {}), ...(opts.delimiter ? { delimiter: opts.delimiter } : {}), ...(types && kind !== 'interactions' ? { types } : {}) },
           sink,
           join(rejectsDir, `rejects-${kind}.jsonl`),
         );
-        if (started) {
-          bar.update(bar.getTotal(), { rows: totals.accepted + totals.rejected });
-          bar.stop();
-        }
+        bar.done(totals.accepted + totals.rejected);
         const where = opts.offline ? join(opts.offline, `${kind}.jsonl`) : topicName(opts.group!, kind);
         say(`${kind}: ${totals.accepted} imported to ${where}, ${totals.rejected} rejected (${totals.rejectsFile}) in ${ms(totals.ms)}`);
       }
@@ -328,7 +313,9 @@ program
 
 async function readTrainingData(spec: DataSpec): Promise<LoadedData> {
   const t0 = Date.now();
-  const loaded = await loadInteractions(spec);
+  const bar = fileProgress('interactions');
+  const loaded = await loadInteractions(spec, bar.onProgress);
+  bar.done(loaded.rows.length + loaded.rejects.length + loaded.filteredOut);
   const filtered = loaded.filteredOut > 0 ? `, ${loaded.filteredOut} left out by the event filters` : '';
   note(`read ${loaded.rows.length} interactions (${loaded.rejects.length} rejected${filtered}) from ${spec.file} in ${ms(Date.now() - t0)}`);
   for (const line of loaded.rejects.slice(0, 5)) note(`  rejected ${line}`);
@@ -365,6 +352,30 @@ program
     const result = await batchInfer(loadModel(opts.model), opts.input, opts.output, opts.numResults);
     say(`${result.lines} lines in ${ms(Date.now() - t0)}, ${result.errors} with an error; results in ${opts.output}`);
   });
+
+/** A progress bar on stderr (drawn on a terminal only) fed by the file reader's onProgress. */
+function fileProgress(label: string): { onProgress: (bytes: number, total: number, rows: number) => void; done: (rows: number) => void } {
+  const bar = new SingleBar(
+    { format: `${label.padEnd(12)} [{bar}] {percentage}% | {rows} rows | {mbps} MB/s | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true },
+    Presets.shades_classic,
+  );
+  const t0 = Date.now();
+  let started = false;
+  return {
+    onProgress: (bytes, total, rows) => {
+      if (!started) {
+        bar.start(total, 0, { rows: 0, mbps: '0.0' });
+        started = true;
+      }
+      bar.update(bytes, { rows, mbps: (bytes / 1e6 / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(1) });
+    },
+    done: (rows) => {
+      if (!started) return;
+      bar.update(bar.getTotal(), { rows });
+      bar.stop();
+    },
+  };
+}
 
 const fmt = (v: number): string => (Number.isInteger(v) ? String(v) : v.toFixed(4));
 

@@ -24,12 +24,17 @@ export interface LoadedData {
   filteredOut: number;
 }
 
-export async function loadInteractions(spec: DataSpec): Promise<LoadedData> {
+export async function loadInteractions(spec: DataSpec, onProgress?: (bytes: number, total: number, rows: number) => void): Promise<LoadedData> {
   const rows: (InteractionFields & { n: number })[] = [];
   const rejects: string[] = [];
   let filteredOut = 0;
   const types = spec.eventTypes ? new Set(spec.eventTypes) : undefined;
-  const options = { kind: 'interactions' as const, ...(spec.map ? { map: spec.map } : {}), ...(spec.delimiter ? { delimiter: spec.delimiter } : {}) };
+  const options = {
+    kind: 'interactions' as const,
+    ...(spec.map ? { map: spec.map } : {}),
+    ...(spec.delimiter ? { delimiter: spec.delimiter } : {}),
+    ...(onProgress ? { onProgress } : {}),
+  };
   for await (const r of readRecords(resolve(spec.file), options)) {
     if (!r.ok) {
       rejects.push(JSON.stringify({ line: r.line, field: r.field ?? null, reason: r.reason, raw: r.raw }));
