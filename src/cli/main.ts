@@ -53,6 +53,8 @@ program
   .option('-g, --group <name>', 'dataset group (default: config `group`)')
   .addOption(new Option('-p, --port <port>', 'HTTP API port (config api.port; 0: a free one)').argParser(intArg('--port')))
   .action(async (opts: { group?: string; port?: number }) => {
+    // From the first moment: a signal during start-up waits for start-up, then stops in order.
+    const stopRequested = stopSignal();
     const c = config({ group: opts.group, 'api.port': opts.port });
     const group = validateGroupName(c.group);
     const t0 = Date.now();
@@ -74,10 +76,7 @@ program
     say(`KAFKA_BROKERS=${brokers.join(',')}`);
     say('running; Ctrl-C or SIGTERM stops it' + (local && !local.reused ? ' and the broker it started' : ''));
 
-    const signal = await new Promise<string>((resolve) => {
-      process.once('SIGINT', () => resolve('SIGINT'));
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-    });
+    const signal = await stopRequested;
     note(`streamrec: ${signal} received, stopping`);
     await service.stop();
     const s = service.processor.status();
@@ -352,6 +351,24 @@ program
     const result = await batchInfer(loadModel(opts.model), opts.input, opts.output, opts.numResults);
     say(`${result.lines} lines in ${ms(Date.now() - t0)}, ${result.errors} with an error; results in ${opts.output}`);
   });
+
+/** Resolves on the first SIGINT or SIGTERM; a second one while stopping forces the exit. */
+function stopSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    let first: string | undefined;
+    const on = (sig: string) => {
+      if (first === undefined) {
+        first = sig;
+        resolve(sig);
+        return;
+      }
+      note(`streamrec: ${sig} again while stopping: exiting now`);
+      process.exit(1);
+    };
+    process.on('SIGINT', () => on('SIGINT'));
+    process.on('SIGTERM', () => on('SIGTERM'));
+  });
+}
 
 /** A progress bar on stderr (drawn on a terminal only) fed by the file reader's onProgress. */
 function fileProgress(label: string): { onProgress: (bytes: number, total: number, rows: number) => void; done: (rows: number) => void } {

@@ -109,7 +109,7 @@ export const ConfigSchema = Type.Object(
         partitions: leaf(
           Type.Integer({ default: 3, minimum: 1, maximum: 1000 }),
           'STREAMREC_TOPIC_PARTITIONS',
-          'Partitions of the partitioned topics (interactions, users, items, recommendations, changelog).',
+          'Partitions of the partitioned topics (interactions, users, items, recommendations, dead-letter, changelog).',
         ),
         replicationFactor: leaf(
           Type.Integer({ default: -1, minimum: -1, maximum: 32 }),

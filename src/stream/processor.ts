@@ -355,6 +355,11 @@ export class StreamProcessor {
           await this.release(task.partition);
           return;
         }
+        // The transaction may or may not have committed (a timeout, a lost connection): drop the
+        // partition so that the retry re-opens it, restoring from the changelog first; a batch that
+        // did commit is then skipped, not applied (and dead-lettered) twice.
+        this.log.warn({ err, partition: task.partition }, 'changelog transaction failed; the partition is re-opened before the batch is retried');
+        await this.release(task.partition);
         throw err;
       }
       failpoint('after-changelog-commit');
@@ -418,7 +423,9 @@ export class StreamProcessor {
       if (dead.length > 0) {
         await txn.send({
           topic: this.topics.deadLetter,
-          messages: dead.map(({ message, err }) => deadLetterRecord(this.codecs, this.topics.interactions, sourcePartition, message, err, this.now())),
+          // The source partition's number: each dead-letter partition then has one transactional
+          // writer, which keeps read_committed consumers' filtering of aborted records simple.
+          messages: dead.map(({ message, err }) => ({ ...deadLetterRecord(this.codecs, this.topics.interactions, sourcePartition, message, err, this.now()), partition: sourcePartition })),
         });
       }
       await txn.commit();

@@ -35,7 +35,7 @@ describe('streamrec topics create', () => {
     const partitions = Object.fromEntries(topics.map((t) => [t.name, t.partitions.length]));
     expect(partitions[topicName(group, 'interactions')]).toBe(3);
     expect(partitions[topicName(group, 'changelog')]).toBe(3);
-    expect(partitions[topicName(group, 'dead-letter')]).toBe(1);
+    expect(partitions[topicName(group, 'dead-letter')]).toBe(3);
 
     const described = await admin.describeConfigs({
       includeSynonyms: false,

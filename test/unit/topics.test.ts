@@ -36,7 +36,7 @@ describe('topic definitions', () => {
     const byName = Object.fromEntries(groupTopics('shop', config).map((t) => [t.name, t.partitions]));
     expect(byName.interactions).toBe(4);
     expect(byName.changelog).toBe(byName.interactions);
-    expect(byName['dead-letter']).toBe(1);
+    expect(byName['dead-letter']).toBe(byName.interactions);
   });
 
   it('refuse group names that would make ambiguous or illegal topic names', () => {
