@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ConfigResourceTypes, ConfigSource, type Admin } from './kafkajs.js';
+import { ConfigResourceTypes, ConfigSource, type Admin, type ITopicConfig } from './kafkajs.js';
 import { AppError } from '../errors/index.js';
 import type { Config } from '../config/index.js';
 import { packagePath } from '../util/paths.js';
@@ -73,15 +73,15 @@ export async function applyTopics(admin: Admin, group: string, config: Readonly<
   const reports: TopicReport[] = [];
   try {
     if (missing.length > 0) {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((t) => ({
+      await createTopicsAndWait(
+        admin,
+        missing.map((t) => ({
           topic: t.topic,
           numPartitions: t.partitions,
           replicationFactor: config.topics.replicationFactor,
           configEntries: Object.entries(t.config).map(([name, value]) => ({ name, value })),
         })),
-      });
+      );
       for (const t of missing) reports.push({ topic: t.topic, action: 'created', detail: `${t.partitions} partition(s), ${describe(t.config)}` });
     }
     const present = wanted.filter((t) => existing.has(t.topic));
@@ -132,6 +132,31 @@ export async function applyTopics(admin: Admin, group: string, config: Readonly<
     throw new AppError('TOPIC_APPLY_FAILED', `applying the topics of group ${group}: ${(err as Error).message}`, { cause: err });
   }
   return reports;
+}
+
+/**
+ * createTopics with waitForLeaders, made robust: on KRaft the leader wait can fail with
+ * UNKNOWN_TOPIC_OR_PARTITION while the new topic's metadata is still on its way (kafkajs does not
+ * retry that); then the metadata is polled until every partition has a leader.
+ */
+export async function createTopicsAndWait(admin: Admin, topics: ITopicConfig[], timeoutMs = 30_000): Promise<void> {
+  try {
+    await admin.createTopics({ waitForLeaders: true, topics });
+    return;
+  } catch (err) {
+    if ((err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
+  }
+  const names = topics.map((t) => t.topic);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ready = await admin
+      .fetchTopicMetadata({ topics: names })
+      .then(({ topics: meta }) => meta.length === names.length && meta.every((m) => m.partitions.length > 0 && m.partitions.every((p) => p.leader >= 0)))
+      .catch(() => false);
+    if (ready) return;
+    if (Date.now() > deadline) throw new AppError('TOPIC_APPLY_FAILED', `topics ${names.join(', ')} have no leaders after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 const describe = (config: Record<string, string>): string =>
