@@ -3,7 +3,7 @@
  * with them. With `trendingHalfLifeMs`, by a time-decayed event count seen from the newest event
  * (trending) instead. The counts come from the shared counting code (src/state/apply.ts).
  */
-import { applyInteraction, MapStateView, trendAt, type InteractionFields } from '../state/apply.js';
+import { applyInteraction, MapStateView, offlineCounting, trendAt, type InteractionFields } from '../state/apply.js';
 import { topN, type Model, type Recipe, type RecommendRequest, type Scored } from './types.js';
 
 export interface PopularityParams {
@@ -59,14 +59,8 @@ export const popularityCount: Recipe<PopularityParams, PopularityModel> = {
   train(interactions: readonly InteractionFields[], params: Partial<PopularityParams> = {}): PopularityModel {
     const halfLife = params.trendingHalfLifeMs ?? 0;
     const view = new MapStateView();
-    const counting = {
-      maxEventsPerUser: 1,
-      maxSeenItemsPerUser: Number.MAX_SAFE_INTEGER,
-      sessionTimeoutMs: 30 * 60_000,
-      trendingHalfLifeMs: halfLife > 0 ? halfLife : 86_400_000,
-      coOccurrenceWindow: 0,
-      coOccurrenceMaxPerItem: 1,
-    };
+    // Popularity needs the item counts only: no history, no co-occurrence.
+    const counting = offlineCounting({ maxEventsPerUser: 1, coOccurrenceWindow: 0, ...(halfLife > 0 ? { trendingHalfLifeMs: halfLife } : {}) });
     let newest = 0;
     for (const e of interactions) {
       applyInteraction(view, e, counting);

@@ -10,8 +10,8 @@
  * For a user: score(j) = sum over the user's `recentItems` latest distinct items i_r (newest r = 0)
  * of sim(i_r, j) / (1 + r). Popular items fill in (reason `popular`) when the model has too little.
  */
-import { applyInteraction, MapStateView, recentDistinctItems, type InteractionFields } from '../state/apply.js';
-import { PopularityModel, popularityCount } from './popularity.js';
+import { applyInteraction, MapStateView, offlineCounting, recentDistinctItems, type InteractionFields } from '../state/apply.js';
+import { PopularityModel } from './popularity.js';
 import { topN, type Model, type Recipe, type RecommendRequest, type Scored } from './types.js';
 
 export interface SimsParams {
@@ -94,14 +94,11 @@ export const sims: Recipe<SimsParams, SimsModel> = {
   train(interactions: readonly InteractionFields[], params: Partial<SimsParams> = {}): SimsModel {
     const p = { ...SIMS_DEFAULTS, ...params };
     const view = new MapStateView();
-    const counting = {
+    const counting = offlineCounting({
       maxEventsPerUser: Math.max(p.coOccurrenceWindow * 4, 20),
-      maxSeenItemsPerUser: Number.MAX_SAFE_INTEGER,
-      sessionTimeoutMs: 30 * 60_000,
-      trendingHalfLifeMs: 86_400_000,
       coOccurrenceWindow: p.coOccurrenceWindow,
       coOccurrenceMaxPerItem: p.coOccurrenceMaxPerItem,
-    };
+    });
     for (const e of interactions) applyInteraction(view, e, counting);
     const neighbours = new Map<string, Scored[]>();
     for (const itemId of view.items.keys()) {
@@ -113,6 +110,8 @@ export const sims: Recipe<SimsParams, SimsModel> = {
       }
       neighbours.set(itemId, topN(scores, scores.size));
     }
-    return new SimsModel(neighbours, popularityCount.train(interactions), p);
+    // The fill-in popularity comes from the same pass (distinct users per item), not a second one.
+    const popular = new PopularityModel(new Map([...view.items].map(([itemId, c]) => [itemId, c.users])));
+    return new SimsModel(neighbours, popular, p);
   },
 };

@@ -35,6 +35,22 @@ export function countingParams(state: CountingParams): CountingParams {
   return { maxEventsPerUser, maxSeenItemsPerUser, sessionTimeoutMs, trendingHalfLifeMs, coOccurrenceWindow, coOccurrenceMaxPerItem };
 }
 
+/**
+ * Counting parameters for offline training, where nothing is bounded by memory pressure the way
+ * the stream's state is: every distinct item a user touched is remembered.
+ */
+export function offlineCounting(overrides: Partial<CountingParams> = {}): CountingParams {
+  return {
+    maxEventsPerUser: 20,
+    maxSeenItemsPerUser: Number.MAX_SAFE_INTEGER,
+    sessionTimeoutMs: 30 * 60_000,
+    trendingHalfLifeMs: 86_400_000,
+    coOccurrenceWindow: 5,
+    coOccurrenceMaxPerItem: 200,
+    ...overrides,
+  };
+}
+
 /** Synchronous access to the state an event touches (values are mutated in place, then set). */
 export interface StateView {
   user(userId: string): UserState | undefined;
