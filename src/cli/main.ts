@@ -282,7 +282,13 @@ program
         }
       }
       const { rows, rejects } = await readTrainingData(spec);
-      const { model, report } = trainAndEvaluate(rows, { recipe: opts.recipe, split: opts.split, seen: opts.seen, ...(params ? { params } : {}) });
+      const { model, report } = await trainAndEvaluate(rows, {
+        recipe: opts.recipe,
+        split: opts.split,
+        seen: opts.seen,
+        hooks: (phase) => ({ onProgress: stepProgress(phase === 'evaluation' ? `train (${opts.split})` : 'train (all)') }),
+        ...(params ? { params } : {}),
+      });
       if (opts.output) {
         saveModel(opts.output, { model, excludeSeen: report.seen.excludeSeen, histories: userHistories(rows) }, report, {
           data: spec,
@@ -306,7 +312,14 @@ program
   .action(async (opts: { model: string; split: SplitName; json?: boolean }) => {
     const training = loadTraining(opts.model);
     const { rows } = await readTrainingData(training.data);
-    const { report } = trainAndEvaluate(rows, { recipe: training.recipe, split: opts.split, seen: training.seen, ...(training.params ? { params: training.params } : {}) });
+    const { report } = await trainAndEvaluate(rows, {
+      recipe: training.recipe,
+      split: opts.split,
+      seen: training.seen,
+      final: false,
+      hooks: () => ({ onProgress: stepProgress(`train (${opts.split})`) }),
+      ...(training.params ? { params: training.params } : {}),
+    });
     printReport(report, opts.json);
   });
 
@@ -391,6 +404,20 @@ function fileProgress(label: string): { onProgress: (bytes: number, total: numbe
       bar.update(bar.getTotal(), { rows });
       bar.stop();
     },
+  };
+}
+
+/** A progress bar on stderr (drawn on a terminal only) for a training's steps; closes itself when done. */
+function stepProgress(label: string): (p: { done: number; total: number; detail: string }) => void {
+  const bar = new SingleBar({ format: `${label.padEnd(12)} [{bar}] {percentage}% | {detail} | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+  let started = false;
+  return ({ done, total, detail }) => {
+    if (!started) {
+      bar.start(total, 0, { detail });
+      started = true;
+    }
+    bar.update(Math.min(done, total), { detail });
+    if (done >= total) bar.stop();
   };
 }
 

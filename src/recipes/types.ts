@@ -18,6 +18,8 @@ export interface RecommendRequest {
   numResults: number;
   /** Items that must not be recommended (e.g. seen items, when the model's rule says so). */
   exclude?: ReadonlySet<string>;
+  /** When the request is made (epoch ms), for models that care how long ago the history ended (hrnn's session timeout). */
+  at?: number;
 }
 
 export interface Model {
@@ -31,10 +33,16 @@ export interface Model {
   toJSON(): { recipe: string } & Record<string, unknown>;
 }
 
-export interface Recipe<P = unknown, M extends Model = Model> {
+/** What a long training reports as it goes (hrnn: after every few steps). */
+export interface TrainHooks {
+  onProgress?(progress: { done: number; total: number; detail: string }): void;
+}
+
+/** `Out` is `M` for recipes that train synchronously, `Promise<M>` for those that do not (hrnn). */
+export interface Recipe<P = unknown, M extends Model = Model, Out extends M | Promise<M> = M> {
   readonly name: string;
   /** `interactions` must be in time order (ties in input order). */
-  train(interactions: readonly InteractionFields[], params?: Partial<P>): M;
+  train(interactions: readonly InteractionFields[], params?: Partial<P>, hooks?: TrainHooks): Out;
 }
 
 /** Keeps the best `n` of `scores` not in `exclude`, best first; ties by item id (deterministic). */

@@ -4,16 +4,20 @@
  * split beside them (a number always has a baseline).
  */
 import { AppError } from '../errors/index.js';
+import { hrnn } from '../recipes/hrnn.js';
 import { popularityCount } from '../recipes/popularity.js';
 import { sims } from '../recipes/sims.js';
-import type { Model, Recipe } from '../recipes/types.js';
+import type { Model, Recipe, TrainHooks } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
 import { evaluate, MRR_CUTOFF, type MetricReport } from './metrics.js';
 import { leaveOneOutSplit, personalizeSplit, timeSplit, type SplitResult } from './split.js';
 
-export const RECIPES: Record<string, Recipe<Record<string, unknown>>> = {
-  'popularity-count': popularityCount as unknown as Recipe<Record<string, unknown>>,
-  sims: sims as unknown as Recipe<Record<string, unknown>>,
+type AnyRecipe = Recipe<Record<string, unknown>, Model, Model | Promise<Model>>;
+
+export const RECIPES: Record<string, AnyRecipe> = {
+  'popularity-count': popularityCount as unknown as AnyRecipe,
+  sims: sims as unknown as AnyRecipe,
+  hrnn: hrnn as unknown as AnyRecipe,
 };
 
 export type SplitName = 'personalize' | 'loo' | 'time';
@@ -71,7 +75,13 @@ export function evaluateModel(model: Model, s: SplitResult<InteractionFields>, c
   return evaluate(
     s.tests.map((t) => ({
       recommended: model
-        .recommend({ history: t.input, numResults: MRR_CUTOFF, ...(excludeSeen ? { exclude: new Set(t.input.map((e) => e.ITEM_ID)) } : {}) })
+        .recommend({
+          history: t.input,
+          numResults: MRR_CUTOFF,
+          // The request comes when the user's next (held-out) event happens.
+          ...(t.truth[0] ? { at: t.truth[0].TIMESTAMP } : {}),
+          ...(excludeSeen ? { exclude: new Set(t.input.map((e) => e.ITEM_ID)) } : {}),
+        })
         .map((r) => r.itemId),
       truth: t.truth.map((e) => e.ITEM_ID),
     })),
@@ -97,10 +107,20 @@ export interface TrainReport {
  * Trains `recipe` on the split's train part, evaluates it and popularity-count on the test users,
  * then trains the final model on everything. `interactions` must be in time order.
  */
-export function trainAndEvaluate(
+export async function trainAndEvaluate(
   interactions: readonly InteractionFields[],
-  o: { recipe: string; split?: SplitName; seen?: SeenRule; params?: Record<string, unknown>; seed?: number },
-): { model: Model; report: TrainReport } {
+  o: {
+    recipe: string;
+    split?: SplitName;
+    seen?: SeenRule;
+    params?: Record<string, unknown>;
+    seed?: number;
+    /** Also train the returned model on everything (default); false: return the evaluated model. */
+    final?: boolean;
+    /** Progress of the two trainings: `evaluation` (on the split's train part), then `final` (on everything). */
+    hooks?: (phase: 'evaluation' | 'final') => TrainHooks;
+  },
+): Promise<{ model: Model; report: TrainReport }> {
   const recipe = RECIPES[o.recipe];
   if (!recipe) {
     throw new AppError('INVALID_ARGUMENT', `unknown recipe ${JSON.stringify(o.recipe)}; known: ${Object.keys(RECIPES).join(', ')}`, { field: 'recipe' });
@@ -112,12 +132,12 @@ export function trainAndEvaluate(
   const s = split(interactions, splitName, o.seed);
   const catalogue = new Set(interactions.map((e) => e.ITEM_ID)).size;
   const t0 = performance.now();
-  const evalModel = recipe.train(s.train, o.params);
+  const evalModel = await recipe.train(s.train, o.params, o.hooks?.('evaluation'));
   const t1 = performance.now();
   const metrics = evaluateModel(evalModel, s, catalogue, seen.excludeSeen);
   const t2 = performance.now();
   const baseline = evaluateModel(popularityCount.train(s.train), s, catalogue, seen.excludeSeen);
-  const model = recipe.train(interactions, o.params);
+  const model = o.final === false ? evalModel : await recipe.train(interactions, o.params, o.hooks?.('final'));
   return {
     model,
     report: {

@@ -7,8 +7,8 @@ import { checkMinimums, repeatRate, seenRule, trainAndEvaluate } from '../../src
 const data = [...syntheticInteractions({ seed: 3, users: 800, items: 1500, events: 40_000 })];
 
 describe('offline training', () => {
-  it('sims beats popularity-count on NDCG@10 under leave-one-out on data with item-to-item transitions', () => {
-    const { report } = trainAndEvaluate(data, { recipe: 'sims', split: 'loo' });
+  it('sims beats popularity-count on NDCG@10 under leave-one-out on data with item-to-item transitions', async () => {
+    const { report } = await trainAndEvaluate(data, { recipe: 'sims', split: 'loo' });
     expect(report.testUsers).toBeGreaterThan(700);
     expect(report.baseline.recipe).toBe('popularity-count');
     const simsNdcg = report.metrics.normalized_discounted_cumulative_gain_at_10;
@@ -18,19 +18,19 @@ describe('offline training', () => {
     expect(report.metrics.coverage).toBeGreaterThan(report.baseline.metrics.coverage);
   });
 
-  it('reports popularity-count against itself as its own baseline, identically', () => {
-    const { report } = trainAndEvaluate(data, { recipe: 'popularity-count', split: 'personalize' });
+  it('reports popularity-count against itself as its own baseline, identically', async () => {
+    const { report } = await trainAndEvaluate(data, { recipe: 'popularity-count', split: 'personalize' });
     expect(report.metrics).toEqual(report.baseline.metrics);
     expect(report.testUsers).toBeGreaterThan(40);
   });
 
-  it('refuses too little data with Personalize minimums, naming the numbers', () => {
+  it('refuses too little data with Personalize minimums, naming the numbers', async () => {
     const few: InteractionFields[] = data.slice(0, 999);
     expect(() => checkMinimums(few)).toThrow(AppError);
     expect(() => checkMinimums(few)).toThrow(/1000 interactions and 25 users.*999 interactions/);
     const oneUser = data.slice(0, 2000).map((e) => ({ ...e, USER_ID: 'only' }));
     expect(() => checkMinimums(oneUser)).toThrow(/1 such users/);
-    expect(() => trainAndEvaluate(data, { recipe: 'nope' })).toThrow(/unknown recipe "nope"/);
+    await expect(trainAndEvaluate(data, { recipe: 'nope' })).rejects.toThrow(/unknown recipe "nope"/);
   });
 
   it('learns the seen-items rule from the repeat rate', () => {

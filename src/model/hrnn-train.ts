@@ -1,0 +1,533 @@
+/**
+ * HRNN training with TensorFlow.js (GRU4Rec's recipe, made hierarchical):
+ *
+ * - User-parallel mini-batches: each of `batchSize` rows walks one user's events in time order,
+ *   one event per step; the row's session and user states carry over between steps (detached: one
+ *   GRU step per batch, no unrolled back-propagation through time, as GRU4Rec). A row whose user
+ *   runs out takes the next user (states reset).
+ * - Each step predicts every row's next event. Within a session from the session GRU's state; when
+ *   the next event comes after the session timeout, from init(userGRU(h, c)), the state the next
+ *   session starts from, so the user GRU and the init layer learn to carry a user across sessions.
+ * - Loss: softmax cross-entropy over the batch's targets (in-batch negatives) plus `negatives` items
+ *   shared by all rows, drawn with probability ∝ popularity^sampleAlpha, with logQ correction
+ *   (logits − logq·log P(item), P the popularity share), or BPR-max with a score regulariser.
+ * - Input and output item embeddings tied; hidden dropout on the query state, embedding dropout on
+ *   the input. Adagrad with momentum, sparse on the item rows a step touched (GRU4Rec's
+ *   IndexedAdagradM): acc += g², m = momentum·m + g / (√acc + ε), w −= lr·m.
+ *
+ * Item rows are gathered and their gradients scattered in JavaScript (the wasm backend has no
+ * UnsortedSegmentSum, which tf.gather's gradient needs); every matrix product goes through `mm`,
+ * whose gradient transposes explicitly (wasm's BatchMatMul with transposeA/B takes a slow path).
+ */
+import { prng } from '../data/synthetic.js';
+import { tf } from './backend.js';
+import type { GruWeights, HrnnWeights } from './hrnn-math.js';
+
+export type HrnnLoss = 'cross-entropy' | 'bpr-max';
+
+export interface HrnnTrainParams {
+  hiddenSize: number;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  momentum: number;
+  /** Extra negatives per step, shared by all rows. */
+  negatives: number;
+  /** Negatives are drawn with probability ∝ popularity^sampleAlpha. */
+  sampleAlpha: number;
+  loss: HrnnLoss;
+  /** logQ correction strength for cross-entropy (0: off). */
+  logq: number;
+  /** Score regulariser of BPR-max. */
+  bpreg: number;
+  dropoutHidden: number;
+  dropoutEmbed: number;
+  /** A gap longer than this ends a session (ms). */
+  sessionTimeoutMs: number;
+  seed: number;
+}
+
+export const HRNN_TRAIN_DEFAULTS: HrnnTrainParams = {
+  hiddenSize: 100,
+  epochs: 10,
+  batchSize: 64,
+  learningRate: 0.05,
+  momentum: 0.3,
+  negatives: 2048,
+  sampleAlpha: 0.5,
+  loss: 'cross-entropy',
+  logq: 1,
+  bpreg: 1,
+  dropoutHidden: 0.2,
+  dropoutEmbed: 0,
+  sessionTimeoutMs: 30 * 60_000,
+  seed: 42,
+};
+
+/** Users' event sequences as item indices, with session starts marked. */
+export interface EncodedData {
+  /** Item ids by index. */
+  itemIds: string[];
+  /** Interactions per item (training popularity). */
+  counts: Float64Array;
+  /** Per user (in first-seen order): item indices in time order, and 1 where a session starts. */
+  users: { items: Int32Array; starts: Uint8Array }[];
+  events: number;
+}
+
+/** Groups time-ordered interactions by user; items indexed by first appearance. */
+export function encode(interactions: readonly { USER_ID: string; ITEM_ID: string; TIMESTAMP: number }[], sessionTimeoutMs: number): EncodedData {
+  const itemIndex = new Map<string, number>();
+  const itemIds: string[] = [];
+  const perUser = new Map<string, { items: number[]; ts: number[] }>();
+  for (const e of interactions) {
+    let i = itemIndex.get(e.ITEM_ID);
+    if (i === undefined) {
+      i = itemIds.length;
+      itemIndex.set(e.ITEM_ID, i);
+      itemIds.push(e.ITEM_ID);
+    }
+    let u = perUser.get(e.USER_ID);
+    if (!u) perUser.set(e.USER_ID, (u = { items: [], ts: [] }));
+    u.items.push(i);
+    u.ts.push(e.TIMESTAMP);
+  }
+  const counts = new Float64Array(itemIds.length);
+  const users: EncodedData['users'] = [];
+  for (const u of perUser.values()) {
+    const starts = new Uint8Array(u.items.length);
+    for (let t = 0; t < u.items.length; t++) {
+      counts[u.items[t]!]!++;
+      starts[t] = t === 0 || u.ts[t]! - u.ts[t - 1]! > sessionTimeoutMs ? 1 : 0;
+    }
+    users.push({ items: Int32Array.from(u.items), starts });
+  }
+  return { itemIds, counts, users, events: interactions.length };
+}
+
+/** Draws item indices with probability ∝ weight (a cumulative table and binary search). */
+export class Sampler {
+  private readonly cdf: Float64Array;
+
+  constructor(
+    weights: Float64Array,
+    private readonly random: () => number,
+  ) {
+    this.cdf = new Float64Array(weights.length);
+    let sum = 0;
+    for (let i = 0; i < weights.length; i++) this.cdf[i] = sum += weights[i]!;
+  }
+
+  draw(): number {
+    const n = this.cdf.length;
+    const target = this.random() * this.cdf[n - 1]!;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.cdf[mid]! <= target) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/** Adagrad with momentum over a flat parameter array, optionally on some rows only. */
+export class AdagradM {
+  readonly acc: Float32Array;
+  readonly mom: Float32Array;
+
+  constructor(
+    size: number,
+    private readonly lr: number,
+    private readonly momentum: number,
+    private readonly eps = 1e-6,
+  ) {
+    this.acc = new Float32Array(size);
+    this.mom = new Float32Array(size);
+  }
+
+  /** Updates params[offset + k] with grad[k] for k < grad.length. */
+  apply(params: Float32Array, grad: Float32Array | ArrayLike<number>, offset = 0): void {
+    const { acc, mom, lr, momentum, eps } = this;
+    for (let k = 0; k < grad.length; k++) {
+      const g = grad[k]!;
+      const p = offset + k;
+      const a = (acc[p]! += g * g);
+      const m = (mom[p] = momentum * mom[p]! + g / (Math.sqrt(a) + eps));
+      params[p]! -= lr * m;
+    }
+  }
+}
+
+/** A · B with a gradient that transposes explicitly (no transposeA/B matmuls). */
+const mm = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+      tf.matMul(dy as tf.Tensor2D, tf.transpose(saved[1]!) as tf.Tensor2D),
+      tf.matMul(tf.transpose(saved[0]!) as tf.Tensor2D, dy as tf.Tensor2D),
+    ],
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor2D;
+
+export { mm };
+
+interface GruT {
+  wx: tf.Tensor2D;
+  wrz: tf.Tensor2D;
+  wh: tf.Tensor2D;
+  b: tf.Tensor1D;
+}
+
+/** The GRU of src/model/hrnn-math.ts as a differentiable graph (x: B × In, h: B × H). */
+export function gruGraph(w: GruT, x: tf.Tensor2D, h: tf.Tensor2D): tf.Tensor2D {
+  const H = h.shape[1];
+  const a = tf.add(mm(x, w.wx), w.b);
+  const hrz = mm(h, w.wrz);
+  const [ax, ar, ah] = tf.split(a, [H, H, H], 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  const [hz, hr] = tf.split(hrz, [H, H], 1) as [tf.Tensor2D, tf.Tensor2D];
+  const z = tf.sigmoid(tf.add(ax, hz));
+  const r = tf.sigmoid(tf.add(ar, hr));
+  const cand = tf.tanh(tf.add(ah, mm(tf.mul(r, h), w.wh)));
+  return tf.add(h, tf.mul(z, tf.sub(cand, h))) as tf.Tensor2D;
+}
+
+/** Dense parameters, in one flat array (for one optimizer), with named views. */
+export interface DenseLayout {
+  names: string[];
+  shapes: number[][];
+  offsets: number[];
+  size: number;
+}
+
+export function denseLayout(H: number): DenseLayout {
+  const shapes: [string, number[]][] = [
+    ['s.wx', [H, 3 * H]],
+    ['s.wrz', [H, 2 * H]],
+    ['s.wh', [H, H]],
+    ['s.b', [3 * H]],
+    ['u.wx', [H, 3 * H]],
+    ['u.wrz', [H, 2 * H]],
+    ['u.wh', [H, H]],
+    ['u.b', [3 * H]],
+    ['wi', [H, H]],
+    ['bi', [H]],
+  ];
+  const offsets: number[] = [];
+  let size = 0;
+  for (const [, shape] of shapes) {
+    offsets.push(size);
+    size += shape.reduce((x, y) => x * y, 1);
+  }
+  return { names: shapes.map((s) => s[0]), shapes: shapes.map((s) => s[1]), offsets, size };
+}
+
+/** The weights' views over the flat dense array plus the item arrays. */
+export function weightsView(H: number, items: number, dense: Float32Array, E: Float32Array, bOut: Float32Array): HrnnWeights {
+  const L = denseLayout(H);
+  const view = (name: string) => {
+    const k = L.names.indexOf(name);
+    const len = L.shapes[k]!.reduce((x, y) => x * y, 1);
+    return dense.subarray(L.offsets[k]!, L.offsets[k]! + len);
+  };
+  const gru = (p: string): GruWeights => ({ wx: view(`${p}.wx`), wrz: view(`${p}.wrz`), wh: view(`${p}.wh`), b: view(`${p}.b`) });
+  return { hidden: H, items, E, bOut, session: gru('s'), user: gru('u'), wi: view('wi'), bi: view('bi') };
+}
+
+/** Uniform ±√(6 / (rows + cols)) per matrix (GRU4Rec's; each gate block on its own), biases 0. */
+export function initWeights(H: number, items: number, random: () => number): { dense: Float32Array; E: Float32Array; bOut: Float32Array } {
+  const L = denseLayout(H);
+  const dense = new Float32Array(L.size);
+  const fill = (arr: Float32Array, offset: number, rows: number, cols: number, blocks: number) => {
+    const bc = cols / blocks;
+    const sigma = Math.sqrt(6 / (rows + bc));
+    for (let i = 0; i < rows * cols; i++) arr[offset + i] = (random() * 2 - 1) * sigma;
+  };
+  L.names.forEach((name, k) => {
+    const shape = L.shapes[k]!;
+    if (shape.length === 2) fill(dense, L.offsets[k]!, shape[0]!, shape[1]!, shape[1]! / H);
+  });
+  const E = new Float32Array(items * H);
+  fill(E, 0, items, H, 1);
+  return { dense, E, bOut: new Float32Array(items) };
+}
+
+export interface TrainProgress {
+  epoch: number;
+  epochs: number;
+  step: number;
+  /** Targets trained on so far, and in all epochs. */
+  done: number;
+  total: number;
+  loss: number;
+  eventsPerSecond: number;
+}
+
+export interface TrainedHrnn {
+  weights: HrnnWeights;
+  /** The flat array behind the weights' dense views (denseLayout). */
+  dense: Float32Array;
+  itemIds: string[];
+  counts: Float64Array;
+  params: HrnnTrainParams;
+  /** Training events (targets) per second, over all epochs. */
+  eventsPerSecond: number;
+  lossByEpoch: number[];
+}
+
+/**
+ * Trains HRNN on encoded data. The tfjs backend must be initialised (initBackend). Deterministic
+ * for a seed on one backend.
+ */
+export function trainHrnn(data: EncodedData, params: HrnnTrainParams, onProgress?: (p: TrainProgress) => void): TrainedHrnn {
+  const p = params;
+  const H = p.hiddenSize;
+  const N = data.itemIds.length;
+  const B = p.batchSize;
+  const random = prng(p.seed);
+  const { dense, E, bOut } = initWeights(H, N, random);
+  const L = denseLayout(H);
+  const denseOpt = new AdagradM(L.size, p.learningRate, p.momentum);
+  const embOpt = new AdagradM(N * H, p.learningRate, p.momentum);
+  const biasOpt = new AdagradM(N, p.learningRate, p.momentum);
+
+  const sampleWeights = new Float64Array(N);
+  let total = 0;
+  for (let i = 0; i < N; i++) total += data.counts[i]!;
+  const logP = new Float32Array(N);
+  for (let i = 0; i < N; i++) {
+    sampleWeights[i] = Math.pow(data.counts[i]!, p.sampleAlpha);
+    logP[i] = Math.log(data.counts[i]! / total);
+  }
+  const sampler = new Sampler(sampleWeights, random);
+  const S = N > 1 ? Math.min(p.negatives, N) : 0;
+  const C = B + S;
+
+  // Constant per run: the diagonal label mask.
+  const diag = tf.tidy(() => tf.concat([tf.eye(B), tf.zeros([B, S])], 1));
+
+  const xs = new Int32Array(B);
+  const cols = new Int32Array(C);
+  const fresh = new Float32Array(B);
+  const nextNew = new Float32Array(B);
+  const weight = new Float32Array(B);
+  let h0 = new Float32Array(B * H);
+  let c0 = new Float32Array(B * H);
+  const Xe = new Float32Array(B * H);
+  const OT = new Float32Array(H * C);
+  const ob = new Float32Array(C);
+  const lq = new Float32Array(C);
+  const rowGrad = new Map<number, Float32Array>();
+  const biasGrad = new Map<number, number>();
+
+  const lossByEpoch: number[] = [];
+  let targets = 0;
+  let stepNo = 0;
+  const t0 = performance.now();
+  const eligible = data.users.map((u, k) => (u.items.length >= 2 ? k : -1)).filter((k) => k >= 0);
+  let perEpoch = 0;
+  for (const k of eligible) perEpoch += data.users[k]!.items.length - 1;
+
+  for (let epoch = 0; epoch < p.epochs; epoch++) {
+    // Users in a seeded random order each epoch.
+    const order = eligible.slice();
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    let next = 0;
+    const rowUser = new Int32Array(B).fill(-1);
+    const rowPos = new Int32Array(B);
+    const takeUser = (b: number) => {
+      if (next < order.length) {
+        rowUser[b] = order[next++]!;
+        rowPos[b] = 0;
+      } else rowUser[b] = -1;
+      h0.fill(0, b * H, (b + 1) * H);
+      c0.fill(0, b * H, (b + 1) * H);
+    };
+    for (let b = 0; b < B; b++) takeUser(b);
+    let lossSum = 0;
+    let lossSteps = 0;
+    for (;;) {
+      let active = 0;
+      for (let b = 0; b < B; b++) {
+        const u = rowUser[b]!;
+        if (u < 0) {
+          xs[b] = 0;
+          cols[b] = 0;
+          fresh[b] = 0;
+          nextNew[b] = 0;
+          weight[b] = 0;
+          continue;
+        }
+        const seq = data.users[u]!;
+        const t = rowPos[b]!;
+        xs[b] = seq.items[t]!;
+        cols[b] = seq.items[t + 1]!;
+        fresh[b] = t === 0 ? 1 : 0;
+        nextNew[b] = seq.starts[t + 1]!;
+        weight[b] = 1;
+        active++;
+      }
+      if (active === 0) break;
+      for (let s = 0; s < S; s++) cols[B + s] = sampler.draw();
+      for (let b = 0; b < B; b++) Xe.set(E.subarray(xs[b]! * H, xs[b]! * H + H), b * H);
+      for (let k = 0; k < C; k++) {
+        const row = cols[k]! * H;
+        for (let d = 0; d < H; d++) OT[d * C + k] = E[row + d]!;
+        ob[k] = bOut[cols[k]!]!;
+        lq[k] = p.loss === 'cross-entropy' ? p.logq * logP[cols[k]!]! : 0;
+      }
+
+      const seed = p.seed * 1_000_003 + stepNo;
+      const result = tf.tidy(() => {
+        const denseT = L.names.map((_, k) => tf.tensor(dense.subarray(L.offsets[k]!, L.offsets[k]! + L.shapes[k]!.reduce((x, y) => x * y, 1)), L.shapes[k]!));
+        const XeT = tf.tensor2d(Xe, [B, H]);
+        const OTT = tf.tensor2d(OT, [H, C]);
+        const obT = tf.tensor1d(ob);
+        const h0T = tf.tensor2d(h0, [B, H]);
+        const c0T = tf.tensor2d(c0, [B, H]);
+        const freshT = tf.tensor2d(fresh, [B, 1]);
+        const nextT = tf.tensor2d(nextNew, [B, 1]);
+        const wT = tf.tensor1d(weight);
+        const lqT = tf.tensor1d(lq);
+        const kept: { q?: tf.Tensor; c?: tf.Tensor } = {};
+        const f = (...vars: tf.Tensor[]): tf.Scalar => {
+          const [xe, ot, obv, ...d] = vars as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, ...tf.Tensor[]];
+          const [swx, swrz, swh, sb, uwx, uwrz, uwh, ub, wi, bi] = d as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D, tf.Tensor1D];
+          const init = (c: tf.Tensor2D) => tf.tanh(tf.add(mm(c, wi), bi)) as tf.Tensor2D;
+          // A row's first event starts from init(0) (c0 is 0 there).
+          const hStart = tf.add(tf.mul(freshT, init(c0T)), tf.mul(tf.sub(1, freshT), h0T)) as tf.Tensor2D;
+          const xin = p.dropoutEmbed > 0 ? (tf.dropout(xe, p.dropoutEmbed, undefined, seed + 1) as tf.Tensor2D) : xe;
+          const h = gruGraph({ wx: swx, wrz: swrz, wh: swh, b: sb }, xin, hStart);
+          const cNew = gruGraph({ wx: uwx, wrz: uwrz, wh: uwh, b: ub }, h, c0T);
+          const q = tf.add(tf.mul(nextT, init(cNew)), tf.mul(tf.sub(1, nextT), h)) as tf.Tensor2D;
+          kept.q = tf.keep(q);
+          kept.c = tf.keep(tf.add(tf.mul(nextT, cNew), tf.mul(tf.sub(1, nextT), c0T)));
+          const qd = p.dropoutHidden > 0 ? (tf.dropout(q, p.dropoutHidden, undefined, seed) as tf.Tensor2D) : q;
+          const logits = tf.add(mm(qd, ot), obv);
+          const perRow = p.loss === 'cross-entropy' ? crossEntropyRows(tf.sub(logits, lqT) as tf.Tensor2D, diag) : bprMaxRows(logits as tf.Tensor2D, diag, p.bpreg);
+          return tf.div(tf.sum(tf.mul(perRow, wT)), Math.max(1, active)) as tf.Scalar;
+        };
+        const { value, grads } = tf.valueAndGrads(f)([XeT, OTT, obT, ...denseT]);
+        return { value, grads, q: kept.q!, c: kept.c! };
+      });
+      const loss = result.value.dataSync()[0]!;
+      const grads = result.grads.map((g) => g.dataSync() as Float32Array);
+      const qNew = result.q.dataSync() as Float32Array;
+      const cNew = result.c.dataSync() as Float32Array;
+      tf.dispose([result.value, ...result.grads, result.q, result.c]);
+
+      // Dense parameters.
+      for (let k = 0; k < L.names.length; k++) denseOpt.apply(dense, grads[3 + k]!, L.offsets[k]!);
+      // Item rows: sum the gradients per item (inputs and output columns), then one update per row.
+      rowGrad.clear();
+      biasGrad.clear();
+      const addRow = (item: number): Float32Array => {
+        let g = rowGrad.get(item);
+        if (!g) rowGrad.set(item, (g = new Float32Array(H)));
+        return g;
+      };
+      const gX = grads[0]!;
+      for (let b = 0; b < B; b++) {
+        if (weight[b] === 0) continue;
+        const g = addRow(xs[b]!);
+        for (let d = 0; d < H; d++) g[d]! += gX[b * H + d]!;
+      }
+      const gO = grads[1]!;
+      const gB = grads[2]!;
+      for (let k = 0; k < C; k++) {
+        if (k < B && weight[k] === 0) continue;
+        const g = addRow(cols[k]!);
+        for (let d = 0; d < H; d++) g[d]! += gO[d * C + k]!;
+        biasGrad.set(cols[k]!, (biasGrad.get(cols[k]!) ?? 0) + gB[k]!);
+      }
+      for (const [item, g] of rowGrad) embOpt.apply(E, g, item * H);
+      for (const [item, g] of biasGrad) biasOpt.apply(bOut, [g], item);
+
+      // Carry the states, advance the rows.
+      h0 = qNew.slice();
+      c0 = cNew.slice();
+      for (let b = 0; b < B; b++) {
+        const u = rowUser[b]!;
+        if (u < 0) continue;
+        targets++;
+        rowPos[b]!++;
+        if (rowPos[b]! + 1 >= data.users[u]!.items.length) takeUser(b);
+      }
+      lossSum += loss;
+      lossSteps++;
+      stepNo++;
+      if (onProgress && stepNo % 50 === 0) {
+        onProgress({
+          epoch,
+          epochs: p.epochs,
+          step: stepNo,
+          done: targets,
+          total: perEpoch * p.epochs,
+          loss: lossSum / lossSteps,
+          eventsPerSecond: targets / ((performance.now() - t0) / 1000),
+        });
+      }
+    }
+    lossByEpoch.push(lossSteps ? lossSum / lossSteps : 0);
+  }
+  diag.dispose();
+  const seconds = (performance.now() - t0) / 1000;
+  onProgress?.({
+    epoch: p.epochs - 1,
+    epochs: p.epochs,
+    step: stepNo,
+    done: targets,
+    total: perEpoch * p.epochs,
+    loss: lossByEpoch.at(-1) ?? 0,
+    eventsPerSecond: seconds > 0 ? targets / seconds : 0,
+  });
+  return {
+    weights: weightsView(H, N, dense, E, bOut),
+    dense,
+    itemIds: data.itemIds,
+    counts: data.counts,
+    params: p,
+    eventsPerSecond: seconds > 0 ? targets / seconds : 0,
+    lossByEpoch,
+  };
+}
+
+/**
+ * −log softmax(logits)[i, i] per row (the label of row i is column i), with a fused gradient
+ * (softmax − label): one exp over the logits instead of logSoftmax's two.
+ */
+export const crossEntropyRows = tf.customGrad(((logits: tf.Tensor, diag: tf.Tensor, save: tf.GradSaveFunc) => {
+  const max = tf.max(logits, 1, true);
+  const e = tf.exp(tf.sub(logits, max));
+  const sum = tf.sum(e, 1, true);
+  const target = tf.sum(tf.mul(logits, diag), 1, true);
+  // logsumexp − target
+  const value = tf.reshape(tf.sub(tf.add(tf.log(sum), max), target), [-1]);
+  save([e, sum, diag]);
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [es, ss, d] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const g = tf.mul(tf.sub(tf.div(es, ss), d), tf.reshape(dy, [-1, 1]));
+      return [g, tf.zerosLike(d)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (logits: tf.Tensor2D, diag: tf.Tensor) => tf.Tensor1D;
+
+/**
+ * BPR-max (Hidasi & Karatzoglou 2018): −log Σ_j s_j σ(r_i − r_j) + bpreg Σ_j s_j r_j², with s the
+ * softmax over the negatives (the target's own column excluded).
+ */
+export function bprMaxRows(logits: tf.Tensor2D, diag: tf.Tensor, bpreg: number): tf.Tensor1D {
+  const neg = tf.sub(1, diag);
+  const target = tf.sum(tf.mul(logits, diag), 1, true);
+  const masked = tf.add(tf.mul(logits, neg), tf.mul(diag, -1e9));
+  const s = tf.softmax(masked);
+  const bpr = tf.neg(tf.log(tf.add(tf.sum(tf.mul(tf.sigmoid(tf.sub(target, logits)), s), 1), 1e-24)));
+  return tf.add(bpr, tf.mul(bpreg, tf.sum(tf.mul(tf.square(logits), s), 1))) as tf.Tensor1D;
+}
