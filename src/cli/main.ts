@@ -14,6 +14,9 @@ import { Presets, SingleBar } from 'cli-progress';
 import { RECIPES, trainAndEvaluate, type SeenRule, type SplitName, type TrainReport } from '../training/train.js';
 import { loadInteractions, type DataSpec, type LoadedData } from '../training/data.js';
 import { loadModel, loadTraining, saveModel, userHistories } from '../training/model-files.js';
+import { shouldPromote, VersionRegistry } from '../training/registry.js';
+import { trainFromTopic } from '../training/stream-train.js';
+import { announce, readServing, rollback, type ServingRecord } from '../stream/versions.js';
 import { batchInfer } from '../training/batch-infer.js';
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -22,7 +25,7 @@ import { createKafka } from '../kafka/client.js';
 import { resolveBrokers } from '../kafka/connect.js';
 import { localKafkaOptions, localKafkaStatus, startLocalKafka, stopLocalKafka } from '../kafka/local-broker.js';
 import { applyTopics, validateGroupName, type TopicReport } from '../kafka/topics.js';
-import { startService } from '../stream/service.js';
+import { startService, versionsDir } from '../stream/service.js';
 import { digestGroupState } from '../state/digest.js';
 import { join, resolve } from 'node:path';
 
@@ -311,6 +314,9 @@ program
   .option('--json', 'print the report as JSON')
   .action(async (opts: { model: string; split: SplitName; json?: boolean }) => {
     const training = loadTraining(opts.model);
+    if (!('file' in training.data)) {
+      throw new AppError('INVALID_ARGUMENT', `${opts.model} was trained from the topic ${training.data.topic}, not a file: evaluate needs the training file`, { field: '--model' });
+    }
     const { rows } = await readTrainingData(training.data);
     const { report } = await trainAndEvaluate(rows, {
       recipe: training.recipe,
@@ -451,6 +457,96 @@ program
       for (const p of result.partitions) say(`p${p.partition}\t${p.keys} keys\t${p.digest}`);
       say(`all\t${result.keys} keys\t${result.digest}`);
     }
+  });
+
+// ---------------------------------------------------------------- versions
+
+const versionsCmd = program.command('versions').description("A group's model versions: list, train, promote, roll back (every instance of the group follows)");
+
+/** The group's registry, the served announcement, and a producer to announce with. */
+async function versionsContext<T>(
+  group: string,
+  fn: (x: { c: Readonly<Config>; registry: VersionRegistry; serving: ServingRecord | undefined; producer: Producer; brokers: string[] }) => Promise<T>,
+): Promise<T> {
+  const c = config();
+  const { brokers } = await resolveBrokers(c, false);
+  await withAdmin(c, brokers, (admin) => applyTopics(admin, group, c));
+  const kafka = createKafka(c, brokers, '-versions');
+  const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    return await fn({ c, registry: new VersionRegistry(versionsDir(c, group)), serving: await readServing(kafka, group), producer, brokers });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+versionsCmd
+  .command('list')
+  .description('Every version, oldest first, with its NDCG@10 and popularity-count\'s on its split; * marks the served one')
+  .requiredOption('-g, --group <name>', 'dataset group')
+  .option('--json', 'print JSON')
+  .action(async (opts: { group: string; json?: boolean }) => {
+    const group = validateGroupName(opts.group);
+    await versionsContext(group, async ({ registry, serving }) => {
+      const list = registry.list();
+      if (opts.json) {
+        say(JSON.stringify({ serving: serving ?? null, versions: list.map(({ report, training: _t, ...v }) => ({ ...v, metrics: report.metrics, baseline: report.baseline.metrics })) }));
+        return;
+      }
+      if (list.length === 0) say(`no versions in ${registry.dir}`);
+      for (const v of list) {
+        const m = v.report.metrics.normalized_discounted_cumulative_gain_at_10;
+        const b = v.report.baseline.metrics.normalized_discounted_cumulative_gain_at_10;
+        say(`${serving?.version === v.version ? '*' : ' '} ${v.version}\t${v.recipe}\tNDCG@10 ${fmt(m)} (popularity ${fmt(b)}, ${v.report.split})\t${v.data.events} events\t${v.createdAt}`);
+      }
+      if (serving && !registry.has(serving.version)) say(`served: ${serving.version} (not in ${registry.dir})`);
+    });
+  });
+
+versionsCmd
+  .command('train')
+  .description('Train a version now from the group\'s interactions topic (training.recipe, training.split) and promote it by training.promote')
+  .requiredOption('-g, --group <name>', 'dataset group')
+  .option('--json', 'print JSON')
+  .action(async (opts: { group: string; json?: boolean }) => {
+    const group = validateGroupName(opts.group);
+    await versionsContext(group, async ({ c, registry, serving, producer, brokers }) => {
+      const info = await trainFromTopic({ config: c, group, brokers, versionsDir: registry.dir });
+      const served = serving && registry.has(serving.version) ? registry.info(serving.version) : undefined;
+      const decision = shouldPromote(info, served, c.training.promote, c.training.promoteTolerance);
+      if (decision.promote) await announce(producer, group, info.version, serving, decision.reason);
+      if (opts.json) say(JSON.stringify({ version: info.version, promoted: decision.promote, reason: decision.reason, metrics: info.report.metrics }));
+      else {
+        printReport(info.report, false);
+        say(`${info.version}: ${decision.promote ? 'promoted' : 'not promoted'} (${decision.reason})`);
+      }
+    });
+  });
+
+versionsCmd
+  .command('promote <version>')
+  .description('Serve this version (every instance swaps it in)')
+  .requiredOption('-g, --group <name>', 'dataset group')
+  .action(async (version: string, opts: { group: string }) => {
+    const group = validateGroupName(opts.group);
+    await versionsContext(group, async ({ registry, serving, producer }) => {
+      registry.info(version);
+      const r = await announce(producer, group, version, serving, 'promoted by hand');
+      say(`serving ${r.version}${r.previous.length ? ` (before: ${r.previous.at(-1)})` : ''}`);
+    });
+  });
+
+versionsCmd
+  .command('rollback')
+  .description('Serve the version served before the current one')
+  .requiredOption('-g, --group <name>', 'dataset group')
+  .action(async (opts: { group: string }) => {
+    const group = validateGroupName(opts.group);
+    await versionsContext(group, async ({ serving, producer }) => {
+      const r = await rollback(producer, group, serving);
+      say(`serving ${r.version} (rolled back from ${serving?.version})`);
+    });
   });
 
 // ---------------------------------------------------------------- config

@@ -138,6 +138,10 @@ function parseEnv(k: ConfigKey, raw: string): unknown {
   switch (type) {
     case 'integer':
       return /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : bad('an integer');
+    case 'number': {
+      const n = Number(raw.trim());
+      return raw.trim() !== '' && Number.isFinite(n) ? n : bad('a number');
+    }
     case 'boolean': {
       const v = raw.trim().toLowerCase();
       if (['true', '1', 'yes'].includes(v)) return true;

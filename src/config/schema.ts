@@ -226,6 +226,56 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    training: Type.Object(
+      {
+        recipe: leaf(
+          Type.Union([Type.Literal('hrnn'), Type.Literal('sims'), Type.Literal('popularity-count'), Type.Literal('none')], { default: 'hrnn' }),
+          'STREAMREC_TRAINING_RECIPE',
+          'The recipe the service retrains periodically from the interactions topic; none: no training in the service.',
+        ),
+        everyEvents: leaf(
+          Type.Integer({ default: 100_000, minimum: 1 }),
+          'STREAMREC_TRAINING_EVERY_EVENTS',
+          'Retrain after this many new events (counted by the instance that trains: the owner of interactions partition 0).',
+        ),
+        everyMinutes: leaf(
+          Type.Number({ default: 60, exclusiveMinimum: 0 }),
+          'STREAMREC_TRAINING_EVERY_MINUTES',
+          'Retrain after this many minutes when there are new events; also the first training, once the minimums are met.',
+        ),
+        maxEvents: leaf(
+          Type.Integer({ default: 1_000_000, minimum: 1000 }),
+          'STREAMREC_TRAINING_MAX_EVENTS',
+          'Train on at most the latest this many events of the topic.',
+        ),
+        split: leaf(
+          Type.Union([Type.Literal('personalize'), Type.Literal('loo'), Type.Literal('time')], { default: 'personalize' }),
+          'STREAMREC_TRAINING_SPLIT',
+          'The evaluation split of each new version (its metrics decide promotion).',
+        ),
+        promote: leaf(
+          Type.Union([Type.Literal('if-not-worse'), Type.Literal('always'), Type.Literal('manual')], { default: 'if-not-worse' }),
+          'STREAMREC_TRAINING_PROMOTE',
+          'Serve a new version when its NDCG@10 is not worse than the served one (minus the tolerance), always, or only by `streamrec versions promote`.',
+        ),
+        promoteTolerance: leaf(
+          Type.Number({ default: 0, minimum: 0, maximum: 1 }),
+          'STREAMREC_TRAINING_PROMOTE_TOLERANCE',
+          'How much lower a new version\'s NDCG@10 may be and still count as not worse.',
+        ),
+        params: leaf(
+          Type.String({ default: '{}' }),
+          'STREAMREC_TRAINING_PARAMS',
+          'The recipe\'s parameters as a JSON object, e.g. {"epochs":5,"hiddenSize":64} (hrnn) — as `streamrec train --params`.',
+        ),
+        versionsDir: leaf(
+          Type.String({ default: '' }),
+          'STREAMREC_TRAINING_VERSIONS_DIR',
+          'Where model versions are written and read, shared by every instance of a group; empty: <state.dir>/<group>/versions.',
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     avro: Type.Object(
       {
         wireFormat: leaf(

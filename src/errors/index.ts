@@ -99,6 +99,16 @@ export const ERROR_CODES = {
     retriable: false,
     fix: 'Send the body as JSON with Content-Type: application/json.',
   },
+  NO_MODEL_VERSION: {
+    status: 503,
+    retriable: true,
+    fix: 'No model version is served yet: wait for the first training (training.everyMinutes), or train and promote one (`streamrec versions train --group G`).',
+  },
+  VERSION_NOT_FOUND: {
+    status: 404,
+    retriable: false,
+    fix: 'List the versions with `streamrec versions list --group G`; versions live in training.versionsDir.',
+  },
   GROUP_NOT_FOUND: {
     status: 404,
     retriable: false,

@@ -45,6 +45,8 @@ export interface HrnnTrainParams {
   /** A gap longer than this ends a session (ms). */
   sessionTimeoutMs: number;
   seed: number;
+  /** Training threads (0: one per core, at most 4); 1 is bit-for-bit reproducible, more are not (Hogwild!). */
+  workers: number;
 }
 
 export const HRNN_TRAIN_DEFAULTS: HrnnTrainParams = {
@@ -62,6 +64,7 @@ export const HRNN_TRAIN_DEFAULTS: HrnnTrainParams = {
   dropoutEmbed: 0,
   sessionTimeoutMs: 30 * 60_000,
   seed: 42,
+  workers: 0,
 };
 
 /** Users' event sequences as item indices, with session starts marked. */
@@ -142,9 +145,11 @@ export class AdagradM {
     private readonly lr: number,
     private readonly momentum: number,
     private readonly eps = 1e-6,
+    /** Existing accumulators (e.g. over SharedArrayBuffers, for training workers). */
+    buffers?: { acc: Float32Array; mom: Float32Array },
   ) {
-    this.acc = new Float32Array(size);
-    this.mom = new Float32Array(size);
+    this.acc = buffers?.acc ?? new Float32Array(size);
+    this.mom = buffers?.mom ?? new Float32Array(size);
   }
 
   /** Updates params[offset + k] with grad[k] for k < grad.length. */
@@ -278,20 +283,92 @@ export interface TrainedHrnn {
 }
 
 /**
- * Trains HRNN on encoded data. The tfjs backend must be initialised (initBackend). Deterministic
- * for a seed on one backend.
+ * Everything training updates: the weights and the optimizer's accumulators, as flat arrays. Over
+ * SharedArrayBuffers when several workers train at once (Hogwild!: each worker updates the shared
+ * arrays without locks; updates are sparse and rarely collide).
+ */
+export interface TrainArrays {
+  dense: Float32Array;
+  E: Float32Array;
+  bOut: Float32Array;
+  opt: { dense: { acc: Float32Array; mom: Float32Array }; E: { acc: Float32Array; mom: Float32Array }; bOut: { acc: Float32Array; mom: Float32Array } };
+}
+
+export function allocTrainArrays(H: number, N: number, seed: number, shared: boolean): TrainArrays {
+  const alloc = (n: number) => (shared ? new Float32Array(new SharedArrayBuffer(n * 4)) : new Float32Array(n));
+  const init = initWeights(H, N, prng(seed));
+  const copy = (a: Float32Array) => {
+    const out = alloc(a.length);
+    out.set(a);
+    return out;
+  };
+  const pair = (n: number) => ({ acc: alloc(n), mom: alloc(n) });
+  return { dense: copy(init.dense), E: copy(init.E), bOut: copy(init.bOut), opt: { dense: pair(init.dense.length), E: pair(init.E.length), bOut: pair(N) } };
+}
+
+/** Which users a training loop walks: every `count`-th of each epoch's shuffled order, from `index`. */
+export interface Part {
+  index: number;
+  count: number;
+}
+
+export interface LoopResult {
+  targets: number;
+  lossByEpoch: number[];
+}
+
+/** Targets (events after a user's first) per epoch. */
+export function targetsPerEpoch(data: EncodedData): number {
+  let n = 0;
+  for (const u of data.users) if (u.items.length >= 2) n += u.items.length - 1;
+  return n;
+}
+
+/**
+ * Trains HRNN on encoded data, in this thread. The tfjs backend must be initialised (initBackend).
+ * Deterministic for a seed on one backend.
  */
 export function trainHrnn(data: EncodedData, params: HrnnTrainParams, onProgress?: (p: TrainProgress) => void): TrainedHrnn {
+  const arrays = allocTrainArrays(params.hiddenSize, data.itemIds.length, params.seed, false);
+  const t0 = performance.now();
+  const loop = trainLoop(data, params, arrays, { index: 0, count: 1 }, onProgress);
+  return trained(data, params, arrays, loop, t0, onProgress);
+}
+
+/** The result of a training from its arrays; reports the final progress. */
+export function trained(data: EncodedData, p: HrnnTrainParams, arrays: TrainArrays, loop: LoopResult, t0: number, onProgress?: (p: TrainProgress) => void): TrainedHrnn {
+  const seconds = (performance.now() - t0) / 1000;
+  const eventsPerSecond = seconds > 0 ? loop.targets / seconds : 0;
+  onProgress?.({ epoch: p.epochs - 1, epochs: p.epochs, step: 0, done: loop.targets, total: targetsPerEpoch(data) * p.epochs, loss: loop.lossByEpoch.at(-1) ?? 0, eventsPerSecond });
+  const own = (a: Float32Array) => (a.buffer instanceof SharedArrayBuffer ? a.slice() : a);
+  const dense = own(arrays.dense);
+  const E = own(arrays.E);
+  const bOut = own(arrays.bOut);
+  return {
+    weights: weightsView(p.hiddenSize, data.itemIds.length, dense, E, bOut),
+    dense,
+    itemIds: data.itemIds,
+    counts: data.counts,
+    params: p,
+    eventsPerSecond,
+    lossByEpoch: loop.lossByEpoch,
+  };
+}
+
+/** The training loop over one part of the users (all of them, or a worker's share). */
+export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: TrainArrays, part: Part, onProgress?: (p: TrainProgress) => void): LoopResult {
   const p = params;
   const H = p.hiddenSize;
   const N = data.itemIds.length;
   const B = p.batchSize;
-  const random = prng(p.seed);
-  const { dense, E, bOut } = initWeights(H, N, random);
+  // The shuffle is the same in every part (seeded alike); sampling and dropout differ per part.
+  const shuffleRandom = prng(p.seed + 1);
+  const random = prng(p.seed + 2 + part.index);
+  const { dense, E, bOut } = arrays;
   const L = denseLayout(H);
-  const denseOpt = new AdagradM(L.size, p.learningRate, p.momentum);
-  const embOpt = new AdagradM(N * H, p.learningRate, p.momentum);
-  const biasOpt = new AdagradM(N, p.learningRate, p.momentum);
+  const denseOpt = new AdagradM(L.size, p.learningRate, p.momentum, 1e-6, arrays.opt.dense);
+  const embOpt = new AdagradM(N * H, p.learningRate, p.momentum, 1e-6, arrays.opt.E);
+  const biasOpt = new AdagradM(N, p.learningRate, p.momentum, 1e-6, arrays.opt.bOut);
 
   const sampleWeights = new Float64Array(N);
   let total = 0;
@@ -327,16 +404,16 @@ export function trainHrnn(data: EncodedData, params: HrnnTrainParams, onProgress
   let stepNo = 0;
   const t0 = performance.now();
   const eligible = data.users.map((u, k) => (u.items.length >= 2 ? k : -1)).filter((k) => k >= 0);
-  let perEpoch = 0;
-  for (const k of eligible) perEpoch += data.users[k]!.items.length - 1;
+  const perEpoch = targetsPerEpoch(data);
 
   for (let epoch = 0; epoch < p.epochs; epoch++) {
     // Users in a seeded random order each epoch.
-    const order = eligible.slice();
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [order[i], order[j]] = [order[j]!, order[i]!];
+    const all = eligible.slice();
+    for (let i = all.length - 1; i > 0; i--) {
+      const j = Math.floor(shuffleRandom() * (i + 1));
+      [all[i], all[j]] = [all[j]!, all[i]!];
     }
+    const order = part.count === 1 ? all : all.filter((_, k) => k % part.count === part.index);
     let next = 0;
     const rowUser = new Int32Array(B).fill(-1);
     const rowPos = new Int32Array(B);
@@ -382,7 +459,7 @@ export function trainHrnn(data: EncodedData, params: HrnnTrainParams, onProgress
         lq[k] = p.loss === 'cross-entropy' ? p.logq * logP[cols[k]!]! : 0;
       }
 
-      const seed = p.seed * 1_000_003 + stepNo;
+      const seed = p.seed * 1_000_003 + stepNo * part.count + part.index;
       const result = tf.tidy(() => {
         const denseT = L.names.map((_, k) => tf.tensor(dense.subarray(L.offsets[k]!, L.offsets[k]! + L.shapes[k]!.reduce((x, y) => x * y, 1)), L.shapes[k]!));
         const XeT = tf.tensor2d(Xe, [B, H]);
@@ -476,25 +553,7 @@ export function trainHrnn(data: EncodedData, params: HrnnTrainParams, onProgress
     lossByEpoch.push(lossSteps ? lossSum / lossSteps : 0);
   }
   diag.dispose();
-  const seconds = (performance.now() - t0) / 1000;
-  onProgress?.({
-    epoch: p.epochs - 1,
-    epochs: p.epochs,
-    step: stepNo,
-    done: targets,
-    total: perEpoch * p.epochs,
-    loss: lossByEpoch.at(-1) ?? 0,
-    eventsPerSecond: seconds > 0 ? targets / seconds : 0,
-  });
-  return {
-    weights: weightsView(H, N, dense, E, bOut),
-    dense,
-    itemIds: data.itemIds,
-    counts: data.counts,
-    params: p,
-    eventsPerSecond: seconds > 0 ? targets / seconds : 0,
-    lossByEpoch,
-  };
+  return { targets, lossByEpoch };
 }
 
 /**

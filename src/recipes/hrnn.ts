@@ -3,25 +3,17 @@
  * src/model/hrnn-train.ts for training). A user's list comes from their state after their history;
  * `related(item)` is what the model expects next in a session that has just seen the item.
  */
+import { availableParallelism } from 'node:os';
 import { initBackend } from '../model/backend.js';
+import { trainHrnnParallel } from '../model/hrnn-parallel.js';
 import { applyEvent, emptyState, queryState, scoreAll, topK, type HrnnState, type HrnnWeights } from '../model/hrnn-math.js';
 import { denseLayout, encode, HRNN_TRAIN_DEFAULTS, trainHrnn, weightsView, type HrnnTrainParams, type TrainProgress } from '../model/hrnn-train.js';
 import type { InteractionFields } from '../state/apply.js';
 import type { Model, Recipe, RecommendRequest, Scored, TrainHooks } from './types.js';
+import { base64ToFloats, floatsToBase64 } from '../util/floats.js';
 
 export type HrnnParams = HrnnTrainParams;
 export const HRNN_DEFAULTS = HRNN_TRAIN_DEFAULTS;
-
-function toBase64(a: Float32Array): string {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
-}
-
-function fromBase64(s: string): Float32Array {
-  const bytes = Buffer.from(s, 'base64');
-  const out = new Float32Array(bytes.byteLength / 4);
-  new Uint8Array(out.buffer).set(bytes);
-  return out;
-}
 
 export interface HrnnJSON {
   recipe: 'hrnn';
@@ -49,10 +41,10 @@ export class HrnnModel implements Model {
 
   static fromJSON(data: HrnnJSON): HrnnModel {
     const H = data.params.hiddenSize;
-    const dense = fromBase64(data.weights.dense);
+    const dense = base64ToFloats(data.weights.dense);
     if (dense.length !== denseLayout(H).size) throw new Error(`hrnn model: dense weights have ${dense.length} values, expected ${denseLayout(H).size}`);
-    const E = fromBase64(data.weights.E);
-    const bOut = fromBase64(data.weights.bOut);
+    const E = base64ToFloats(data.weights.E);
+    const bOut = base64ToFloats(data.weights.bOut);
     const N = data.itemIds.length;
     if (E.length !== N * H || bOut.length !== N) throw new Error(`hrnn model: item weights do not match ${N} items × ${H}`);
     return new HrnnModel(weightsView(H, N, dense, E, bOut), data.itemIds, Float64Array.from(data.counts), data.params, data.training, dense);
@@ -64,7 +56,7 @@ export class HrnnModel implements Model {
       params: this.params,
       itemIds: [...this.itemIds],
       counts: [...this.counts],
-      weights: { dense: toBase64(this.dense), E: toBase64(this.weights.E), bOut: toBase64(this.weights.bOut) },
+      weights: { dense: floatsToBase64(this.dense), E: floatsToBase64(this.weights.E), bOut: floatsToBase64(this.weights.bOut) },
       training: this.training,
     };
   }
@@ -104,7 +96,8 @@ export class HrnnModel implements Model {
     });
   }
 
-  private top(scores: Float32Array, n: number, exclude?: ReadonlySet<string>): Scored[] {
+  /** The best `n` items of `scores`, leaving out `exclude`. */
+  top(scores: Float32Array, n: number, exclude?: ReadonlySet<string>): Scored[] {
     const skip = exclude && exclude.size > 0 ? (j: number) => exclude.has(this.itemIds[j]!) : undefined;
     return topK(scores, n, skip).map((j) => ({ itemId: this.itemIds[j]!, score: scores[j]! }));
   }
@@ -125,8 +118,11 @@ export const hrnn: Recipe<HrnnParams, HrnnModel, Promise<HrnnModel>> & {
   },
   async trainWithProgress(interactions, params = {}, onProgress) {
     const p = { ...HRNN_DEFAULTS, ...params };
-    await initBackend();
-    const t = trainHrnn(encode(interactions, p.sessionTimeoutMs), p, onProgress);
+    const backend = await initBackend();
+    const data = encode(interactions, p.sessionTimeoutMs);
+    const workers = p.workers > 0 ? p.workers : Math.min(4, availableParallelism());
+    // Small data is not worth starting threads for.
+    const t = workers > 1 && data.events >= 20_000 ? await trainHrnnParallel(data, p, workers, backend, onProgress) : trainHrnn(data, p, onProgress);
     return new HrnnModel(t.weights, t.itemIds, t.counts, p, { eventsPerSecond: t.eventsPerSecond, lossByEpoch: t.lossByEpoch }, t.dense);
   },
 };

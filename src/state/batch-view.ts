@@ -8,14 +8,15 @@
  * `null` marks a key that was read and is absent.
  */
 import { recentDistinctItems, type InteractionFields, type StateView } from './apply.js';
-import { codecs, keys, type CoOccurrence, type ItemCounts, type UserState } from './model.js';
+import { codecs, keys, type CoOccurrence, type HrnnUserState, type ItemCounts, type UserState } from './model.js';
 import type { KeyValueStore, WriteOp } from './store.js';
 
 export class BatchView implements StateView {
   private readonly users = new Map<string, UserState | null>();
   private readonly items = new Map<string, ItemCounts | null>();
   private readonly cos = new Map<string, CoOccurrence | null>();
-  private readonly dirty = { users: new Set<string>(), items: new Set<string>(), cos: new Set<string>() };
+  private readonly hrnns = new Map<string, HrnnUserState | null>();
+  private readonly dirty = { users: new Set<string>(), items: new Set<string>(), cos: new Set<string>(), hrnns: new Set<string>() };
 
   private constructor(private readonly store: KeyValueStore) {}
 
@@ -24,7 +25,7 @@ export class BatchView implements StateView {
    * holds the value, else from the store. The view works on the cached objects themselves, so after
    * a batch that did not commit the cache must be cleared (`StateCache.clear`).
    */
-  static async prefetch(store: KeyValueStore, events: readonly InteractionFields[], window: number, cache?: StateCache): Promise<BatchView> {
+  static async prefetch(store: KeyValueStore, events: readonly InteractionFields[], window: number, cache?: StateCache, o: { hrnn?: boolean } = {}): Promise<BatchView> {
     const view = new BatchView(store);
     const users = new Map<string, number>();
     const items = new Set<string>();
@@ -36,6 +37,7 @@ export class BatchView implements StateView {
       load(store, [...users.keys()], view.users, cache?.users, keys.user, codecs.user.decode),
       load(store, [...items], view.items, cache?.items, keys.item, codecs.item.decode),
       load(store, [...items], view.cos, cache?.cos, keys.co, codecs.co.decode),
+      o.hrnn ? load(store, [...users.keys()], view.hrnns, cache?.hrnns, keys.hrnn, codecs.hrnn.decode) : undefined,
     ]);
     // Co-occurrence partners come from the users' stored histories too.
     const more = new Set<string>();
@@ -51,6 +53,7 @@ export class BatchView implements StateView {
     for (const [id, v] of this.users) cache.users.set(id, v);
     for (const [id, v] of this.items) cache.items.set(id, v);
     for (const [id, v] of this.cos) cache.cos.set(id, v);
+    for (const [id, v] of this.hrnns) cache.hrnns.set(id, v);
     cache.evict();
   }
 
@@ -76,12 +79,22 @@ export class BatchView implements StateView {
     this.dirty.cos.add(itemId);
   }
 
+  /** The user's HRNN state (prefetched with `hrnn: true`). */
+  hrnn(userId: string): HrnnUserState | undefined {
+    return loaded(this.hrnns, userId, 'hrnn state') ?? undefined;
+  }
+  setHrnn(userId: string, state: HrnnUserState): void {
+    this.hrnns.set(userId, state);
+    this.dirty.hrnns.add(userId);
+  }
+
   /** The changed keys as write ops, in key order (deterministic). */
   changes(): WriteOp[] {
     const ops: WriteOp[] = [];
     for (const id of this.dirty.cos) ops.push({ type: 'put', key: keys.co(id), value: codecs.co.encode(this.cos.get(id)!) });
     for (const id of this.dirty.items) ops.push({ type: 'put', key: keys.item(id), value: codecs.item.encode(this.items.get(id)!) });
     for (const id of this.dirty.users) ops.push({ type: 'put', key: keys.user(id), value: codecs.user.encode(this.users.get(id)!) });
+    for (const id of this.dirty.hrnns) ops.push({ type: 'put', key: keys.hrnn(id), value: codecs.hrnn.encode(this.hrnns.get(id)!) });
     return ops.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 }
@@ -145,16 +158,19 @@ export class StateCache {
   readonly users = new Lru<UserState | null>();
   readonly items = new Lru<ItemCounts | null>();
   readonly cos = new Lru<CoOccurrence | null>();
+  readonly hrnns = new Lru<HrnnUserState | null>();
   constructor(private readonly maxEntries: number) {}
   evict(): void {
     this.users.trim(this.maxEntries);
     this.items.trim(this.maxEntries);
     this.cos.trim(this.maxEntries);
+    this.hrnns.trim(this.maxEntries);
   }
   clear(): void {
     this.users.clear();
     this.items.clear();
     this.cos.clear();
+    this.hrnns.clear();
   }
 }
 

@@ -6,6 +6,7 @@
  * | `u/<userId>`                 | UserState    | the user's recent events (bounded) and current session       |
  * | `i/<itemId>`                 | ItemCounts   | distinct users, events, time-decayed count (trending)         |
  * | `c/<itemId>`                 | CoOccurrence | items co-occurring in users' histories (SIMS), bounded        |
+ * | `h/<userId>`                 | HrnnUserState| the user's HRNN state under one model version (hrnn recipes)  |
  * | `__offset`                   | Offset       | next input offset of this partition (in the same batch)      |
  * | `__checkpoint`               | Offset       | changelog offset the local store reflects (local only)       |
  *
@@ -13,6 +14,7 @@
  * the changelog topic.
  */
 import avro from 'avsc';
+import { bufferToFloats, floatsToBuffer } from '../util/floats.js';
 
 export interface UserEvent {
   item: string;
@@ -46,6 +48,20 @@ export interface ItemCounts {
   trend: number;
   trendTs: number;
   lastTs: number;
+}
+
+/**
+ * A user's HRNN state (src/model/hrnn-math.ts) and the model version it was computed with: a state
+ * of another version is re-derived from the user's stored events before it is used.
+ */
+export interface HrnnUserState {
+  version: string;
+  /** Session state, Float32 little-endian. */
+  h: Float32Array;
+  /** User state, Float32 little-endian. */
+  c: Float32Array;
+  /** Latest event time applied; null before any. */
+  last: number | null;
 }
 
 /** Co-occurrence counts: item -> number of users who touched both (within the window). */
@@ -104,10 +120,23 @@ const coType = avro.Type.forSchema({
   ],
 });
 
+const hrnnType = avro.Type.forSchema({
+  type: 'record',
+  name: 'HrnnUserState',
+  fields: [
+    { name: 'version', type: 'string' },
+    { name: 'h', type: 'bytes' },
+    { name: 'c', type: 'bytes' },
+    { name: 'last', type: ['null', 'long'] },
+  ],
+});
+
+
 export const keys = {
   user: (userId: string): string => `u/${userId}`,
   item: (itemId: string): string => `i/${itemId}`,
   co: (itemId: string): string => `c/${itemId}`,
+  hrnn: (userId: string): string => `h/${userId}`,
   offset: '__offset',
   checkpoint: '__checkpoint',
 } as const;
@@ -128,6 +157,13 @@ export const codecs = {
       const m: CoOccurrence = new Map();
       for (let i = 0; i < items.length; i++) m.set(items[i]!, counts[i]!);
       return m;
+    },
+  },
+  hrnn: {
+    encode: (v: HrnnUserState): Buffer => hrnnType.toBuffer({ version: v.version, h: floatsToBuffer(v.h), c: floatsToBuffer(v.c), last: v.last }),
+    decode: (b: Buffer): HrnnUserState => {
+      const r = hrnnType.fromBuffer(b) as { version: string; h: Buffer; c: Buffer; last: number | null };
+      return { version: r.version, h: bufferToFloats(r.h), c: bufferToFloats(r.c), last: r.last };
     },
   },
   offset: {

@@ -35,7 +35,8 @@ import { silentLogger, type Logger } from '../util/log.js';
 export type { Logger } from '../util/log.js';
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
 import { BatchView, StateCache } from '../state/batch-view.js';
-import { codecs as stateCodecs, keys } from '../state/model.js';
+import { codecs as stateCodecs, keys, type HrnnUserState, type UserState } from '../state/model.js';
+import { stepHrnnState, type ServingModel } from './serving.js';
 import type { KeyValueStore, WriteOp } from '../state/store.js';
 
 export type LifecycleState = 'created' | 'starting' | 'rebalancing' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -51,6 +52,8 @@ export interface ProcessorOptions {
   instanceId: string;
   log?: Logger;
   now?: () => number;
+  /** The served model version: with an HRNN version, every event also steps the user's HRNN state. */
+  serving?: ServingModel;
 }
 
 export interface PartitionStatus {
@@ -331,12 +334,18 @@ export class StreamProcessor {
     }
 
     const t0 = performance.now();
-    const view = await BatchView.prefetch(task.store, good, this.params.coOccurrenceWindow, task.cache);
+    // One version for the whole batch, even if a swap happens meanwhile.
+    const hrnn = this.o.serving?.hrnn;
+    const view = await BatchView.prefetch(task.store, good, this.params.coOccurrenceWindow, task.cache, { hrnn: hrnn !== undefined });
     const t1 = performance.now();
     // From here the cached objects are being changed: unless the batch commits, forget them.
     let committed = false;
     try {
-      for (const e of good) applyInteraction(view, e, this.params);
+      for (const e of good) {
+        // The HRNN step first: a state to re-derive comes from the events before this one.
+        if (hrnn) view.setHrnn(e.USER_ID, stepHrnnState(hrnn.model, hrnn.version, view.hrnn(e.USER_ID), view.user(e.USER_ID)?.events, e));
+        applyInteraction(view, e, this.params);
+      }
       const lastOffset = fresh[fresh.length - 1]!.offset;
       const nextOffset = Number(lastOffset) + 1;
       const ops: WriteOp[] = view.changes();
@@ -391,6 +400,18 @@ export class StreamProcessor {
     } finally {
       if (!committed) task.cache.clear();
     }
+  }
+
+  /**
+   * A user's stored state, from the store of whichever owned partition has it (undefined when no
+   * owned partition does: another instance owns the user, or the user has no events yet).
+   */
+  async userState(userId: string): Promise<{ user: UserState; hrnn: HrnnUserState | undefined } | undefined> {
+    for (const task of this.ready.values()) {
+      const [u, h] = await task.store.getMany([keys.user(userId), keys.hrnn(userId)]);
+      if (u) return { user: stateCodecs.user.decode(u), hrnn: h ? stateCodecs.hrnn.decode(h) : undefined };
+    }
+    return undefined;
   }
 
   /** Points the consumer at the partition's stored offset (not the group's committed one). */

@@ -12,6 +12,11 @@ import { createCodecs } from '../serde/avro.js';
 import { openRocksStore } from '../state/rocksdb-store.js';
 import { MetadataReader } from './metadata.js';
 import { partitionStoreDir, StreamProcessor, type Logger } from './processor.js';
+import { VersionRegistry } from '../training/registry.js';
+import { recommendForUser, type UserRecommendations } from './recommend.js';
+import { Retrainer } from './retrainer.js';
+import { ServingModel } from './serving.js';
+import { VersionWatcher } from './versions.js';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 
@@ -27,6 +32,12 @@ export interface ServiceOptions {
 export interface Service {
   processor: StreamProcessor;
   metadata: MetadataReader;
+  serving: ServingModel;
+  versions: VersionWatcher;
+  retrainer: Retrainer;
+  registry: VersionRegistry;
+  /** A user's recommendations from the served version and the user's current state. */
+  recommend(userId: string, numResults: number): Promise<UserRecommendations>;
   app: FastifyInstance;
   /** `http://host:port` the API listens on. */
   url: string;
@@ -37,17 +48,25 @@ export function instanceId(config: Readonly<Config>): string {
   return config.processor.instanceId || `${hostname().replace(/[^A-Za-z0-9_.-]/g, '_')}-${process.pid}`;
 }
 
+export function versionsDir(config: Readonly<Config>, group: string): string {
+  return config.training.versionsDir || join(config.state.dir, group, 'versions');
+}
+
 export async function startService(o: ServiceOptions): Promise<Service> {
   const { config, group } = o;
   const id = instanceId(config);
+  const serving = new ServingModel();
+  const registry = new VersionRegistry(versionsDir(config, group));
   const processor = new StreamProcessor({
     config,
     group,
     brokers: o.brokers,
     instanceId: id,
     log: o.log,
+    serving,
     openStore: (p) => openRocksStore(partitionStoreDir(config, group, p)),
   });
+  const versions = new VersionWatcher({ config, group, brokers: o.brokers, instanceId: id, registry, serving, log: o.log });
   mkdirSync(join(config.state.dir, group, 'meta'), { recursive: true });
   const metaStore = await openRocksStore(join(config.state.dir, group, 'meta'));
   const metadata = new MetadataReader({ config, group, brokers: o.brokers, instanceId: id, store: metaStore, log: o.log });
@@ -55,6 +74,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   const admin: Admin = kafka.admin();
   await Promise.all([producer.connect(), admin.connect()]);
+  const retrainer = new Retrainer({ config, group, brokers: o.brokers, processor, watcher: versions, registry, producer, log: o.log });
   const app = await buildApp({
     config,
     codecs: createCodecs(config),
@@ -62,19 +82,22 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     groups: topicGroupDirectory(admin),
     status: () => {
       const s = processor.status();
-      return { state: s.state, ready: s.ready, detail: { ...s, metadata: metadata.status() } };
+      return { state: s.state, ready: s.ready, detail: { ...s, metadata: metadata.status(), versions: versions.status(), training: retrainer.status() } };
     },
     logger: o.apiLogger ?? false,
   });
   const url = await app.listen({ host: config.api.host, port: config.api.port });
-  await Promise.all([processor.start(), metadata.start()]);
+  await Promise.all([processor.start(), metadata.start(), versions.start()]);
+  await retrainer.start();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       await app.close();
-      await Promise.all([processor.stop(), metadata.stop()]);
+      await retrainer.stop();
+      await Promise.all([processor.stop(), metadata.stop(), versions.stop()]);
       await Promise.allSettled([producer.disconnect(), admin.disconnect(), metaStore.close()]);
     })());
-  return { processor, metadata, app, url, stop };
+  const recommend = (userId: string, numResults: number) => recommendForUser(serving, processor, userId, numResults, Date.now());
+  return { processor, metadata, serving, versions, retrainer, registry, recommend, app, url, stop };
 }

@@ -38,7 +38,8 @@ export function userHistories(interactions: readonly InteractionFields[]): Map<s
 
 /** How the model was trained, so `streamrec evaluate` can redo it on another split. */
 export interface TrainingSpec {
-  data: DataSpec;
+  /** A file, or the group's interactions topic (a version trained by the running service). */
+  data: DataSpec | { topic: string; events: number };
   recipe: string;
   seen: SeenRule;
   params?: Record<string, unknown>;

@@ -5,7 +5,7 @@ import { groupTopics, topicName, validateGroupName } from '../../src/kafka/topic
 describe('topic definitions', () => {
   const config = loadConfig({ env: { STREAMREC_TOPIC_PARTITIONS: '4' } });
 
-  it('define the six topics of a group, named <group>.<topic>', () => {
+  it('define the seven topics of a group, named <group>.<topic>', () => {
     const topics = groupTopics('shop', config);
     expect(topics.map((t) => t.topic)).toEqual([
       'shop.interactions',
@@ -13,11 +13,12 @@ describe('topic definitions', () => {
       'shop.users',
       'shop.recommendations',
       'shop.dead-letter',
+      'shop.versions',
       'shop.changelog',
     ]);
   });
 
-  it('compact items, users and changelog, and delete-by-retention the rest', () => {
+  it('compact items, users, versions and changelog, and delete-by-retention the rest', () => {
     const policy = Object.fromEntries(groupTopics('shop', config).map((t) => [t.name, t.config['cleanup.policy']]));
     expect(policy).toEqual({
       interactions: 'delete',
@@ -25,8 +26,10 @@ describe('topic definitions', () => {
       users: 'compact',
       recommendations: 'delete',
       'dead-letter': 'delete',
+      versions: 'compact',
       changelog: 'compact',
     });
+    expect(groupTopics('shop', config).find((t) => t.name === 'versions')?.partitions).toBe(1);
     for (const t of groupTopics('shop', config).filter((x) => x.config['cleanup.policy'] === 'delete')) {
       expect(Number(t.config['retention.ms']), t.topic).toBeGreaterThan(0);
     }

@@ -1,0 +1,152 @@
+/**
+ * Periodic retraining in the service. The instance that owns interactions partition 0 trains (one
+ * trainer per group without an election of its own); it checks every few seconds whether
+ * `training.everyEvents` new events arrived (the topic's end offsets, all partitions) or
+ * `training.everyMinutes` passed with new events, then trains in a worker thread
+ * (src/training/train-worker.ts): ingestion and queries go on meanwhile. The new version is written
+ * to the registry and announced on `<group>.versions` when the promotion rule allows it; every
+ * instance then swaps it in (src/stream/versions.ts).
+ */
+import { Worker } from 'node:worker_threads';
+import type { Config } from '../config/index.js';
+import { createKafka } from '../kafka/client.js';
+import type { Admin, Producer } from '../kafka/kafkajs.js';
+import { topicName } from '../kafka/topics.js';
+import { shouldPromote, type VersionInfo, type VersionRegistry } from '../training/registry.js';
+import type { Logger } from '../util/log.js';
+import { workerScript } from '../util/worker.js';
+import type { StreamProcessor } from './processor.js';
+import { announce, type VersionWatcher } from './versions.js';
+
+export interface RetrainerOptions {
+  config: Readonly<Config>;
+  group: string;
+  brokers: string[];
+  processor: Pick<StreamProcessor, 'status'>;
+  watcher: Pick<VersionWatcher, 'announced'>;
+  registry: VersionRegistry;
+  producer: Producer;
+  log: Logger;
+  /** How often to check whether a training is due (ms). */
+  checkEveryMs?: number;
+  now?: () => number;
+}
+
+export interface TrainingOutcome {
+  info: VersionInfo;
+  promoted: boolean;
+  reason: string;
+}
+
+export class Retrainer {
+  private readonly admin: Admin;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<TrainingOutcome | undefined> | undefined;
+  private worker: Worker | undefined;
+  /** End offsets summed over the partitions at the last training, and when it started. */
+  private eventsAtLast = 0;
+  private lastAt = 0;
+  private retryAt = 0;
+  private counters = { trainings: 0, promoted: 0, failed: 0 };
+  private last: { version: string; promoted: boolean; reason: string } | { error: string } | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly o: RetrainerOptions) {
+    this.admin = createKafka(o.config, o.brokers, '-retrainer', o.log).admin();
+    this.now = o.now ?? Date.now;
+  }
+
+  status(): { trainings: number; promoted: number; failed: number; running: boolean; last: unknown } {
+    return { ...this.counters, running: this.running !== undefined, last: this.last ?? null };
+  }
+
+  async start(): Promise<void> {
+    if (this.o.config.training.recipe === 'none') return;
+    await this.admin.connect();
+    this.timer = setInterval(() => void this.check(), this.o.checkEveryMs ?? 5000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.worker?.terminate();
+    await this.running?.catch(() => undefined);
+    await this.admin.disconnect().catch(() => undefined);
+  }
+
+  private owner(): boolean {
+    return this.o.processor.status().partitions.some((p) => p.partition === 0);
+  }
+
+  private async eventCount(): Promise<number> {
+    const offsets = await this.admin.fetchTopicOffsets(topicName(this.o.group, 'interactions'));
+    return offsets.reduce((n, p) => n + Number(p.high), 0);
+  }
+
+  /** Trains when a training is due; errors are logged, never thrown. */
+  async check(): Promise<void> {
+    if (this.running || !this.owner() || this.now() < this.retryAt) return;
+    try {
+      const events = await this.eventCount();
+      const fresh = events - this.eventsAtLast;
+      const t = this.o.config.training;
+      const due = fresh >= t.everyEvents || (fresh > 0 && this.now() - this.lastAt >= t.everyMinutes * 60_000);
+      if (due) await this.trainNow();
+    } catch (err) {
+      this.o.log.warn({ err }, 'retraining check failed');
+    }
+  }
+
+  /** Trains now (unless a training is running: then waits for that one). */
+  trainNow(): Promise<TrainingOutcome | undefined> {
+    this.running ??= this.train().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async train(): Promise<TrainingOutcome | undefined> {
+    const events = await this.eventCount();
+    const started = this.now();
+    this.o.log.info({ recipe: this.o.config.training.recipe, events }, 'training a new model version');
+    let info: VersionInfo;
+    try {
+      info = await this.inWorker();
+    } catch (err) {
+      this.counters.failed++;
+      const message = err instanceof Error ? err.message : String(err);
+      this.last = { error: message };
+      // Too little data is normal early on: look again in a minute rather than after everyMinutes.
+      this.retryAt = this.now() + 60_000;
+      this.o.log.warn({ err: message }, 'training failed; the served version stays');
+      return undefined;
+    }
+    this.eventsAtLast = events;
+    this.lastAt = started;
+    this.counters.trainings++;
+    const current = this.o.watcher.announced;
+    const served = current && this.o.registry.has(current.version) ? this.o.registry.info(current.version) : undefined;
+    const decision = shouldPromote(info, served, this.o.config.training.promote, this.o.config.training.promoteTolerance);
+    if (decision.promote) {
+      await announce(this.o.producer, this.o.group, info.version, current, decision.reason);
+      this.counters.promoted++;
+    }
+    this.last = { version: info.version, promoted: decision.promote, reason: decision.reason };
+    this.o.log.info({ version: info.version, ndcg10: info.report.metrics.normalized_discounted_cumulative_gain_at_10, promoted: decision.promote, reason: decision.reason, ms: info.trainingMs }, 'model version trained');
+    return { info, promoted: decision.promote, reason: decision.reason };
+  }
+
+  private inWorker(): Promise<VersionInfo> {
+    const url = workerScript(import.meta.url, '../training/train-worker.js', 'training/train-worker.js');
+    const worker = new Worker(url, { workerData: { config: this.o.config, group: this.o.group, brokers: this.o.brokers, versionsDir: this.o.registry.dir } });
+    this.worker = worker;
+    return new Promise<VersionInfo>((resolve, reject) => {
+      worker.once('message', (m: { ok: true; info: VersionInfo } | { ok: false; message: string }) => (m.ok ? resolve(m.info) : reject(new Error(m.message))));
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the training worker exited (code ${code})`)));
+    }).finally(() => {
+      this.worker = undefined;
+      void worker.terminate();
+    });
+  }
+}

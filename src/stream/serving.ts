@@ -1,0 +1,68 @@
+/**
+ * The model version an instance serves, swapped atomically: a query or a batch takes the current
+ * version once and uses it throughout, so a swap never mixes two versions in one answer.
+ *
+ * HRNN user states are kept per user (`h/<userId>`, src/state/model.ts) with the version they were
+ * computed with. A state of another version is re-derived from the user's stored recent events
+ * under the current weights when it is next needed: by the processor on the user's next event, or
+ * by a query (which does not write it back) — lazily, never blocking a query.
+ */
+import { EventEmitter } from 'node:events';
+import { applyEvent, emptyState, type HrnnState } from '../model/hrnn-math.js';
+import { HrnnModel } from '../recipes/hrnn.js';
+import type { Model } from '../recipes/types.js';
+import type { HrnnUserState, UserEvent } from '../state/model.js';
+
+export interface ServingVersion {
+  version: string;
+  model: Model;
+  /** The seen-items rule the version was trained with. */
+  excludeSeen: boolean;
+}
+
+export class ServingModel extends EventEmitter<{ swap: [ServingVersion] }> {
+  private value: ServingVersion | undefined;
+
+  get current(): ServingVersion | undefined {
+    return this.value;
+  }
+
+  /** The current version's HRNN model and version id, when it is one. */
+  get hrnn(): { version: string; model: HrnnModel } | undefined {
+    const v = this.value;
+    return v && v.model instanceof HrnnModel ? { version: v.version, model: v.model } : undefined;
+  }
+
+  swap(next: ServingVersion): void {
+    this.value = next;
+    this.emit('swap', next);
+  }
+}
+
+/** The user's HRNN state under `version`: the stored one if it is of that version, else re-derived from the stored events. */
+export function currentHrnnState(model: HrnnModel, version: string, stored: HrnnUserState | undefined, events: readonly UserEvent[] | undefined): HrnnState {
+  if (stored && stored.version === version) return { h: stored.h, c: stored.c, last: stored.last ?? undefined };
+  if (!events || events.length === 0) return emptyState(model.weights.hidden);
+  return model.state(events.map((e) => ({ ITEM_ID: e.item, TIMESTAMP: e.ts })));
+}
+
+/**
+ * One event applied to a user's HRNN state (`events`: the user's stored events before this one).
+ * An item the model does not know leaves the vectors as they are (the cold-start path gives such
+ * items an embedding when the version has one) and only moves the time.
+ */
+export function stepHrnnState(
+  model: HrnnModel,
+  version: string,
+  stored: HrnnUserState | undefined,
+  events: readonly UserEvent[] | undefined,
+  e: { ITEM_ID: string; TIMESTAMP: number },
+): HrnnUserState {
+  const s = currentHrnnState(model, version, stored, events);
+  const item = model.index.get(e.ITEM_ID);
+  const next: HrnnState =
+    item !== undefined
+      ? applyEvent(model.weights, s, item, e.TIMESTAMP, model.params.sessionTimeoutMs)
+      : { ...s, last: s.last === undefined ? undefined : Math.max(s.last, e.TIMESTAMP) };
+  return { version, h: next.h, c: next.c, last: next.last ?? null };
+}

@@ -1,0 +1,155 @@
+/**
+ * Which model version a group serves, announced on the compacted topic `<group>.versions` (key
+ * `serving`). Every instance follows the topic from its beginning (a consumer group of its own, as
+ * for metadata), loads the announced version from the shared registry folder and swaps it in
+ * (src/stream/serving.ts). The record carries the versions served before, newest last, so a
+ * rollback is one more record: the previous version, with the history shortened.
+ */
+import type { Config } from '../config/index.js';
+import { AppError } from '../errors/index.js';
+import { createKafka } from '../kafka/client.js';
+import type { Consumer, KafkaClient, Producer } from '../kafka/kafkajs.js';
+import { topicName } from '../kafka/topics.js';
+import type { VersionRegistry } from '../training/registry.js';
+import type { Logger } from '../util/log.js';
+import type { ServingModel } from './serving.js';
+
+export const SERVING_KEY = 'serving';
+
+export interface ServingRecord {
+  version: string;
+  /** Versions served before, oldest first (at most HISTORY). */
+  previous: string[];
+  /** ISO time of the announcement. */
+  at: string;
+  reason: string;
+}
+
+const HISTORY = 20;
+
+export function parseServingRecord(value: Buffer | null): ServingRecord | undefined {
+  if (!value) return undefined;
+  try {
+    const r = JSON.parse(value.toString('utf8')) as Partial<ServingRecord>;
+    if (typeof r.version !== 'string' || !Array.isArray(r.previous)) return undefined;
+    return { version: r.version, previous: r.previous.filter((v): v is string => typeof v === 'string'), at: String(r.at ?? ''), reason: String(r.reason ?? '') };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The latest announcement on the topic (reads it to its end), or undefined when there is none. */
+export async function readServing(kafka: KafkaClient, group: string): Promise<ServingRecord | undefined> {
+  const topic = topicName(group, 'versions');
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const p0 = offsets.find((o) => o.partition === 0);
+    if (!p0 || Number(p0.high) === 0 || Number(p0.high) === Number(p0.low)) return undefined;
+    const { readPartition } = await import('../kafka/read-partition.js');
+    let latest: ServingRecord | undefined;
+    await readPartition(kafka, {
+      topic,
+      partition: 0,
+      from: Number(p0.low),
+      until: Number(p0.high) - 1,
+      groupPrefix: `streamrec.${group}.versions-read`,
+      onBatch: async (messages) => {
+        for (const m of messages) if (m.key?.toString() === SERVING_KEY) latest = parseServingRecord(m.value) ?? latest;
+      },
+    });
+    return latest;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Announces `version` as the served one (after `current`, which joins the history). */
+export async function announce(producer: Producer, group: string, version: string, current: ServingRecord | undefined, reason: string): Promise<ServingRecord> {
+  const previous = current ? [...current.previous, current.version].filter((v) => v !== version).slice(-HISTORY) : [];
+  const record: ServingRecord = { version, previous, at: new Date().toISOString(), reason };
+  await producer.send({ topic: topicName(group, 'versions'), acks: -1, messages: [{ key: SERVING_KEY, value: JSON.stringify(record), partition: 0 }] });
+  return record;
+}
+
+/** The record that rolls back to the version served before the current one. */
+export async function rollback(producer: Producer, group: string, current: ServingRecord | undefined): Promise<ServingRecord> {
+  const target = current?.previous.at(-1);
+  if (!current || !target) throw new AppError('VERSION_NOT_FOUND', `group ${group} has no earlier served version to roll back to`, { field: 'version' });
+  const record: ServingRecord = { version: target, previous: current.previous.slice(0, -1), at: new Date().toISOString(), reason: `rollback from ${current.version}` };
+  await producer.send({ topic: topicName(group, 'versions'), acks: -1, messages: [{ key: SERVING_KEY, value: JSON.stringify(record), partition: 0 }] });
+  return record;
+}
+
+export interface VersionWatcherOptions {
+  config: Readonly<Config>;
+  group: string;
+  brokers: string[];
+  instanceId: string;
+  registry: VersionRegistry;
+  serving: ServingModel;
+  log: Logger;
+}
+
+/** Follows `<group>.versions` and swaps each announced version in. */
+export class VersionWatcher {
+  private readonly kafka: KafkaClient;
+  private consumer: Consumer | undefined;
+  private latest: ServingRecord | undefined;
+  private loaded: string | undefined;
+  private failures = 0;
+
+  constructor(private readonly o: VersionWatcherOptions) {
+    this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}-versions`, o.log);
+  }
+
+  /** The latest announcement seen, and the version actually loaded. */
+  status(): { announced: string | null; serving: string | null; loadFailures: number } {
+    return { announced: this.latest?.version ?? null, serving: this.loaded ?? null, loadFailures: this.failures };
+  }
+
+  get announced(): ServingRecord | undefined {
+    return this.latest;
+  }
+
+  async start(): Promise<void> {
+    const consumer = this.kafka.consumer({ groupId: `streamrec.${this.o.group}.versions.${this.o.instanceId}`, allowAutoTopicCreation: false });
+    this.consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topicName(this.o.group, 'versions')], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch, resolveOffset }) => {
+        // Only the batch's last announcement matters: the earlier ones were superseded.
+        let last: ServingRecord | undefined;
+        for (const m of batch.messages) {
+          if (m.key?.toString() === SERVING_KEY) last = parseServingRecord(m.value) ?? last;
+          resolveOffset(m.offset);
+        }
+        if (last) {
+          this.latest = last;
+          this.load(last);
+        }
+      },
+    });
+  }
+
+  private load(record: ServingRecord): void {
+    if (record.version === this.loaded) return;
+    try {
+      const t0 = performance.now();
+      const bundle = this.o.registry.load(record.version);
+      this.o.serving.swap({ version: record.version, model: bundle.model, excludeSeen: bundle.excludeSeen });
+      this.loaded = record.version;
+      this.o.log.info({ version: record.version, recipe: bundle.model.recipe, ms: Math.round(performance.now() - t0), reason: record.reason }, 'now serving model version');
+    } catch (err) {
+      this.failures++;
+      this.o.log.error({ err, version: record.version }, 'could not load the announced model version; still serving the previous one');
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * A training of the running service: reads the group's interactions topic (every partition, from
+ * its first retained record to the end at the start of the read, committed records only), keeps the
+ * latest `training.maxEvents` in time order, trains and evaluates `training.recipe` on them and
+ * writes a new version to the registry. Records that do not decode are skipped (the processor
+ * dead-letters them). Runs in a worker thread in the service (src/training/train-worker.ts), so the
+ * event loop that serves queries and ingests events is never blocked by it.
+ */
+import type { Config } from '../config/index.js';
+import { AppError } from '../errors/index.js';
+import { createKafka } from '../kafka/client.js';
+import { readPartition } from '../kafka/read-partition.js';
+import { topicName } from '../kafka/topics.js';
+import { createCodecs } from '../serde/avro.js';
+import type { InteractionFields } from '../state/apply.js';
+import type { Logger } from '../util/log.js';
+import { userHistories } from './model-files.js';
+import { VersionRegistry, type VersionInfo } from './registry.js';
+import { trainAndEvaluate } from './train.js';
+
+export interface TopicTrainingOptions {
+  config: Readonly<Config>;
+  group: string;
+  brokers: string[];
+  versionsDir: string;
+  log?: Logger;
+}
+
+/** The group's interactions, time-ordered (ties by partition, then offset), the latest `max` of them. */
+export async function readInteractions(o: Omit<TopicTrainingOptions, 'versionsDir'>, max: number): Promise<InteractionFields[]> {
+  const kafka = createKafka(o.config, o.brokers, '-trainer', o.log);
+  const codecs = createCodecs(o.config);
+  const topic = topicName(o.group, 'interactions');
+  const admin = kafka.admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+  const rows: (InteractionFields & { p: number; o: number })[] = [];
+  for (const { partition, low, high } of offsets.sort((a, b) => a.partition - b.partition)) {
+    if (Number(high) <= Number(low)) continue;
+    await readPartition(kafka, {
+      topic,
+      partition,
+      from: Number(low),
+      // The last offset may be a transaction marker: read up to the last record there is.
+      until: Number(high) - 1,
+      groupPrefix: `streamrec.${o.group}.trainer`,
+      timeoutMs: 600_000,
+      onBatch: async (messages) => {
+        for (const m of messages) {
+          if (!m.value) continue;
+          try {
+            const e = codecs.Interaction.decode(m.value);
+            rows.push({ USER_ID: e.USER_ID, ITEM_ID: e.ITEM_ID, TIMESTAMP: e.TIMESTAMP, EVENT_TYPE: e.EVENT_TYPE, EVENT_VALUE: e.EVENT_VALUE, SESSION_ID: e.SESSION_ID, p: partition, o: Number(m.offset) });
+          } catch {
+            // dead-lettered by the processor
+          }
+        }
+      },
+    });
+  }
+  rows.sort((a, b) => a.TIMESTAMP - b.TIMESTAMP || a.p - b.p || a.o - b.o);
+  return rows.slice(Math.max(0, rows.length - max)).map(({ p: _p, o: _o, ...e }) => e);
+}
+
+/** training.params: a JSON object, or a CONFIG_INVALID error naming the key. */
+export function trainingParams(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new AppError('CONFIG_INVALID', `training.params is not JSON: ${(err as Error).message}`, { field: 'training.params' });
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new AppError('CONFIG_INVALID', 'training.params must be a JSON object', { field: 'training.params' });
+  return value as Record<string, unknown>;
+}
+
+/** Reads, trains, evaluates and registers a new version; returns its info. */
+export async function trainFromTopic(o: TopicTrainingOptions): Promise<VersionInfo> {
+  const { training } = o.config;
+  if (training.recipe === 'none') throw new Error('training.recipe is none');
+  const params = trainingParams(training.params);
+  const rows = await readInteractions(o, training.maxEvents);
+  const t0 = performance.now();
+  const { model, report } = await trainAndEvaluate(rows, { recipe: training.recipe, split: training.split, params });
+  const trainingMs = Math.round(performance.now() - t0);
+  const registry = new VersionRegistry(o.versionsDir);
+  return registry.create(
+    { model, excludeSeen: report.seen.excludeSeen, histories: userHistories(rows) },
+    report,
+    { data: { topic: topicName(o.group, 'interactions'), events: rows.length }, recipe: training.recipe, seen: 'auto', params },
+    { events: rows.length, users: report.users, items: report.items, from: rows[0]?.TIMESTAMP ?? null, to: rows.at(-1)?.TIMESTAMP ?? null },
+    trainingMs,
+  );
+}
