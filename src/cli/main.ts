@@ -12,13 +12,13 @@ import type { Producer } from '../kafka/kafkajs.js';
 import { topicName } from '../kafka/topics.js';
 import { Presets, SingleBar } from 'cli-progress';
 import { RECIPES, trainAndEvaluate, type SeenRule, type SplitName, type TrainReport } from '../training/train.js';
-import { loadInteractions, type DataSpec, type LoadedData } from '../training/data.js';
+import { loadInteractions, loadTrainingMetadata, type DataSpec, type LoadedData } from '../training/data.js';
 import { loadModel, loadTraining, saveModel, userHistories } from '../training/model-files.js';
 import { shouldPromote, VersionRegistry } from '../training/registry.js';
 import { trainFromTopic } from '../training/stream-train.js';
 import { announce, readServing, rollback, type ServingRecord } from '../stream/versions.js';
 import { batchInfer } from '../training/batch-infer.js';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { syntheticInteractions } from '../data/synthetic.js';
 import { createKafka } from '../kafka/client.js';
@@ -242,6 +242,10 @@ program
   .requiredOption('-r, --recipe <name>', `recipe: ${Object.keys(RECIPES).join(', ')}`)
   .option('-m, --map <pairs>', 'column mapping, e.g. USER_ID=user_id,ITEM_ID=asin,TIMESTAMP=unixReviewTime')
   .option('--delimiter <c>', 'the field delimiter when it is neither , (CSV) nor a tab (TSV), e.g. ";"')
+  .option('--items <file>', 'item metadata (hrnn-metadata, hrnn-coldstart): ITEM_ID, CREATION_TIMESTAMP and any fields')
+  .option('--users <file>', 'user metadata (hrnn-metadata, hrnn-coldstart): USER_ID and any fields')
+  .option('--items-map <pairs>', 'items column mapping, e.g. ITEM_ID=asin')
+  .option('--users-map <pairs>', 'users column mapping, e.g. USER_ID=customer')
   .option('--event-type <types>', 'train on these EVENT_TYPEs only (comma-separated), as Personalize')
   .option('--event-value-threshold <n>', 'train on events with EVENT_VALUE >= n only, as Personalize')
   .addOption(new Option('-s, --split <name>', 'evaluation split').choices(['personalize', 'loo', 'time']).default('personalize'))
@@ -256,6 +260,10 @@ program
       recipe: string;
       map?: string;
       delimiter?: string;
+      items?: string;
+      users?: string;
+      itemsMap?: string;
+      usersMap?: string;
       eventType?: string;
       eventValueThreshold?: string;
       split: SplitName;
@@ -276,6 +284,12 @@ program
         ...(opts.eventType ? { eventTypes: opts.eventType.split(',').map((t) => t.trim()) } : {}),
         ...(threshold !== undefined ? { eventValueThreshold: threshold } : {}),
       };
+      // Metadata files: given, or those of an offline dataset folder.
+      for (const kind of ['items', 'users'] as const) {
+        const file = opts[kind] ?? (opts.data && existsSync(join(opts.data, `${kind}.jsonl`)) ? join(opts.data, `${kind}.jsonl`) : undefined);
+        const map = kind === 'items' ? opts.itemsMap : opts.usersMap;
+        if (file) spec[kind] = { file: resolve(file), ...(map ? { map: parsePairs(map, `--${kind}-map`) } : {}) };
+      }
       let params: Record<string, unknown> | undefined;
       if (opts.params) {
         try {
@@ -285,10 +299,12 @@ program
         }
       }
       const { rows, rejects } = await readTrainingData(spec);
+      const metadata = await loadTrainingMetadata(spec);
       const { model, report } = await trainAndEvaluate(rows, {
         recipe: opts.recipe,
         split: opts.split,
         seen: opts.seen,
+        metadata,
         hooks: (phase) => ({ onProgress: stepProgress(phase === 'evaluation' ? `train (${opts.split})` : 'train (all)') }),
         ...(params ? { params } : {}),
       });
@@ -319,6 +335,7 @@ program
     }
     const { rows } = await readTrainingData(training.data);
     const { report } = await trainAndEvaluate(rows, {
+      metadata: await loadTrainingMetadata(training.data),
       recipe: training.recipe,
       split: opts.split,
       seen: training.seen,

@@ -229,7 +229,7 @@ export const ConfigSchema = Type.Object(
     training: Type.Object(
       {
         recipe: leaf(
-          Type.Union([Type.Literal('hrnn'), Type.Literal('sims'), Type.Literal('popularity-count'), Type.Literal('none')], { default: 'hrnn' }),
+          Type.Union([Type.Literal('hrnn'), Type.Literal('hrnn-metadata'), Type.Literal('hrnn-coldstart'), Type.Literal('sims'), Type.Literal('popularity-count'), Type.Literal('none')], { default: 'hrnn' }),
           'STREAMREC_TRAINING_RECIPE',
           'The recipe the service retrains periodically from the interactions topic; none: no training in the service.',
         ),

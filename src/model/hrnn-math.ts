@@ -92,19 +92,28 @@ export function initSession(w: HrnnWeights, c: Float32Array): Float32Array {
   return out;
 }
 
-export function emptyState(hidden: number): HrnnState {
-  return { h: new Float32Array(hidden), c: new Float32Array(hidden), last: undefined };
+/** A user without events: no session yet, user state `c` (zeros, or from the user's metadata: hrnn-metadata). */
+export function emptyState(hidden: number, c?: Float32Array): HrnnState {
+  return { h: new Float32Array(hidden), c: c ?? new Float32Array(hidden), last: undefined };
 }
 
 /**
  * Applies one event (item index `item` at time `ts`) to a state, returning the new state. A gap
  * over `timeoutMs` since the previous event closes the session first (user GRU, then init).
+ * `extra` is added to the item's embedding as the session GRU's input (the event's context
+ * features, hrnn-metadata); `itemVector` replaces the embedding row (an item outside E).
  */
-export function applyEvent(w: HrnnWeights, s: HrnnState, item: number, ts: number, timeoutMs: number): HrnnState {
+export function applyEvent(
+  w: HrnnWeights,
+  s: HrnnState,
+  item: number,
+  ts: number,
+  timeoutMs: number,
+  o: { extra?: Float32Array; itemVector?: Float32Array } = {},
+): HrnnState {
   let c = s.c;
   let h0: Float32Array;
   if (s.last === undefined) {
-    c = new Float32Array(w.hidden);
     h0 = initSession(w, c);
   } else if (ts - s.last > timeoutMs) {
     c = gruStep(w.user, s.h, s.c, w.hidden);
@@ -112,13 +121,17 @@ export function applyEvent(w: HrnnWeights, s: HrnnState, item: number, ts: numbe
   } else {
     h0 = s.h;
   }
-  const x = w.E.subarray(item * w.hidden, (item + 1) * w.hidden);
+  let x = o.itemVector ?? w.E.subarray(item * w.hidden, (item + 1) * w.hidden);
+  if (o.extra) {
+    x = x.slice();
+    for (let d = 0; d < w.hidden; d++) x[d]! += o.extra[d]!;
+  }
   return { h: gruStep(w.session, x, h0, w.hidden), c, last: s.last === undefined ? ts : Math.max(s.last, ts) };
 }
 
 /** The state that scores the next item at time `now` (undefined: the session is taken as open). */
 export function queryState(w: HrnnWeights, s: HrnnState, now: number | undefined, timeoutMs: number): Float32Array {
-  if (s.last === undefined) return initSession(w, new Float32Array(w.hidden));
+  if (s.last === undefined) return initSession(w, s.c);
   if (now !== undefined && now - s.last > timeoutMs) return initSession(w, gruStep(w.user, s.h, s.c, w.hidden));
   return s.h;
 }

@@ -17,7 +17,7 @@ export async function trainHrnnParallel(
   backend: BackendName,
   onProgress?: (p: TrainProgress) => void,
 ): Promise<TrainedHrnn> {
-  const arrays = allocTrainArrays(params.hiddenSize, data.itemIds.length, params.seed, true);
+  const arrays = allocTrainArrays(params.hiddenSize, data.itemIds.length, params.seed, true, data.features?.sizes);
   const total = targetsPerEpoch(data) * params.epochs;
   const done = new Array<number>(workers).fill(0);
   const loss = new Array<number>(workers).fill(0);

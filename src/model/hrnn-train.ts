@@ -21,6 +21,7 @@
  */
 import { prng } from '../data/synthetic.js';
 import { tf } from './backend.js';
+import type { SparseRows, SparseVector } from './features.js';
 import type { GruWeights, HrnnWeights } from './hrnn-math.js';
 
 export type HrnnLoss = 'cross-entropy' | 'bpr-max';
@@ -73,16 +74,54 @@ export interface EncodedData {
   itemIds: string[];
   /** Interactions per item (training popularity). */
   counts: Float64Array;
-  /** Per user (in first-seen order): item indices in time order, and 1 where a session starts. */
-  users: { items: Int32Array; starts: Uint8Array }[];
+  /**
+   * Per user (in first-seen order): item indices in time order, 1 where a session starts, and
+   * (hrnn-metadata) each event's context features.
+   */
+  users: { id: string; items: Int32Array; starts: Uint8Array; ctx?: SparseRows }[];
   events: number;
+  /** hrnn-metadata: item features (a row per item index), user features (a row per user), sizes. */
+  features?: { item: SparseRows; user: SparseRows; sizes: FeatureSizes };
 }
 
-/** Groups time-ordered interactions by user; items indexed by first appearance. */
-export function encode(interactions: readonly { USER_ID: string; ITEM_ID: string; TIMESTAMP: number }[], sessionTimeoutMs: number): EncodedData {
+export interface FeatureSizes {
+  item: number;
+  ctx: number;
+  user: number;
+}
+
+/** How `encode` turns metadata into features (spaces built by the recipe, src/recipes/hrnn.ts). */
+export interface FeatureEncoders {
+  item: (itemId: string) => SparseVector;
+  user: (userId: string) => SparseVector;
+  ctx: (e: { EVENT_TYPE?: string; CONTEXT?: Readonly<Record<string, string>> }) => SparseVector;
+  sizes: FeatureSizes;
+}
+
+/** Sparse rows from vectors. */
+export function sparseRows(vectors: readonly SparseVector[]): SparseRows {
+  const offsets = new Int32Array(vectors.length + 1);
+  let n = 0;
+  vectors.forEach((v, r) => {
+    n += v.ids.length;
+    offsets[r + 1] = n;
+  });
+  const ids = new Int32Array(n);
+  const values = new Float32Array(n);
+  vectors.forEach((v, r) => {
+    ids.set(v.ids, offsets[r]!);
+    values.set(v.values, offsets[r]!);
+  });
+  return { offsets, ids, values };
+}
+
+type EncodableEvent = { USER_ID: string; ITEM_ID: string; TIMESTAMP: number; EVENT_TYPE?: string; CONTEXT?: Readonly<Record<string, string>> };
+
+/** Groups time-ordered interactions by user; items indexed by first appearance; features when `features` is given. */
+export function encode(interactions: readonly EncodableEvent[], sessionTimeoutMs: number, features?: FeatureEncoders): EncodedData {
   const itemIndex = new Map<string, number>();
   const itemIds: string[] = [];
-  const perUser = new Map<string, { items: number[]; ts: number[] }>();
+  const perUser = new Map<string, { items: number[]; ts: number[]; ctx: SparseVector[] }>();
   for (const e of interactions) {
     let i = itemIndex.get(e.ITEM_ID);
     if (i === undefined) {
@@ -91,21 +130,26 @@ export function encode(interactions: readonly { USER_ID: string; ITEM_ID: string
       itemIds.push(e.ITEM_ID);
     }
     let u = perUser.get(e.USER_ID);
-    if (!u) perUser.set(e.USER_ID, (u = { items: [], ts: [] }));
+    if (!u) perUser.set(e.USER_ID, (u = { items: [], ts: [], ctx: [] }));
     u.items.push(i);
     u.ts.push(e.TIMESTAMP);
+    if (features) u.ctx.push(features.ctx(e));
   }
   const counts = new Float64Array(itemIds.length);
   const users: EncodedData['users'] = [];
-  for (const u of perUser.values()) {
+  for (const [id, u] of perUser) {
     const starts = new Uint8Array(u.items.length);
     for (let t = 0; t < u.items.length; t++) {
       counts[u.items[t]!]!++;
       starts[t] = t === 0 || u.ts[t]! - u.ts[t - 1]! > sessionTimeoutMs ? 1 : 0;
     }
-    users.push({ items: Int32Array.from(u.items), starts });
+    users.push({ id, items: Int32Array.from(u.items), starts, ...(features ? { ctx: sparseRows(u.ctx) } : {}) });
   }
-  return { itemIds, counts, users, events: interactions.length };
+  const out: EncodedData = { itemIds, counts, users, events: interactions.length };
+  if (features) {
+    out.features = { item: sparseRows(itemIds.map((id) => features.item(id))), user: sparseRows(users.map((u) => features.user(u.id))), sizes: features.sizes };
+  }
+  return out;
 }
 
 /** Draws item indices with probability ∝ weight (a cumulative table and binary search). */
@@ -274,6 +318,8 @@ export interface TrainedHrnn {
   weights: HrnnWeights;
   /** The flat array behind the weights' dense views (denseLayout). */
   dense: Float32Array;
+  /** hrnn-metadata: the feature tables and the training items' features (E does not include them). */
+  features: { F: Float32Array; Cx: Float32Array; U: Float32Array; item: SparseRows } | undefined;
   itemIds: string[];
   counts: Float64Array;
   params: HrnnTrainParams;
@@ -287,14 +333,20 @@ export interface TrainedHrnn {
  * SharedArrayBuffers when several workers train at once (Hogwild!: each worker updates the shared
  * arrays without locks; updates are sparse and rarely collide).
  */
+type Accumulators = { acc: Float32Array; mom: Float32Array };
+
 export interface TrainArrays {
   dense: Float32Array;
   E: Float32Array;
   bOut: Float32Array;
-  opt: { dense: { acc: Float32Array; mom: Float32Array }; E: { acc: Float32Array; mom: Float32Array }; bOut: { acc: Float32Array; mom: Float32Array } };
+  /** Feature embeddings (hrnn-metadata; empty without): item features, event context, user features; each rows × H. */
+  F: Float32Array;
+  Cx: Float32Array;
+  U: Float32Array;
+  opt: { dense: Accumulators; E: Accumulators; bOut: Accumulators; F: Accumulators; Cx: Accumulators; U: Accumulators };
 }
 
-export function allocTrainArrays(H: number, N: number, seed: number, shared: boolean): TrainArrays {
+export function allocTrainArrays(H: number, N: number, seed: number, shared: boolean, sizes: FeatureSizes = { item: 0, ctx: 0, user: 0 }): TrainArrays {
   const alloc = (n: number) => (shared ? new Float32Array(new SharedArrayBuffer(n * 4)) : new Float32Array(n));
   const init = initWeights(H, N, prng(seed));
   const copy = (a: Float32Array) => {
@@ -303,7 +355,36 @@ export function allocTrainArrays(H: number, N: number, seed: number, shared: boo
     return out;
   };
   const pair = (n: number) => ({ acc: alloc(n), mom: alloc(n) });
-  return { dense: copy(init.dense), E: copy(init.E), bOut: copy(init.bOut), opt: { dense: pair(init.dense.length), E: pair(init.E.length), bOut: pair(N) } };
+  // Feature embeddings start at 0: the model starts as plain hrnn and learns what metadata adds.
+  return {
+    dense: copy(init.dense),
+    E: copy(init.E),
+    bOut: copy(init.bOut),
+    F: alloc(sizes.item * H),
+    Cx: alloc(sizes.ctx * H),
+    U: alloc(sizes.user * H),
+    opt: { dense: pair(init.dense.length), E: pair(init.E.length), bOut: pair(N), F: pair(sizes.item * H), Cx: pair(sizes.ctx * H), U: pair(sizes.user * H) },
+  };
+}
+
+/** out[o + d·stride] += Σ value · table[id] over row r of `rows` (d < H). */
+function addSparse(out: Float32Array, o: number, stride: number, table: Float32Array, rows: SparseRows, r: number, H: number): void {
+  for (let k = rows.offsets[r]!; k < rows.offsets[r + 1]!; k++) {
+    const v = rows.values[k]!;
+    const base = rows.ids[k]! * H;
+    for (let d = 0; d < H; d++) out[o + d * stride]! += v * table[base + d]!;
+  }
+}
+
+/** grads[id] += value · src[o + d·stride] for the ids of row r of `rows`. */
+function scatterSparse(grads: Map<number, Float32Array>, rows: SparseRows, r: number, src: Float32Array, o: number, stride: number, H: number): void {
+  for (let k = rows.offsets[r]!; k < rows.offsets[r + 1]!; k++) {
+    const v = rows.values[k]!;
+    const id = rows.ids[k]!;
+    let g = grads.get(id);
+    if (!g) grads.set(id, (g = new Float32Array(H)));
+    for (let d = 0; d < H; d++) g[d]! += v * src[o + d * stride]!;
+  }
 }
 
 /** Which users a training loop walks: every `count`-th of each epoch's shuffled order, from `index`. */
@@ -329,7 +410,7 @@ export function targetsPerEpoch(data: EncodedData): number {
  * Deterministic for a seed on one backend.
  */
 export function trainHrnn(data: EncodedData, params: HrnnTrainParams, onProgress?: (p: TrainProgress) => void): TrainedHrnn {
-  const arrays = allocTrainArrays(params.hiddenSize, data.itemIds.length, params.seed, false);
+  const arrays = allocTrainArrays(params.hiddenSize, data.itemIds.length, params.seed, false, data.features?.sizes);
   const t0 = performance.now();
   const loop = trainLoop(data, params, arrays, { index: 0, count: 1 }, onProgress);
   return trained(data, params, arrays, loop, t0, onProgress);
@@ -346,6 +427,7 @@ export function trained(data: EncodedData, p: HrnnTrainParams, arrays: TrainArra
   const bOut = own(arrays.bOut);
   return {
     weights: weightsView(p.hiddenSize, data.itemIds.length, dense, E, bOut),
+    features: data.features ? { F: own(arrays.F), Cx: own(arrays.Cx), U: own(arrays.U), item: data.features.item } : undefined,
     dense,
     itemIds: data.itemIds,
     counts: data.counts,
@@ -369,6 +451,14 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
   const denseOpt = new AdagradM(L.size, p.learningRate, p.momentum, 1e-6, arrays.opt.dense);
   const embOpt = new AdagradM(N * H, p.learningRate, p.momentum, 1e-6, arrays.opt.E);
   const biasOpt = new AdagradM(N, p.learningRate, p.momentum, 1e-6, arrays.opt.bOut);
+  const feat = data.features;
+  const { F, Cx, U } = arrays;
+  const fOpt = new AdagradM(F.length, p.learningRate, p.momentum, 1e-6, arrays.opt.F);
+  const cxOpt = new AdagradM(Cx.length, p.learningRate, p.momentum, 1e-6, arrays.opt.Cx);
+  const uOpt = new AdagradM(U.length, p.learningRate, p.momentum, 1e-6, arrays.opt.U);
+  const fGrad = new Map<number, Float32Array>();
+  const cxGrad = new Map<number, Float32Array>();
+  const uGrad = new Map<number, Float32Array>();
 
   const sampleWeights = new Float64Array(N);
   let total = 0;
@@ -380,22 +470,24 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
   }
   const sampler = new Sampler(sampleWeights, random);
   const S = N > 1 ? Math.min(p.negatives, N) : 0;
-  const C = B + S;
+  // Columns of a step: the rows' targets (B), the first items of rows that start a user (≤ B), then the shared negatives.
+  const maxC = B + B + S;
 
   // Constant per run: the diagonal label mask.
-  const diag = tf.tidy(() => tf.concat([tf.eye(B), tf.zeros([B, S])], 1));
+  const eyeB = tf.eye(B);
 
   const xs = new Int32Array(B);
-  const cols = new Int32Array(C);
+  const cols = new Int32Array(maxC);
+  const freshRows: number[] = [];
   const fresh = new Float32Array(B);
   const nextNew = new Float32Array(B);
   const weight = new Float32Array(B);
   let h0 = new Float32Array(B * H);
   let c0 = new Float32Array(B * H);
   const Xe = new Float32Array(B * H);
-  const OT = new Float32Array(H * C);
-  const ob = new Float32Array(C);
-  const lq = new Float32Array(C);
+  const OT = new Float32Array(H * maxC);
+  const ob = new Float32Array(maxC);
+  const lq = new Float32Array(maxC);
   const rowGrad = new Map<number, Float32Array>();
   const biasGrad = new Map<number, number>();
 
@@ -424,6 +516,8 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
       } else rowUser[b] = -1;
       h0.fill(0, b * H, (b + 1) * H);
       c0.fill(0, b * H, (b + 1) * H);
+      // A new user's state: its metadata's embedding (hrnn-metadata), else 0.
+      if (feat && rowUser[b]! >= 0) addSparse(c0, b * H, 1, U, feat.user, rowUser[b]!, H);
     };
     for (let b = 0; b < B; b++) takeUser(b);
     let lossSum = 0;
@@ -450,11 +544,25 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
         active++;
       }
       if (active === 0) break;
-      for (let s = 0; s < S; s++) cols[B + s] = sampler.draw();
-      for (let b = 0; b < B; b++) Xe.set(E.subarray(xs[b]! * H, xs[b]! * H + H), b * H);
+      // A user's first event is predicted too, from the new user's state init(c0): that state is
+      // what a user without history is recommended from.
+      freshRows.length = 0;
+      for (let b = 0; b < B; b++) if (fresh[b] === 1) freshRows.push(b);
+      const Fn = freshRows.length;
+      const C = B + Fn + S;
+      freshRows.forEach((b, i) => (cols[B + i] = xs[b]!));
+      for (let s = 0; s < S; s++) cols[B + Fn + s] = sampler.draw();
+      for (let b = 0; b < B; b++) {
+        Xe.set(E.subarray(xs[b]! * H, xs[b]! * H + H), b * H);
+        if (feat && weight[b] !== 0) {
+          addSparse(Xe, b * H, 1, F, feat.item, xs[b]!, H);
+          addSparse(Xe, b * H, 1, Cx, data.users[rowUser[b]!]!.ctx!, rowPos[b]!, H);
+        }
+      }
       for (let k = 0; k < C; k++) {
         const row = cols[k]! * H;
         for (let d = 0; d < H; d++) OT[d * C + k] = E[row + d]!;
+        if (feat) addSparse(OT, k, C, F, feat.item, cols[k]!, H);
         ob[k] = bOut[cols[k]!]!;
         lq[k] = p.loss === 'cross-entropy' ? p.logq * logP[cols[k]!]! : 0;
       }
@@ -463,33 +571,42 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
       const result = tf.tidy(() => {
         const denseT = L.names.map((_, k) => tf.tensor(dense.subarray(L.offsets[k]!, L.offsets[k]! + L.shapes[k]!.reduce((x, y) => x * y, 1)), L.shapes[k]!));
         const XeT = tf.tensor2d(Xe, [B, H]);
-        const OTT = tf.tensor2d(OT, [H, C]);
-        const obT = tf.tensor1d(ob);
+        const OTT = tf.tensor2d(OT.subarray(0, H * C), [H, C]);
+        const obT = tf.tensor1d(ob.subarray(0, C));
         const h0T = tf.tensor2d(h0, [B, H]);
         const c0T = tf.tensor2d(c0, [B, H]);
         const freshT = tf.tensor2d(fresh, [B, 1]);
         const nextT = tf.tensor2d(nextNew, [B, 1]);
         const wT = tf.tensor1d(weight);
-        const lqT = tf.tensor1d(lq);
+        const lqT = tf.tensor1d(lq.subarray(0, C));
+        const diag = tf.concat([eyeB, tf.zeros([B, Fn + S])], 1);
+        const sel = Fn > 0 ? tf.cast(tf.oneHot(tf.tensor1d(freshRows, 'int32'), B), 'float32') : undefined;
+        const diag2 = Fn > 0 ? tf.concat([tf.zeros([Fn, B]), tf.eye(Fn), tf.zeros([Fn, S])], 1) : undefined;
         const kept: { q?: tf.Tensor; c?: tf.Tensor } = {};
         const f = (...vars: tf.Tensor[]): tf.Scalar => {
           const [xe, ot, obv, ...d] = vars as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, ...tf.Tensor[]];
-          const [swx, swrz, swh, sb, uwx, uwrz, uwh, ub, wi, bi] = d as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D, tf.Tensor1D];
+          const [swx, swrz, swh, sb, uwx, uwrz, uwh, ub, wi, bi, cIn] = d as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D | undefined];
+          // With user features, the user state is an input whose gradient reaches them (fresh rows).
+          const c0v = cIn ?? c0T;
           const init = (c: tf.Tensor2D) => tf.tanh(tf.add(mm(c, wi), bi)) as tf.Tensor2D;
-          // A row's first event starts from init(0) (c0 is 0 there).
-          const hStart = tf.add(tf.mul(freshT, init(c0T)), tf.mul(tf.sub(1, freshT), h0T)) as tf.Tensor2D;
+          // A row's first event starts from init(c0), c0 the new user's state.
+          const hStart = tf.add(tf.mul(freshT, init(c0v)), tf.mul(tf.sub(1, freshT), h0T)) as tf.Tensor2D;
           const xin = p.dropoutEmbed > 0 ? (tf.dropout(xe, p.dropoutEmbed, undefined, seed + 1) as tf.Tensor2D) : xe;
           const h = gruGraph({ wx: swx, wrz: swrz, wh: swh, b: sb }, xin, hStart);
-          const cNew = gruGraph({ wx: uwx, wrz: uwrz, wh: uwh, b: ub }, h, c0T);
+          const cNew = gruGraph({ wx: uwx, wrz: uwrz, wh: uwh, b: ub }, h, c0v);
           const q = tf.add(tf.mul(nextT, init(cNew)), tf.mul(tf.sub(1, nextT), h)) as tf.Tensor2D;
           kept.q = tf.keep(q);
-          kept.c = tf.keep(tf.add(tf.mul(nextT, cNew), tf.mul(tf.sub(1, nextT), c0T)));
+          kept.c = tf.keep(tf.add(tf.mul(nextT, cNew), tf.mul(tf.sub(1, nextT), c0v)));
           const qd = p.dropoutHidden > 0 ? (tf.dropout(q, p.dropoutHidden, undefined, seed) as tf.Tensor2D) : q;
-          const logits = tf.add(mm(qd, ot), obv);
-          const perRow = p.loss === 'cross-entropy' ? crossEntropyRows(tf.sub(logits, lqT) as tf.Tensor2D, diag) : bprMaxRows(logits as tf.Tensor2D, diag, p.bpreg);
-          return tf.div(tf.sum(tf.mul(perRow, wT)), Math.max(1, active)) as tf.Scalar;
+          const rowsLoss = (x: tf.Tensor2D, mask: tf.Tensor) => {
+            const logits = tf.add(mm(x, ot), obv) as tf.Tensor2D;
+            return p.loss === 'cross-entropy' ? crossEntropyRows(tf.sub(logits, lqT) as tf.Tensor2D, mask) : bprMaxRows(logits, mask, p.bpreg);
+          };
+          let total = tf.sum(tf.mul(rowsLoss(qd, diag), wT));
+          if (sel && diag2) total = tf.add(total, tf.sum(rowsLoss(mm(sel, init(c0v)), diag2)));
+          return tf.div(total, Math.max(1, active + Fn)) as tf.Scalar;
         };
-        const { value, grads } = tf.valueAndGrads(f)([XeT, OTT, obT, ...denseT]);
+        const { value, grads } = tf.valueAndGrads(f)([XeT, OTT, obT, ...denseT, ...(feat ? [c0T] : [])]);
         return { value, grads, q: kept.q!, c: kept.c! };
       });
       const loss = result.value.dataSync()[0]!;
@@ -524,6 +641,21 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
       }
       for (const [item, g] of rowGrad) embOpt.apply(E, g, item * H);
       for (const [item, g] of biasGrad) biasOpt.apply(bOut, [g], item);
+      if (feat) {
+        fGrad.clear();
+        cxGrad.clear();
+        uGrad.clear();
+        for (let b = 0; b < B; b++) {
+          if (weight[b] === 0) continue;
+          scatterSparse(fGrad, feat.item, xs[b]!, gX, b * H, 1, H);
+          scatterSparse(cxGrad, data.users[rowUser[b]!]!.ctx!, rowPos[b]!, gX, b * H, 1, H);
+          if (fresh[b] === 1) scatterSparse(uGrad, feat.user, rowUser[b]!, grads[3 + L.names.length]!, b * H, 1, H);
+        }
+        for (let k = 0; k < C; k++) if (!(k < B && weight[k] === 0)) scatterSparse(fGrad, feat.item, cols[k]!, gO, k, C, H);
+        for (const [id, g] of fGrad) fOpt.apply(F, g, id * H);
+        for (const [id, g] of cxGrad) cxOpt.apply(Cx, g, id * H);
+        for (const [id, g] of uGrad) uOpt.apply(U, g, id * H);
+      }
 
       // Carry the states, advance the rows.
       h0 = qNew.slice();
@@ -552,7 +684,7 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
     }
     lossByEpoch.push(lossSteps ? lossSum / lossSteps : 0);
   }
-  diag.dispose();
+  eyeB.dispose();
   return { targets, lossByEpoch };
 }
 

@@ -4,12 +4,13 @@
  * for an item. Models are pure data plus these functions: persistence lives elsewhere.
  */
 import type { InteractionFields } from '../state/apply.js';
+import type { Item, User } from '../serde/avro.js';
 
 export interface Scored {
   itemId: string;
   score: number;
-  /** Set when the item is not the model's own pick (e.g. `popular` fill-in). */
-  reason?: 'popular';
+  /** Set when the item is not the model's own pick: `popular` fill-in, `exploration` of a new item (hrnn-coldstart). */
+  reason?: 'popular' | 'exploration';
 }
 
 export interface RecommendRequest {
@@ -33,9 +34,17 @@ export interface Model {
   toJSON(): { recipe: string } & Record<string, unknown>;
 }
 
+/** Item and user metadata for the recipes that use them (hrnn-metadata, hrnn-coldstart). */
+export interface TrainingMetadata {
+  items?: readonly Pick<Item, 'ITEM_ID' | 'CREATION_TIMESTAMP' | 'METADATA'>[];
+  users?: readonly Pick<User, 'USER_ID' | 'METADATA'>[];
+}
+
 /** What a long training reports as it goes (hrnn: after every few steps). */
 export interface TrainHooks {
   onProgress?(progress: { done: number; total: number; detail: string }): void;
+  /** Item and user metadata, for the recipes that use them (hrnn-metadata, hrnn-coldstart). */
+  metadata?: TrainingMetadata;
 }
 
 /** `Out` is `M` for recipes that train synchronously, `Promise<M>` for those that do not (hrnn). */

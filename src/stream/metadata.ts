@@ -30,6 +30,8 @@ export interface MetadataOptions {
   instanceId: string;
   store: KeyValueStore;
   log: Logger;
+  /** Called with every item upserted, after it is stored (hrnn-coldstart adds new items to the served model). */
+  onItem?: (item: Item) => void;
 }
 
 export class MetadataReader {
@@ -58,6 +60,11 @@ export class MetadataReader {
   async user(userId: string): Promise<User | undefined> {
     const b = await this.o.store.get(metadataKeys.user(userId));
     return b ? this.codecs.User.decode(b) : undefined;
+  }
+
+  /** Every stored item, in key order. */
+  async forEachItem(fn: (item: Item) => void): Promise<void> {
+    for await (const [, value] of this.o.store.range({ prefix: 'item/' })) fn(this.codecs.Item.decode(value));
   }
 
   async start(): Promise<void> {
@@ -91,6 +98,7 @@ export class MetadataReader {
     const isItems = batch.topic === this.topics.items;
     const ops: WriteOp[] = [];
     const dead: { message: KafkaMessage; err: AppError }[] = [];
+    const upserted: Item[] = [];
     for (const m of batch.messages) {
       const key = m.key?.toString() ?? '';
       try {
@@ -101,11 +109,13 @@ export class MetadataReader {
           this.counters.deleted++;
           continue;
         }
-        const id = isItems ? this.codecs.Item.decode(m.value).ITEM_ID : this.codecs.User.decode(m.value).USER_ID;
+        const decoded = isItems ? this.codecs.Item.decode(m.value) : this.codecs.User.decode(m.value);
+        const id = 'ITEM_ID' in decoded ? decoded.ITEM_ID : decoded.USER_ID;
         if (id !== key) {
           throw new AppError('RECORD_INVALID', `the record key ${JSON.stringify(key)} is not its ${isItems ? 'ITEM_ID' : 'USER_ID'} ${JSON.stringify(id)}`, { field: '(key)' });
         }
         ops.push({ type: 'put', key: storeKey, value: m.value });
+        if ('ITEM_ID' in decoded) upserted.push(decoded);
         if (isItems) this.counters.items++;
         else this.counters.users++;
       } catch (err) {
@@ -119,6 +129,15 @@ export class MetadataReader {
       this.counters.deadLetters += dead.length;
     }
     await this.o.store.write(ops);
+    if (this.o.onItem) {
+      for (const item of upserted) {
+        try {
+          this.o.onItem(item);
+        } catch (err) {
+          this.o.log.warn({ err, item: item.ITEM_ID }, 'metadata: the item hook failed');
+        }
+      }
+    }
   }
 }
 

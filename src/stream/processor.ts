@@ -26,7 +26,7 @@ import { createKafka } from '../kafka/client.js';
 import type { Consumer, EachBatchPayload, KafkaClient, KafkaMessage, Producer } from '../kafka/kafkajs.js';
 import { readPartition } from '../kafka/read-partition.js';
 import { topicName } from '../kafka/topics.js';
-import { createCodecs, type Codecs, type Interaction } from '../serde/avro.js';
+import { createCodecs, type Codecs, type Interaction, type User } from '../serde/avro.js';
 import { checkInteraction } from '../serde/validate.js';
 import { failpoint } from '../util/failpoint.js';
 import { deadLetterRecord } from './metadata.js';
@@ -54,6 +54,8 @@ export interface ProcessorOptions {
   now?: () => number;
   /** The served model version: with an HRNN version, every event also steps the user's HRNN state. */
   serving?: ServingModel;
+  /** Users' metadata, for a new user's initial HRNN state (hrnn-metadata). */
+  userMetadata?: (userIds: readonly string[]) => Promise<Map<string, User>>;
 }
 
 export interface PartitionStatus {
@@ -337,13 +339,16 @@ export class StreamProcessor {
     // One version for the whole batch, even if a swap happens meanwhile.
     const hrnn = this.o.serving?.hrnn;
     const view = await BatchView.prefetch(task.store, good, this.params.coOccurrenceWindow, task.cache, { hrnn: hrnn !== undefined });
+    // New users' metadata, for their initial state (hrnn-metadata).
+    const newUsers =
+      hrnn?.model.meta && this.o.userMetadata ? await this.o.userMetadata([...new Set(good.filter((e) => !view.user(e.USER_ID)).map((e) => e.USER_ID))]) : new Map<string, User>();
     const t1 = performance.now();
     // From here the cached objects are being changed: unless the batch commits, forget them.
     let committed = false;
     try {
       for (const e of good) {
         // The HRNN step first: a state to re-derive comes from the events before this one.
-        if (hrnn) view.setHrnn(e.USER_ID, stepHrnnState(hrnn.model, hrnn.version, view.hrnn(e.USER_ID), view.user(e.USER_ID)?.events, e));
+        if (hrnn) view.setHrnn(e.USER_ID, stepHrnnState(hrnn.model, hrnn.version, view.hrnn(e.USER_ID), view.user(e.USER_ID)?.events, e, newUsers.get(e.USER_ID)));
         applyInteraction(view, e, this.params);
       }
       const lastOffset = fresh[fresh.length - 1]!.offset;

@@ -24,7 +24,7 @@ export async function recommendForUser(serving: ServingModel, processor: Pick<St
   let items: Scored[];
   if (v.model instanceof HrnnModel) {
     const s = currentHrnnState(v.model, v.version, stored?.hrnn, stored?.user.events);
-    items = v.model.top(v.model.scores(s, now), numResults, exclude);
+    items = v.model.top(v.model.scores(s, now), numResults, exclude, now);
   } else {
     const history = (stored?.user.events ?? []).map((e) => ({ ITEM_ID: e.item, TIMESTAMP: e.ts }));
     items = v.model.recommend({ history, numResults, at: now, ...(exclude ? { exclude } : {}) });

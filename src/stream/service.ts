@@ -16,6 +16,8 @@ import { VersionRegistry } from '../training/registry.js';
 import { recommendForUser, type UserRecommendations } from './recommend.js';
 import { Retrainer } from './retrainer.js';
 import { ServingModel } from './serving.js';
+import { HrnnModel } from '../recipes/hrnn.js';
+import type { User } from '../serde/avro.js';
 import { VersionWatcher } from './versions.js';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -65,11 +67,26 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     log: o.log,
     serving,
     openStore: (p) => openRocksStore(partitionStoreDir(config, group, p)),
+    userMetadata: async (ids) => {
+      const out = new Map<string, User>();
+      for (const id of ids) {
+        const u = await metadata.user(id);
+        if (u) out.set(id, u);
+      }
+      return out;
+    },
   });
   const versions = new VersionWatcher({ config, group, brokers: o.brokers, instanceId: id, registry, serving, log: o.log });
   mkdirSync(join(config.state.dir, group, 'meta'), { recursive: true });
   const metaStore = await openRocksStore(join(config.state.dir, group, 'meta'));
-  const metadata = new MetadataReader({ config, group, brokers: o.brokers, instanceId: id, store: metaStore, log: o.log });
+  // hrnn-coldstart: items that arrive after the served version was trained join it at once.
+  const metadata = new MetadataReader({ config, group, brokers: o.brokers, instanceId: id, store: metaStore, log: o.log, onItem: (item) => serving.hrnn?.model.addItem(item) });
+  serving.on('swap', (v) => {
+    if (v.model instanceof HrnnModel && v.model.meta?.tower) {
+      const model = v.model;
+      metadata.forEachItem((item) => void model.addItem(item)).catch((err: unknown) => o.log.warn({ err }, 'adding stored items to the new version failed'));
+    }
+  });
   const kafka = createKafka(config, o.brokers, '-api', o.log);
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   const admin: Admin = kafka.admin();

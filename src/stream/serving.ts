@@ -8,7 +8,8 @@
  * by a query (which does not write it back) — lazily, never blocking a query.
  */
 import { EventEmitter } from 'node:events';
-import { applyEvent, emptyState, type HrnnState } from '../model/hrnn-math.js';
+import type { HrnnState } from '../model/hrnn-math.js';
+import type { User } from '../serde/avro.js';
 import { HrnnModel } from '../recipes/hrnn.js';
 import type { Model } from '../recipes/types.js';
 import type { HrnnUserState, UserEvent } from '../state/model.js';
@@ -39,30 +40,34 @@ export class ServingModel extends EventEmitter<{ swap: [ServingVersion] }> {
   }
 }
 
-/** The user's HRNN state under `version`: the stored one if it is of that version, else re-derived from the stored events. */
-export function currentHrnnState(model: HrnnModel, version: string, stored: HrnnUserState | undefined, events: readonly UserEvent[] | undefined): HrnnState {
+/**
+ * The user's HRNN state under `version`: the stored one if it is of that version, else re-derived
+ * from the stored events (from the user's metadata-based initial state, hrnn-metadata).
+ */
+export function currentHrnnState(
+  model: HrnnModel,
+  version: string,
+  stored: HrnnUserState | undefined,
+  events: readonly UserEvent[] | undefined,
+  user?: Pick<User, 'METADATA'>,
+): HrnnState {
   if (stored && stored.version === version) return { h: stored.h, c: stored.c, last: stored.last ?? undefined };
-  if (!events || events.length === 0) return emptyState(model.weights.hidden);
-  return model.state(events.map((e) => ({ ITEM_ID: e.item, TIMESTAMP: e.ts })));
+  return model.state((events ?? []).map((e) => ({ ITEM_ID: e.item, TIMESTAMP: e.ts, EVENT_TYPE: e.type })), model.initialState(user));
 }
 
 /**
  * One event applied to a user's HRNN state (`events`: the user's stored events before this one).
- * An item the model does not know leaves the vectors as they are (the cold-start path gives such
- * items an embedding when the version has one) and only moves the time.
+ * An item the model does not know leaves the vectors as they are (hrnn-coldstart gives new items
+ * a vector as their metadata arrives) and only moves the time.
  */
 export function stepHrnnState(
   model: HrnnModel,
   version: string,
   stored: HrnnUserState | undefined,
   events: readonly UserEvent[] | undefined,
-  e: { ITEM_ID: string; TIMESTAMP: number },
+  e: { ITEM_ID: string; TIMESTAMP: number; EVENT_TYPE?: string; CONTEXT?: Readonly<Record<string, string>> },
+  user?: Pick<User, 'METADATA'>,
 ): HrnnUserState {
-  const s = currentHrnnState(model, version, stored, events);
-  const item = model.index.get(e.ITEM_ID);
-  const next: HrnnState =
-    item !== undefined
-      ? applyEvent(model.weights, s, item, e.TIMESTAMP, model.params.sessionTimeoutMs)
-      : { ...s, last: s.last === undefined ? undefined : Math.max(s.last, e.TIMESTAMP) };
+  const next = model.step(currentHrnnState(model, version, stored, events, user), e);
   return { version, h: next.h, c: next.c, last: next.last ?? null };
 }

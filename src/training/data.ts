@@ -3,12 +3,16 @@
  * (event types; an event-value threshold), sorted by time (ties in file order).
  */
 import { resolve } from 'node:path';
-import { readRecords } from '../import/read.js';
+import { readRecords, type KindRecords } from '../import/read.js';
+import type { TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
 
 export interface DataSpec {
   /** Absolute path of the interactions file. */
   file: string;
+  /** Item and user metadata files (hrnn-metadata, hrnn-coldstart), with their column mappings. */
+  items?: { file: string; map?: Record<string, string> };
+  users?: { file: string; map?: Record<string, string> };
   map?: Record<string, string>;
   /** A delimiter other than the file type's (e.g. `;`). */
   delimiter?: string;
@@ -49,4 +53,27 @@ export async function loadInteractions(spec: DataSpec, onProgress?: (bytes: numb
   }
   rows.sort((a, b) => a.TIMESTAMP - b.TIMESTAMP || a.n - b.n);
   return { rows, rejects, filteredOut };
+}
+
+/** The records of an items or users file (rejected rows are counted, not kept). */
+export async function loadMetadata<K extends 'items' | 'users'>(
+  kind: K,
+  spec: { file: string; map?: Record<string, string> },
+  delimiter?: string,
+): Promise<{ records: KindRecords[K][]; rejected: number }> {
+  const records: KindRecords[K][] = [];
+  let rejected = 0;
+  for await (const r of readRecords(resolve(spec.file), { kind, ...(spec.map ? { map: spec.map } : {}), ...(delimiter ? { delimiter } : {}) })) {
+    if (r.ok) records.push(r.record);
+    else rejected++;
+  }
+  return { records, rejected };
+}
+
+/** The metadata a spec names, for training. */
+export async function loadTrainingMetadata(spec: DataSpec): Promise<TrainingMetadata> {
+  return {
+    ...(spec.items ? { items: (await loadMetadata('items', spec.items, spec.delimiter)).records } : {}),
+    ...(spec.users ? { users: (await loadMetadata('users', spec.users, spec.delimiter)).records } : {}),
+  };
 }

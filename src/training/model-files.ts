@@ -88,7 +88,7 @@ export function loadModel(dir: string): ModelBundle {
   let model: Model;
   if (data.model.recipe === 'popularity-count') model = PopularityModel.fromJSON(data.model as unknown as Parameters<typeof PopularityModel.fromJSON>[0]);
   else if (data.model.recipe === 'sims') model = SimsModel.fromJSON(data.model as unknown as Parameters<typeof SimsModel.fromJSON>[0]);
-  else if (data.model.recipe === 'hrnn') model = HrnnModel.fromJSON(data.model as unknown as HrnnJSON);
+  else if (['hrnn', 'hrnn-metadata', 'hrnn-coldstart'].includes(data.model.recipe)) model = HrnnModel.fromJSON(data.model as unknown as HrnnJSON);
   else throw new AppError('INVALID_ARGUMENT', `${dir}/model.json: unknown recipe ${JSON.stringify(data.model.recipe)}`, { field: '--model' });
   const histories = new Map(data.histories.map(([u, h]) => [u, h.map(([ITEM_ID, TIMESTAMP]) => ({ ITEM_ID, TIMESTAMP }))]));
   return { model, excludeSeen: data.excludeSeen, histories };

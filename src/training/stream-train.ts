@@ -11,7 +11,9 @@ import { AppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
 import { readPartition } from '../kafka/read-partition.js';
 import { topicName } from '../kafka/topics.js';
-import { createCodecs } from '../serde/avro.js';
+import { createCodecs, type Item, type User } from '../serde/avro.js';
+import type { KafkaMessage } from '../kafka/kafkajs.js';
+import type { TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
 import type { Logger } from '../util/log.js';
 import { userHistories } from './model-files.js';
@@ -26,40 +28,72 @@ export interface TopicTrainingOptions {
   log?: Logger;
 }
 
-/** The group's interactions, time-ordered (ties by partition, then offset), the latest `max` of them. */
-export async function readInteractions(o: Omit<TopicTrainingOptions, 'versionsDir'>, max: number): Promise<InteractionFields[]> {
+/** Every committed record of one of the group's topics, partition by partition, up to the end at the start of the read. */
+async function readTopic(o: Omit<TopicTrainingOptions, 'versionsDir'>, name: 'interactions' | 'items' | 'users', onMessage: (m: KafkaMessage, partition: number) => void): Promise<void> {
   const kafka = createKafka(o.config, o.brokers, '-trainer', o.log);
-  const codecs = createCodecs(o.config);
-  const topic = topicName(o.group, 'interactions');
+  const topic = topicName(o.group, name);
   const admin = kafka.admin();
   await admin.connect();
   const offsets = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
-  const rows: (InteractionFields & { p: number; o: number })[] = [];
   for (const { partition, low, high } of offsets.sort((a, b) => a.partition - b.partition)) {
     if (Number(high) <= Number(low)) continue;
     await readPartition(kafka, {
       topic,
       partition,
       from: Number(low),
-      // The last offset may be a transaction marker: read up to the last record there is.
       until: Number(high) - 1,
       groupPrefix: `streamrec.${o.group}.trainer`,
       timeoutMs: 600_000,
       onBatch: async (messages) => {
-        for (const m of messages) {
-          if (!m.value) continue;
-          try {
-            const e = codecs.Interaction.decode(m.value);
-            rows.push({ USER_ID: e.USER_ID, ITEM_ID: e.ITEM_ID, TIMESTAMP: e.TIMESTAMP, EVENT_TYPE: e.EVENT_TYPE, EVENT_VALUE: e.EVENT_VALUE, SESSION_ID: e.SESSION_ID, p: partition, o: Number(m.offset) });
-          } catch {
-            // dead-lettered by the processor
-          }
-        }
+        for (const m of messages) onMessage(m, partition);
       },
     });
   }
+}
+
+/** The group's interactions, time-ordered (ties by partition, then offset), the latest `max` of them. */
+export async function readInteractions(o: Omit<TopicTrainingOptions, 'versionsDir'>, max: number): Promise<InteractionFields[]> {
+  const codecs = createCodecs(o.config);
+  const rows: (InteractionFields & { p: number; o: number })[] = [];
+  await readTopic(o, 'interactions', (m, partition) => {
+    if (!m.value) return;
+    try {
+      const e = codecs.Interaction.decode(m.value);
+      rows.push({ USER_ID: e.USER_ID, ITEM_ID: e.ITEM_ID, TIMESTAMP: e.TIMESTAMP, EVENT_TYPE: e.EVENT_TYPE, EVENT_VALUE: e.EVENT_VALUE, SESSION_ID: e.SESSION_ID, CONTEXT: e.CONTEXT, p: partition, o: Number(m.offset) } as InteractionFields & { p: number; o: number });
+    } catch {
+      // dead-lettered by the processor
+    }
+  });
   rows.sort((a, b) => a.TIMESTAMP - b.TIMESTAMP || a.p - b.p || a.o - b.o);
   return rows.slice(Math.max(0, rows.length - max)).map(({ p: _p, o: _o, ...e }) => e);
+}
+
+/** The group's current item and user metadata (the compacted topics: the latest record per key; null deletes). */
+export async function readMetadata(o: Omit<TopicTrainingOptions, 'versionsDir'>): Promise<TrainingMetadata> {
+  const codecs = createCodecs(o.config);
+  const items = new Map<string, Item>();
+  const users = new Map<string, User>();
+  await readTopic(o, 'items', (m) => {
+    const key = m.key?.toString() ?? '';
+    if (!m.value) return void items.delete(key);
+    try {
+      const item = codecs.Item.decode(m.value);
+      if (item.ITEM_ID === key) items.set(key, item);
+    } catch {
+      // dead-lettered by the metadata reader
+    }
+  });
+  await readTopic(o, 'users', (m) => {
+    const key = m.key?.toString() ?? '';
+    if (!m.value) return void users.delete(key);
+    try {
+      const user = codecs.User.decode(m.value);
+      if (user.USER_ID === key) users.set(key, user);
+    } catch {
+      // dead-lettered by the metadata reader
+    }
+  });
+  return { items: [...items.values()], users: [...users.values()] };
 }
 
 /** training.params: a JSON object, or a CONFIG_INVALID error naming the key. */
@@ -80,8 +114,9 @@ export async function trainFromTopic(o: TopicTrainingOptions): Promise<VersionIn
   if (training.recipe === 'none') throw new Error('training.recipe is none');
   const params = trainingParams(training.params);
   const rows = await readInteractions(o, training.maxEvents);
+  const metadata = training.recipe === 'hrnn-metadata' || training.recipe === 'hrnn-coldstart' ? await readMetadata(o) : undefined;
   const t0 = performance.now();
-  const { model, report } = await trainAndEvaluate(rows, { recipe: training.recipe, split: training.split, params });
+  const { model, report } = await trainAndEvaluate(rows, { recipe: training.recipe, split: training.split, params, ...(metadata ? { metadata } : {}) });
   const trainingMs = Math.round(performance.now() - t0);
   const registry = new VersionRegistry(o.versionsDir);
   return registry.create(

@@ -4,10 +4,10 @@
  * split beside them (a number always has a baseline).
  */
 import { AppError } from '../errors/index.js';
-import { hrnn } from '../recipes/hrnn.js';
+import { hrnn, hrnnColdstart, hrnnMetadata } from '../recipes/hrnn.js';
 import { popularityCount } from '../recipes/popularity.js';
 import { sims } from '../recipes/sims.js';
-import type { Model, Recipe, TrainHooks } from '../recipes/types.js';
+import type { Model, Recipe, TrainHooks, TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
 import { evaluate, MRR_CUTOFF, type MetricReport } from './metrics.js';
 import { leaveOneOutSplit, personalizeSplit, timeSplit, type SplitResult } from './split.js';
@@ -18,6 +18,8 @@ export const RECIPES: Record<string, AnyRecipe> = {
   'popularity-count': popularityCount as unknown as AnyRecipe,
   sims: sims as unknown as AnyRecipe,
   hrnn: hrnn as unknown as AnyRecipe,
+  'hrnn-metadata': hrnnMetadata as unknown as AnyRecipe,
+  'hrnn-coldstart': hrnnColdstart as unknown as AnyRecipe,
 };
 
 export type SplitName = 'personalize' | 'loo' | 'time';
@@ -117,6 +119,8 @@ export async function trainAndEvaluate(
     seed?: number;
     /** Also train the returned model on everything (default); false: return the evaluated model. */
     final?: boolean;
+    /** Item and user metadata (hrnn-metadata, hrnn-coldstart). */
+    metadata?: TrainingMetadata;
     /** Progress of the two trainings: `evaluation` (on the split's train part), then `final` (on everything). */
     hooks?: (phase: 'evaluation' | 'final') => TrainHooks;
   },
@@ -132,12 +136,13 @@ export async function trainAndEvaluate(
   const s = split(interactions, splitName, o.seed);
   const catalogue = new Set(interactions.map((e) => e.ITEM_ID)).size;
   const t0 = performance.now();
-  const evalModel = await recipe.train(s.train, o.params, o.hooks?.('evaluation'));
+  const hooks = (phase: 'evaluation' | 'final'): TrainHooks => ({ ...o.hooks?.(phase), ...(o.metadata ? { metadata: o.metadata } : {}) });
+  const evalModel = await recipe.train(s.train, o.params, hooks('evaluation'));
   const t1 = performance.now();
   const metrics = evaluateModel(evalModel, s, catalogue, seen.excludeSeen);
   const t2 = performance.now();
   const baseline = evaluateModel(popularityCount.train(s.train), s, catalogue, seen.excludeSeen);
-  const model = o.final === false ? evalModel : await recipe.train(interactions, o.params, o.hooks?.('final'));
+  const model = o.final === false ? evalModel : await recipe.train(interactions, o.params, hooks('final'));
   return {
     model,
     report: {
