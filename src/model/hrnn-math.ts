@@ -10,8 +10,9 @@
  *
  * HRNN (Quadrana et al. 2017): a session GRU over item embeddings E[item]; a user GRU whose input is
  * the session GRU's final state, run when a session ends (a gap over the session timeout); a new
- * session starts from init(c) = tanh(c·Wi + bi) with c the user state (c = 0 for a new user, so a
- * user without history starts from the learned tanh(bi)). The query state for "what next" is the
+ * session starts from init(c) = tanh(c·Wi + bi) with c the user state. A new user (c = 0, or from
+ * the user's metadata) starts with one session GRU step on a zero input from init(c), trained to
+ * predict users' first items: a user without history is recommended from that state. The query state for "what next" is the
  * session state within a session, init(userGRU(h, c)) once the session has timed out. Scores are
  * q·E[j] + bOut[j] (input and output embeddings tied, as GRU4Rec's constrained embedding).
  */
@@ -92,6 +93,11 @@ export function initSession(w: HrnnWeights, c: Float32Array): Float32Array {
   return out;
 }
 
+/** A new user's session state before any event: the session GRU's start step (a zero input) from init(c). */
+export function startState(w: HrnnWeights, c: Float32Array): Float32Array {
+  return gruStep(w.session, new Float32Array(w.hidden), initSession(w, c), w.hidden);
+}
+
 /** A user without events: no session yet, user state `c` (zeros, or from the user's metadata: hrnn-metadata). */
 export function emptyState(hidden: number, c?: Float32Array): HrnnState {
   return { h: new Float32Array(hidden), c: c ?? new Float32Array(hidden), last: undefined };
@@ -114,7 +120,7 @@ export function applyEvent(
   let c = s.c;
   let h0: Float32Array;
   if (s.last === undefined) {
-    h0 = initSession(w, c);
+    h0 = startState(w, c);
   } else if (ts - s.last > timeoutMs) {
     c = gruStep(w.user, s.h, s.c, w.hidden);
     h0 = initSession(w, c);
@@ -131,7 +137,7 @@ export function applyEvent(
 
 /** The state that scores the next item at time `now` (undefined: the session is taken as open). */
 export function queryState(w: HrnnWeights, s: HrnnState, now: number | undefined, timeoutMs: number): Float32Array {
-  if (s.last === undefined) return initSession(w, s.c);
+  if (s.last === undefined) return startState(w, s.c);
   if (now !== undefined && now - s.last > timeoutMs) return initSession(w, gruStep(w.user, s.h, s.c, w.hidden));
   return s.h;
 }

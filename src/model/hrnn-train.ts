@@ -4,7 +4,10 @@
  * - User-parallel mini-batches: each of `batchSize` rows walks one user's events in time order,
  *   one event per step; the row's session and user states carry over between steps (detached: one
  *   GRU step per batch, no unrolled back-propagation through time, as GRU4Rec). A row whose user
- *   runs out takes the next user (states reset).
+ *   runs out takes the next user (states reset). A user begins with a start step: no item in
+ *   (a zero input) from init(c0), c0 the new user's state (0, or from the user's metadata), and
+ *   the first item as the target — so a user without history is recommended from a trained state
+ *   (src/model/hrnn-math.ts does the same step for a user's first event).
  * - Each step predicts every row's next event. Within a session from the session GRU's state; when
  *   the next event comes after the session timeout, from init(userGRU(h, c)), the state the next
  *   session starts from, so the user GRU and the init layer learn to carry a user across sessions.
@@ -398,10 +401,10 @@ export interface LoopResult {
   lossByEpoch: number[];
 }
 
-/** Targets (events after a user's first) per epoch. */
+/** Targets per epoch: every event (the first one from the user's start step). */
 export function targetsPerEpoch(data: EncodedData): number {
   let n = 0;
-  for (const u of data.users) if (u.items.length >= 2) n += u.items.length - 1;
+  for (const u of data.users) n += u.items.length;
   return n;
 }
 
@@ -470,24 +473,22 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
   }
   const sampler = new Sampler(sampleWeights, random);
   const S = N > 1 ? Math.min(p.negatives, N) : 0;
-  // Columns of a step: the rows' targets (B), the first items of rows that start a user (≤ B), then the shared negatives.
-  const maxC = B + B + S;
+  const C = B + S;
 
   // Constant per run: the diagonal label mask.
-  const eyeB = tf.eye(B);
+  const diag = tf.tidy(() => tf.concat([tf.eye(B), tf.zeros([B, S])], 1));
 
   const xs = new Int32Array(B);
-  const cols = new Int32Array(maxC);
-  const freshRows: number[] = [];
+  const cols = new Int32Array(C);
   const fresh = new Float32Array(B);
   const nextNew = new Float32Array(B);
   const weight = new Float32Array(B);
   let h0 = new Float32Array(B * H);
   let c0 = new Float32Array(B * H);
   const Xe = new Float32Array(B * H);
-  const OT = new Float32Array(H * maxC);
-  const ob = new Float32Array(maxC);
-  const lq = new Float32Array(maxC);
+  const OT = new Float32Array(H * C);
+  const ob = new Float32Array(C);
+  const lq = new Float32Array(C);
   const rowGrad = new Map<number, Float32Array>();
   const biasGrad = new Map<number, number>();
 
@@ -495,7 +496,7 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
   let targets = 0;
   let stepNo = 0;
   const t0 = performance.now();
-  const eligible = data.users.map((u, k) => (u.items.length >= 2 ? k : -1)).filter((k) => k >= 0);
+  const eligible = data.users.map((u, k) => (u.items.length >= 1 ? k : -1)).filter((k) => k >= 0);
   const perEpoch = targetsPerEpoch(data);
 
   for (let epoch = 0; epoch < p.epochs; epoch++) {
@@ -512,7 +513,8 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
     const takeUser = (b: number) => {
       if (next < order.length) {
         rowUser[b] = order[next++]!;
-        rowPos[b] = 0;
+        // -1: the user's start step, no item in, the first item as target (see the module comment).
+        rowPos[b] = -1;
       } else rowUser[b] = -1;
       h0.fill(0, b * H, (b + 1) * H);
       c0.fill(0, b * H, (b + 1) * H);
@@ -536,23 +538,20 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
         }
         const seq = data.users[u]!;
         const t = rowPos[b]!;
-        xs[b] = seq.items[t]!;
+        xs[b] = t < 0 ? -1 : seq.items[t]!;
         cols[b] = seq.items[t + 1]!;
-        fresh[b] = t === 0 ? 1 : 0;
-        nextNew[b] = seq.starts[t + 1]!;
+        fresh[b] = t < 0 ? 1 : 0;
+        nextNew[b] = t < 0 ? 0 : seq.starts[t + 1]!;
         weight[b] = 1;
         active++;
       }
       if (active === 0) break;
-      // A user's first event is predicted too, from the new user's state init(c0): that state is
-      // what a user without history is recommended from.
-      freshRows.length = 0;
-      for (let b = 0; b < B; b++) if (fresh[b] === 1) freshRows.push(b);
-      const Fn = freshRows.length;
-      const C = B + Fn + S;
-      freshRows.forEach((b, i) => (cols[B + i] = xs[b]!));
-      for (let s = 0; s < S; s++) cols[B + Fn + s] = sampler.draw();
+      for (let s = 0; s < S; s++) cols[B + s] = sampler.draw();
       for (let b = 0; b < B; b++) {
+        if (xs[b]! < 0) {
+          Xe.fill(0, b * H, (b + 1) * H);
+          continue;
+        }
         Xe.set(E.subarray(xs[b]! * H, xs[b]! * H + H), b * H);
         if (feat && weight[b] !== 0) {
           addSparse(Xe, b * H, 1, F, feat.item, xs[b]!, H);
@@ -571,17 +570,14 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
       const result = tf.tidy(() => {
         const denseT = L.names.map((_, k) => tf.tensor(dense.subarray(L.offsets[k]!, L.offsets[k]! + L.shapes[k]!.reduce((x, y) => x * y, 1)), L.shapes[k]!));
         const XeT = tf.tensor2d(Xe, [B, H]);
-        const OTT = tf.tensor2d(OT.subarray(0, H * C), [H, C]);
-        const obT = tf.tensor1d(ob.subarray(0, C));
+        const OTT = tf.tensor2d(OT, [H, C]);
+        const obT = tf.tensor1d(ob);
         const h0T = tf.tensor2d(h0, [B, H]);
         const c0T = tf.tensor2d(c0, [B, H]);
         const freshT = tf.tensor2d(fresh, [B, 1]);
         const nextT = tf.tensor2d(nextNew, [B, 1]);
         const wT = tf.tensor1d(weight);
-        const lqT = tf.tensor1d(lq.subarray(0, C));
-        const diag = tf.concat([eyeB, tf.zeros([B, Fn + S])], 1);
-        const sel = Fn > 0 ? tf.cast(tf.oneHot(tf.tensor1d(freshRows, 'int32'), B), 'float32') : undefined;
-        const diag2 = Fn > 0 ? tf.concat([tf.zeros([Fn, B]), tf.eye(Fn), tf.zeros([Fn, S])], 1) : undefined;
+        const lqT = tf.tensor1d(lq);
         const kept: { q?: tf.Tensor; c?: tf.Tensor } = {};
         const f = (...vars: tf.Tensor[]): tf.Scalar => {
           const [xe, ot, obv, ...d] = vars as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, ...tf.Tensor[]];
@@ -598,13 +594,9 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
           kept.q = tf.keep(q);
           kept.c = tf.keep(tf.add(tf.mul(nextT, cNew), tf.mul(tf.sub(1, nextT), c0v)));
           const qd = p.dropoutHidden > 0 ? (tf.dropout(q, p.dropoutHidden, undefined, seed) as tf.Tensor2D) : q;
-          const rowsLoss = (x: tf.Tensor2D, mask: tf.Tensor) => {
-            const logits = tf.add(mm(x, ot), obv) as tf.Tensor2D;
-            return p.loss === 'cross-entropy' ? crossEntropyRows(tf.sub(logits, lqT) as tf.Tensor2D, mask) : bprMaxRows(logits, mask, p.bpreg);
-          };
-          let total = tf.sum(tf.mul(rowsLoss(qd, diag), wT));
-          if (sel && diag2) total = tf.add(total, tf.sum(rowsLoss(mm(sel, init(c0v)), diag2)));
-          return tf.div(total, Math.max(1, active + Fn)) as tf.Scalar;
+          const logits = tf.add(mm(qd, ot), obv) as tf.Tensor2D;
+          const perRow = p.loss === 'cross-entropy' ? crossEntropyRows(tf.sub(logits, lqT) as tf.Tensor2D, diag) : bprMaxRows(logits, diag, p.bpreg);
+          return tf.div(tf.sum(tf.mul(perRow, wT)), Math.max(1, active)) as tf.Scalar;
         };
         const { value, grads } = tf.valueAndGrads(f)([XeT, OTT, obT, ...denseT, ...(feat ? [c0T] : [])]);
         return { value, grads, q: kept.q!, c: kept.c! };
@@ -627,7 +619,7 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
       };
       const gX = grads[0]!;
       for (let b = 0; b < B; b++) {
-        if (weight[b] === 0) continue;
+        if (weight[b] === 0 || xs[b]! < 0) continue;
         const g = addRow(xs[b]!);
         for (let d = 0; d < H; d++) g[d]! += gX[b * H + d]!;
       }
@@ -647,9 +639,10 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
         uGrad.clear();
         for (let b = 0; b < B; b++) {
           if (weight[b] === 0) continue;
+          if (fresh[b] === 1) scatterSparse(uGrad, feat.user, rowUser[b]!, grads[3 + L.names.length]!, b * H, 1, H);
+          if (xs[b]! < 0) continue;
           scatterSparse(fGrad, feat.item, xs[b]!, gX, b * H, 1, H);
           scatterSparse(cxGrad, data.users[rowUser[b]!]!.ctx!, rowPos[b]!, gX, b * H, 1, H);
-          if (fresh[b] === 1) scatterSparse(uGrad, feat.user, rowUser[b]!, grads[3 + L.names.length]!, b * H, 1, H);
         }
         for (let k = 0; k < C; k++) if (!(k < B && weight[k] === 0)) scatterSparse(fGrad, feat.item, cols[k]!, gO, k, C, H);
         for (const [id, g] of fGrad) fOpt.apply(F, g, id * H);
@@ -684,7 +677,7 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
     }
     lossByEpoch.push(lossSteps ? lossSum / lossSteps : 0);
   }
-  eyeB.dispose();
+  diag.dispose();
   return { targets, lossByEpoch };
 }
 
