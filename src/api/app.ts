@@ -9,7 +9,7 @@ import { topicName, validateGroupName, type TopicName } from '../kafka/topics.js
 import type { Prepared } from './convert.js';
 import { prepareEvents, prepareItems, prepareUsers } from './convert.js';
 import { errorBody, errorHandler, recordsInvalid } from './errors.js';
-import { GroupParams, Health, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, ingestResponses } from './schemas.js';
+import { ErrorBody, GroupParams, Health, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, Recommendations, RecommendationsQuery, ingestResponses } from './schemas.js';
 import type { ApiDeps, ServiceStatus } from './types.js';
 
 export type { ApiDeps, GroupDirectory, RecordSink, ServiceStatus, SinkMessage } from './types.js';
@@ -105,6 +105,21 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     async (request, reply) =>
       reply.code(202).send(await produce(request.params.group, 'users', prepareUsers(request.body, deps.codecs), 'users', request.body.users.length)),
   );
+
+  const recommend = deps.recommend;
+  if (recommend) {
+    // GetRecommendations for a user, from the served version and the user's current state.
+    app.get(
+      '/v1/groups/:group/recommendations',
+      { schema: { params: GroupParams, querystring: RecommendationsQuery, response: { 200: Recommendations, '4xx': ErrorBody, '5xx': ErrorBody } }, preValidation: knownGroup },
+      async (request) => {
+        const n = request.query.numResults === undefined ? 25 : Number(request.query.numResults);
+        if (n < 1 || n > 500) throw new AppError('REQUEST_INVALID', `numResults must be 1 to 500, got ${n}`, { field: 'numResults' });
+        const r = await recommend(request.params.group, request.query.userId, n);
+        return { version: r.version, recipe: r.recipe, itemList: r.items.map((s) => ({ itemId: s.itemId, score: s.score, ...(s.reason ? { reason: s.reason } : {}) })) };
+      },
+    );
+  }
 
   return base;
 }

@@ -95,7 +95,9 @@ export function errorBody(err: AppError): ErrorBody {
 export function errorHandler(bodyLimitBytes: number) {
   return (err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const app = toAppError(err, bodyLimitBytes);
-    if (app.status >= 500) request.log.error({ err: app.cause ?? err, code: app.code }, app.message);
+    // A retriable 5xx without a cause (e.g. no model version yet) is a state, not a fault: no stack trace.
+    if (app.status >= 500 && app.retriable && app.cause === undefined) request.log.warn({ code: app.code }, app.message);
+    else if (app.status >= 500) request.log.error({ err: app.cause ?? err, code: app.code }, app.message);
     else request.log.info({ code: app.code, field: app.field }, app.message);
     if (app.retriable && app.status === 503) void reply.header('retry-after', '1');
     return reply.code(app.status).send(errorBody(app));

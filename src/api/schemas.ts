@@ -103,3 +103,21 @@ export const Readiness = Type.Object({ state: Type.String(), ready: Type.Boolean
 
 /** Response schemas of the ingestion routes. */
 export const ingestResponses = { 202: Accepted, '4xx': ErrorBody, '5xx': ErrorBody } as const;
+
+/** GetRecommendations (query string: strings only, parsed by the route). */
+export const RecommendationsQuery = Type.Object(
+  {
+    userId: Type.String({ minLength: 1, maxLength: 256 }),
+    numResults: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: '1 to 500; default 25' })),
+  },
+  { additionalProperties: false },
+);
+export type RecommendationsQuery = Static<typeof RecommendationsQuery>;
+
+export const Recommendations = Type.Object({
+  version: Type.String(),
+  recipe: Type.String(),
+  itemList: Type.Array(
+    Type.Object({ itemId: Type.String(), score: Type.Number(), reason: Type.Optional(Type.String()) }),
+  ),
+});

@@ -33,6 +33,11 @@ export interface ApiDeps {
   status: () => ServiceStatus;
   /** The clock (epoch ms) for timestamp checks; Date.now by default. */
   now?: () => number;
+  /**
+   * A user's recommendations from the served model version (the running service); without it the
+   * query route is not registered.
+   */
+  recommend?: (group: string, userId: string, numResults: number) => Promise<{ version: string; recipe: string; items: { itemId: string; score: number; reason?: string }[] }>;
   /** fastify's pino logger: false for none, or options such as `{ level: 'warn' }`. Default `{ level: 'info' }`. */
   logger?: FastifyServerOptions['logger'];
 }

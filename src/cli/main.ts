@@ -24,7 +24,7 @@ import { syntheticInteractions } from '../data/synthetic.js';
 import { createKafka } from '../kafka/client.js';
 import { resolveBrokers } from '../kafka/connect.js';
 import { localKafkaOptions, localKafkaStatus, startLocalKafka, stopLocalKafka } from '../kafka/local-broker.js';
-import { applyTopics, validateGroupName, type TopicReport } from '../kafka/topics.js';
+import { applyTopics, topicOffsets, validateGroupName, type TopicReport } from '../kafka/topics.js';
 import { startService, versionsDir } from '../stream/service.js';
 import { digestGroupState } from '../state/digest.js';
 import { join, resolve } from 'node:path';
@@ -55,7 +55,8 @@ program
   )
   .option('-g, --group <name>', 'dataset group (default: config `group`)')
   .addOption(new Option('-p, --port <port>', 'HTTP API port (config api.port; 0: a free one)').argParser(intArg('--port')))
-  .action(async (opts: { group?: string; port?: number }) => {
+  .option('--no-sample', 'with the local broker: do not put sample data into an empty interactions topic')
+  .action(async (opts: { group?: string; port?: number; sample: boolean }) => {
     // From the first moment: a signal during start-up waits for start-up, then stops in order.
     const stopRequested = stopSignal();
     const c = config({ group: opts.group, 'api.port': opts.port });
@@ -71,11 +72,25 @@ program
     }
     const reports = await withAdmin(c, brokers, (admin) => applyTopics(admin, group, c));
     printTopics(group, reports);
+    // The embedded default: a local broker and nothing to consume yet -> sample data, so that the
+    // first model version trains and the query API answers within a minute or two.
+    if (local && opts.sample) {
+      const empty = await withAdmin(c, brokers, async (admin) => (await topicOffsets(admin, topicName(group, 'interactions'))).every((p) => p.high === 0));
+      if (empty) {
+        const n = await produceSample(c, brokers, group);
+        say(`sample data: ${n} synthetic events (seeded clickstream: Zipf popularity, sessions, item-to-item transitions) into ${topicName(group, 'interactions')}; --no-sample skips this`);
+      }
+    }
     const log = pino({ level: c.log.level, base: { group } });
     const service = await startService({ config: c, group, brokers, log, apiLogger: { level: c.log.level === 'info' ? 'warn' : c.log.level } });
     say(`processor: consuming ${group}.interactions, state in ${c.state.dir}/${group}`);
-    say(`api: listening on ${service.url} (POST /v1/groups/${group}/events|items|users, GET /health, GET /ready)`);
-    say(`streamrec: group "${group}" up in ${ms(Date.now() - t0)}. Not built yet: recommendations, training and the query API (issues 4-6).`);
+    say(`api: listening on ${service.url} (POST /v1/groups/${group}/events|items|users, GET /v1/groups/${group}/recommendations?userId=U, GET /health, GET /ready)`);
+    say(
+      c.training.recipe === 'none'
+        ? 'training: off (training.recipe none)'
+        : `training: ${c.training.recipe}, a first version as soon as there are events, then every ${c.training.everyEvents} events or ${c.training.everyMinutes} min (versions in ${service.registry.dir})`,
+    );
+    say(`streamrec: group "${group}" up in ${ms(Date.now() - t0)}`);
     say(`KAFKA_BROKERS=${brokers.join(',')}`);
     say('running; Ctrl-C or SIGTERM stops it' + (local && !local.reused ? ' and the broker it started' : ''));
 
@@ -89,6 +104,28 @@ program
       say(`kafka: stopped ${stopped.map((x) => `pid ${x.pid} (${x.how})`).join(', ') || 'nothing'}`);
     }
   });
+
+/** Sample data for the embedded default: 10,000 seeded synthetic events ending now (a first hrnn version trains in about a minute). */
+async function produceSample(c: Readonly<Config>, brokers: string[], group: string): Promise<number> {
+  const events = 10_000;
+  const codecs = createCodecs(c);
+  const producer = createKafka(c, brokers, '-sample').producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    let batch: { key: string; value: Buffer }[] = [];
+    for (const e of syntheticInteractions({ seed: 1, users: 500, items: 1000, events, start: Date.now() - events * 1000 })) {
+      batch.push({ key: e.USER_ID, value: codecs.Interaction.encode(e) });
+      if (batch.length === 2000) {
+        await producer.send({ topic: topicName(group, 'interactions'), messages: batch });
+        batch = [];
+      }
+    }
+    if (batch.length > 0) await producer.send({ topic: topicName(group, 'interactions'), messages: batch });
+  } finally {
+    await producer.disconnect();
+  }
+  return events;
+}
 
 // ---------------------------------------------------------------- kafka
 

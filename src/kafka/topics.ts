@@ -159,6 +159,25 @@ export async function createTopicsAndWait(admin: Admin, topics: ITopicConfig[], 
   }
 }
 
+/**
+ * A topic's partition offsets (low = first retained, high = end), retried while a new topic's
+ * leaders are still being announced (KRaft: NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION,
+ * LEADER_NOT_AVAILABLE for a moment after creation).
+ */
+export async function topicOffsets(admin: Admin, topic: string, timeoutMs = 30_000): Promise<{ partition: number; low: number; high: number }[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      return offsets.map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) })).sort((a, b) => a.partition - b.partition);
+    } catch (err) {
+      const retriable = (err as { retriable?: boolean }).retriable === true;
+      if (!retriable || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 const describe = (config: Record<string, string>): string =>
   Object.entries(config)
     .map(([k, v]) => `${k}=${v}`)

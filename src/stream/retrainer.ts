@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
 import type { Admin, Producer } from '../kafka/kafkajs.js';
-import { topicName } from '../kafka/topics.js';
+import { topicName, topicOffsets } from '../kafka/topics.js';
 import { shouldPromote, type VersionInfo, type VersionRegistry } from '../training/registry.js';
 import type { Logger } from '../util/log.js';
 import { workerScript } from '../util/worker.js';
@@ -79,8 +79,8 @@ export class Retrainer {
   }
 
   private async eventCount(): Promise<number> {
-    const offsets = await this.admin.fetchTopicOffsets(topicName(this.o.group, 'interactions'));
-    return offsets.reduce((n, p) => n + Number(p.high), 0);
+    const offsets = await topicOffsets(this.admin, topicName(this.o.group, 'interactions'));
+    return offsets.reduce((n, p) => n + p.high, 0);
   }
 
   /** Trains when a training is due; errors are logged, never thrown. */

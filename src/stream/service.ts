@@ -17,6 +17,7 @@ import { recommendForUser, type UserRecommendations } from './recommend.js';
 import { Retrainer } from './retrainer.js';
 import { ServingModel } from './serving.js';
 import { HrnnModel } from '../recipes/hrnn.js';
+import { AppError } from '../errors/index.js';
 import type { User } from '../serde/avro.js';
 import { VersionWatcher } from './versions.js';
 import { join } from 'node:path';
@@ -102,6 +103,10 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       return { state: s.state, ready: s.ready, detail: { ...s, metadata: metadata.status(), versions: versions.status(), training: retrainer.status() } };
     },
     logger: o.apiLogger ?? false,
+    recommend: (g, userId, numResults) => {
+      if (g !== group) throw new AppError('GROUP_NOT_FOUND', `this service serves the group ${JSON.stringify(group)}, not ${JSON.stringify(g)}`, { field: 'group' });
+      return recommendForUser(serving, processor, userId, numResults, Date.now());
+    },
   });
   const url = await app.listen({ host: config.api.host, port: config.api.port });
   await Promise.all([processor.start(), metadata.start(), versions.start()]);

@@ -9,7 +9,7 @@ import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
 import type { Consumer, KafkaClient, Producer } from '../kafka/kafkajs.js';
-import { topicName } from '../kafka/topics.js';
+import { topicName, topicOffsets } from '../kafka/topics.js';
 import type { VersionRegistry } from '../training/registry.js';
 import type { Logger } from '../util/log.js';
 import type { ServingModel } from './serving.js';
@@ -44,16 +44,15 @@ export async function readServing(kafka: KafkaClient, group: string): Promise<Se
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    const p0 = offsets.find((o) => o.partition === 0);
-    if (!p0 || Number(p0.high) === 0 || Number(p0.high) === Number(p0.low)) return undefined;
+    const p0 = (await topicOffsets(admin, topic)).find((o) => o.partition === 0);
+    if (!p0 || p0.high === 0 || p0.high === p0.low) return undefined;
     const { readPartition } = await import('../kafka/read-partition.js');
     let latest: ServingRecord | undefined;
     await readPartition(kafka, {
       topic,
       partition: 0,
-      from: Number(p0.low),
-      until: Number(p0.high) - 1,
+      from: p0.low,
+      until: p0.high - 1,
       groupPrefix: `streamrec.${group}.versions-read`,
       onBatch: async (messages) => {
         for (const m of messages) if (m.key?.toString() === SERVING_KEY) latest = parseServingRecord(m.value) ?? latest;

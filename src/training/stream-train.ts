@@ -10,7 +10,7 @@ import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
 import { readPartition } from '../kafka/read-partition.js';
-import { topicName } from '../kafka/topics.js';
+import { topicName, topicOffsets } from '../kafka/topics.js';
 import { createCodecs, type Item, type User } from '../serde/avro.js';
 import type { KafkaMessage } from '../kafka/kafkajs.js';
 import type { TrainingMetadata } from '../recipes/types.js';
@@ -34,14 +34,14 @@ async function readTopic(o: Omit<TopicTrainingOptions, 'versionsDir'>, name: 'in
   const topic = topicName(o.group, name);
   const admin = kafka.admin();
   await admin.connect();
-  const offsets = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
-  for (const { partition, low, high } of offsets.sort((a, b) => a.partition - b.partition)) {
-    if (Number(high) <= Number(low)) continue;
+  const offsets = await topicOffsets(admin, topic).finally(() => admin.disconnect());
+  for (const { partition, low, high } of offsets) {
+    if (high <= low) continue;
     await readPartition(kafka, {
       topic,
       partition,
-      from: Number(low),
-      until: Number(high) - 1,
+      from: low,
+      until: high - 1,
       groupPrefix: `streamrec.${o.group}.trainer`,
       timeoutMs: 600_000,
       onBatch: async (messages) => {

@@ -29,7 +29,8 @@ const env = {
   STREAMREC_TRAINING_EVERY_MINUTES: '100000',
   STREAMREC_TRAINING_EVERY_EVENTS: '100000000',
   STREAMREC_TRAINING_SPLIT: 'loo',
-  STREAMREC_TRAINING_PARAMS: JSON.stringify({ epochs: 4, hiddenSize: 32, negatives: 128, batchSize: 32 }),
+  STREAMREC_TRAINING_RECIPE: 'hrnn-coldstart',
+  STREAMREC_TRAINING_PARAMS: JSON.stringify({ epochs: 4, hiddenSize: 32, negatives: 128, batchSize: 32, explorationWeight: 0.5 }),
 };
 const config = loadConfig({ env });
 const kafka = createKafka(config, [brokers], '-hrnn-test');
@@ -78,6 +79,13 @@ beforeAll(async () => {
   producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   await send(events());
+  await producer.send({
+    topic: topicName(group, 'items'),
+    messages: Array.from({ length: ITEMS }, (_, k) => ({
+      key: `i${k}`,
+      value: codecs.Item.encode({ ITEM_ID: `i${k}`, CREATION_TIMESTAMP: null, METADATA: { CATEGORY: `c${k % 6}` } }),
+    })),
+  });
   service = await startService({ config, group, brokers: [brokers], log: silentLogger, apiLogger: false });
   await until('all events applied', () => service.processor.status().applied >= USERS * 12);
 }, 240_000);
@@ -101,7 +109,7 @@ describe('HRNN in the stream', () => {
     await until('the version is served', () => service.serving.current?.version === first);
     const r = await service.recommend('u1', 5);
     expect(r.version).toBe(first);
-    expect(r.recipe).toBe('hrnn');
+    expect(r.recipe).toBe('hrnn-coldstart');
     expect(r.items).toHaveLength(5);
   }, 180_000);
 
@@ -178,4 +186,35 @@ describe('HRNN in the stream', () => {
     expect(rb.stdout).toContain(`serving ${first}`);
     await until('rolled back', () => service.serving.current?.version === first);
   }, 120_000);
+
+  it('a new item with metadata appears in recommendations without retraining (GET /v1/groups/G/recommendations)', async () => {
+    const version = service.serving.current!.version;
+    await producer.send({
+      topic: topicName(group, 'items'),
+      messages: [{ key: 'fresh', value: codecs.Item.encode({ ITEM_ID: 'fresh', CREATION_TIMESTAMP: Date.now() - 60_000, METADATA: { CATEGORY: 'c2' } }) }],
+    });
+    await until('the served model knows the new item', () => service.serving.hrnn?.model.index.has('fresh') === true);
+    let shown = 0;
+    for (let u = 0; u < 10; u++) {
+      const res = await fetch(`${service.url}/v1/groups/${group}/recommendations?userId=u${u}&numResults=10`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { version: string; itemList: { itemId: string; reason?: string }[] };
+      expect(body.version).toBe(version);
+      const fresh = body.itemList.find((i) => i.itemId === 'fresh');
+      if (fresh) {
+        shown++;
+        expect(fresh.reason).toBe('exploration');
+      }
+    }
+    expect(shown).toBeGreaterThanOrEqual(7);
+    expect(service.serving.current!.version).toBe(version);
+    // Bad requests get a 4xx with a code.
+    const bad = await fetch(`${service.url}/v1/groups/${group}/recommendations?userId=u1&numResults=0`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { code: string }).code).toBe('REQUEST_INVALID');
+    const missing = await fetch(`${service.url}/v1/groups/${group}/recommendations`);
+    expect(missing.status).toBe(400);
+    const other = await fetch(`${service.url}/v1/groups/nope-${group}/recommendations?userId=u1`);
+    expect(other.status).toBe(404);
+  }, 60_000);
 });
