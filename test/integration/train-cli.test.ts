@@ -97,4 +97,34 @@ describe('streamrec generate + train', () => {
     expect(tiny.code).toBe(1);
     expect(tiny.stderr).toMatch(/TRAINING_DATA_TOO_SMALL.*50 interactions/s);
   });
+
+  it('trains hrnn-coldstart with an items file, batch-infers from its folder and evaluates it on another split', async () => {
+    const csv = join(dir, 'clicks.csv');
+    const items = join(dir, 'items.csv');
+    writeFileSync(items, `ITEM_ID,CATEGORY,CREATION_TIMESTAMP\n${Array.from({ length: 1200 }, (_, i) => `i${i},c${i % 7},`).join('\n')}\nnew1,c3,${Date.now()}\n`);
+    const model = join(dir, 'model-hrnn');
+    const params = JSON.stringify({ epochs: 2, hiddenSize: 32, negatives: 256, workers: 1 });
+    const out = await runCli(['train', '-i', csv, '--items', items, '-r', 'hrnn-coldstart', '--params', params, '--split', 'loo', '-o', model, '--json'], {}, 300_000);
+    expect(out.code, out.stderr).toBe(0);
+    const report = JSON.parse(out.stdout) as TrainReport;
+    expect(report.recipe).toBe('hrnn-coldstart');
+    expect(report.metrics.normalized_discounted_cumulative_gain_at_10).toBeGreaterThan(report.baseline.metrics.normalized_discounted_cumulative_gain_at_10);
+    const input = join(dir, 'in-hrnn.jsonl');
+    const output = join(dir, 'out-hrnn.jsonl');
+    writeFileSync(input, ['{"userId":"u1"}', '{"itemId":"i3"}', '{"userId":"u1","itemList":["i0","new1","nope"]}', '{"userId":"never-seen"}'].join('\n'));
+    const bi = await runCli(['batch-infer', '--model', model, '-i', input, '-o', output, '-n', '5']);
+    expect(bi.code, bi.stderr).toBe(0);
+    type Line = { output: { recommendedItems: string[]; scores: number[] } | null; error: string | null };
+    const lines = readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
+    expect(lines.map((l) => l.error)).toEqual([null, null, null, null]);
+    expect(lines[0]!.output!.recommendedItems).toHaveLength(5);
+    expect(lines[1]!.output!.recommendedItems).not.toContain('i3');
+    // new1 has no interactions but metadata: the model scores it; an unknown item goes last.
+    expect(lines[2]!.output!.recommendedItems.at(-1)).toBe('nope');
+    expect(lines[2]!.output!.recommendedItems).toContain('new1');
+    expect(lines[3]!.output!.recommendedItems).toHaveLength(5);
+    const ev = await runCli(['evaluate', '--model', model, '--split', 'personalize', '--json'], {}, 300_000);
+    expect(ev.code, ev.stderr).toBe(0);
+    expect((JSON.parse(ev.stdout) as TrainReport).split).toBe('personalize');
+  }, 600_000);
 });
