@@ -490,6 +490,8 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
   const ob = new Float32Array(C);
   const lq = new Float32Array(C);
   const rowGrad = new Map<number, Float32Array>();
+  /** The dense parameters (denseLayout indices) a step differentiates. */
+  const used: number[] = [];
   const biasGrad = new Map<number, number>();
 
   const lossByEpoch: number[] = [];
@@ -576,29 +578,41 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
         const c0T = tf.tensor2d(c0, [B, H]);
         const freshT = tf.tensor2d(fresh, [B, 1]);
         const nextT = tf.tensor2d(nextNew, [B, 1]);
+        const anyNext = nextNew.some((v) => v === 1);
         const wT = tf.tensor1d(weight);
         const lqT = tf.tensor1d(lq);
         const kept: { q?: tf.Tensor; c?: tf.Tensor } = {};
+        // Differentiate by what the step uses (tfjs refuses an input that does not reach the loss).
+        used.length = 0;
+        L.names.forEach((name, k) => (anyNext || !name.startsWith('u.') ? used.push(k) : undefined));
         const f = (...vars: tf.Tensor[]): tf.Scalar => {
-          const [xe, ot, obv, ...d] = vars as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, ...tf.Tensor[]];
-          const [swx, swrz, swh, sb, uwx, uwrz, uwh, ub, wi, bi, cIn] = d as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D | undefined];
+          const [xe, ot, obv] = vars as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+          const w = (name: string) => vars[3 + used.indexOf(L.names.indexOf(name))] as tf.Tensor2D;
+          const [swx, swrz, swh, sb, wi, bi] = [w('s.wx'), w('s.wrz'), w('s.wh'), w('s.b') as tf.Tensor, w('wi'), w('bi') as tf.Tensor];
+          const cIn = feat ? (vars[3 + used.length] as tf.Tensor2D) : undefined;
           // With user features, the user state is an input whose gradient reaches them (fresh rows).
           const c0v = cIn ?? c0T;
           const init = (c: tf.Tensor2D) => tf.tanh(tf.add(mm(c, wi), bi)) as tf.Tensor2D;
           // A row's first event starts from init(c0), c0 the new user's state.
           const hStart = tf.add(tf.mul(freshT, init(c0v)), tf.mul(tf.sub(1, freshT), h0T)) as tf.Tensor2D;
           const xin = p.dropoutEmbed > 0 ? (tf.dropout(xe, p.dropoutEmbed, undefined, seed + 1) as tf.Tensor2D) : xe;
-          const h = gruGraph({ wx: swx, wrz: swrz, wh: swh, b: sb }, xin, hStart);
-          const cNew = gruGraph({ wx: uwx, wrz: uwrz, wh: uwh, b: ub }, h, c0v);
-          const q = tf.add(tf.mul(nextT, init(cNew)), tf.mul(tf.sub(1, nextT), h)) as tf.Tensor2D;
+          const h = gruGraph({ wx: swx, wrz: swrz, wh: swh, b: sb as tf.Tensor1D }, xin, hStart);
+          // The user GRU only matters where a session ends before the target: skip it in steps without one.
+          let q = h;
+          let cCarry: tf.Tensor = c0v;
+          if (anyNext) {
+            const cNew = gruGraph({ wx: w('u.wx'), wrz: w('u.wrz'), wh: w('u.wh'), b: w('u.b') as unknown as tf.Tensor1D }, h, c0v);
+            q = tf.add(tf.mul(nextT, init(cNew)), tf.mul(tf.sub(1, nextT), h)) as tf.Tensor2D;
+            cCarry = tf.add(tf.mul(nextT, cNew), tf.mul(tf.sub(1, nextT), c0v));
+          }
           kept.q = tf.keep(q);
-          kept.c = tf.keep(tf.add(tf.mul(nextT, cNew), tf.mul(tf.sub(1, nextT), c0v)));
+          kept.c = tf.keep(cCarry);
           const qd = p.dropoutHidden > 0 ? (tf.dropout(q, p.dropoutHidden, undefined, seed) as tf.Tensor2D) : q;
           const logits = tf.add(mm(qd, ot), obv) as tf.Tensor2D;
           const perRow = p.loss === 'cross-entropy' ? crossEntropyRows(tf.sub(logits, lqT) as tf.Tensor2D, diag) : bprMaxRows(logits, diag, p.bpreg);
           return tf.div(tf.sum(tf.mul(perRow, wT)), Math.max(1, active)) as tf.Scalar;
         };
-        const { value, grads } = tf.valueAndGrads(f)([XeT, OTT, obT, ...denseT, ...(feat ? [c0T] : [])]);
+        const { value, grads } = tf.valueAndGrads(f)([XeT, OTT, obT, ...used.map((k) => denseT[k]!), ...(feat ? [c0T] : [])]);
         return { value, grads, q: kept.q!, c: kept.c! };
       });
       const loss = result.value.dataSync()[0]!;
@@ -608,7 +622,7 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
       tf.dispose([result.value, ...result.grads, result.q, result.c]);
 
       // Dense parameters.
-      for (let k = 0; k < L.names.length; k++) denseOpt.apply(dense, grads[3 + k]!, L.offsets[k]!);
+      used.forEach((k, i) => denseOpt.apply(dense, grads[3 + i]!, L.offsets[k]!));
       // Item rows: sum the gradients per item (inputs and output columns), then one update per row.
       rowGrad.clear();
       biasGrad.clear();
@@ -639,7 +653,7 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
         uGrad.clear();
         for (let b = 0; b < B; b++) {
           if (weight[b] === 0) continue;
-          if (fresh[b] === 1) scatterSparse(uGrad, feat.user, rowUser[b]!, grads[3 + L.names.length]!, b * H, 1, H);
+          if (fresh[b] === 1) scatterSparse(uGrad, feat.user, rowUser[b]!, grads[3 + used.length]!, b * H, 1, H);
           if (xs[b]! < 0) continue;
           scatterSparse(fGrad, feat.item, xs[b]!, gX, b * H, 1, H);
           scatterSparse(cxGrad, data.users[rowUser[b]!]!.ctx!, rowPos[b]!, gX, b * H, 1, H);

@@ -15,6 +15,9 @@
  *   than `explorationItemAgeCutOffDays` (CREATION_TIMESTAMP), marked `reason: 'exploration'`.
  */
 import { availableParallelism } from 'node:os';
+import { Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { AppError } from '../errors/index.js';
 import { initBackend } from '../model/backend.js';
 import { fitTower, Tower, towerTargets, type TowerJSON } from '../model/coldstart.js';
 import { isExplorable, mixExploration } from '../model/exploration.js';
@@ -37,6 +40,44 @@ export interface HrnnParams extends HrnnTrainParams {
 }
 
 export const HRNN_DEFAULTS: HrnnParams = { ...HRNN_TRAIN_DEFAULTS, explorationWeight: 0.3, explorationItemAgeCutOffDays: 30 };
+
+const int = (minimum: number, maximum: number) => Type.Integer({ minimum, maximum });
+const num = (minimum: number, maximum: number) => Type.Number({ minimum, maximum });
+/** What `--params` / `training.params` may set, and within what bounds. */
+export const HrnnParamsSchema = Type.Object(
+  {
+    hiddenSize: int(2, 2048),
+    epochs: int(1, 1000),
+    batchSize: int(1, 4096),
+    learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 10 }),
+    momentum: num(0, 0.999),
+    negatives: int(0, 100_000),
+    sampleAlpha: num(0, 1),
+    loss: Type.Union([Type.Literal('cross-entropy'), Type.Literal('bpr-max')]),
+    logq: num(0, 1),
+    bpreg: num(0, 100),
+    dropoutHidden: num(0, 0.95),
+    dropoutEmbed: num(0, 0.95),
+    sessionTimeoutMs: int(1, 365 * 86_400_000),
+    seed: int(0, 2 ** 31 - 1),
+    workers: int(0, 64),
+    explorationWeight: num(0, 1),
+    explorationItemAgeCutOffDays: Type.Number({ exclusiveMinimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+
+/** The defaults with `params` over them, or INVALID_ARGUMENT naming the first bad parameter. */
+export function hrnnParams(params: Partial<HrnnParams> = {}): HrnnParams {
+  const p = { ...HRNN_DEFAULTS, ...params };
+  const e = Value.Errors(HrnnParamsSchema, p).First();
+  if (e) {
+    const name = e.path.replace(/^\//, '') || '(params)';
+    const known = Object.keys(HRNN_DEFAULTS).join(', ');
+    throw new AppError('INVALID_ARGUMENT', `hrnn parameter ${name}: ${e.message}${e.value === undefined ? '' : `, got ${JSON.stringify(e.value)}`} (parameters: ${known})`, { field: `params.${name}` });
+  }
+  return p;
+}
 
 /** What an event may carry for hrnn-metadata. */
 type ContextEvent = { EVENT_TYPE?: string; CONTEXT?: Readonly<Record<string, string>> };
@@ -325,7 +366,7 @@ function makeRecipe(name: HrnnRecipeName): HrnnRecipe {
       );
     },
     async trainWithProgress(interactions, params = {}, onProgress, metadata = {}) {
-      const p = { ...HRNN_DEFAULTS, ...params };
+      const p = hrnnParams(params);
       const backend = await initBackend();
       const withMeta = name !== 'hrnn';
       const spaces = withMeta ? buildSpaces(interactions, metadata) : undefined;

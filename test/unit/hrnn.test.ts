@@ -190,3 +190,12 @@ describe('hrnn recipe', () => {
     expect([...far.c]).not.toEqual([...s0.c]);
   });
 });
+
+describe('hrnn parameters', () => {
+  it('are checked by name and bound before training starts', async () => {
+    await expect(hrnn.train([], { epochs: 'ten' as unknown as number })).rejects.toThrow(/hrnn parameter epochs: .*"ten"/);
+    await expect(hrnn.train([], { hiddenSize: 0 })).rejects.toThrow(/hrnn parameter hiddenSize/);
+    await expect(hrnn.train([], { hiden: 10 } as never)).rejects.toThrow(/hrnn parameter hiden.*parameters: hiddenSize/);
+    await expect(hrnn.train([], { hiden: 10 } as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'params.hiden' });
+  });
+});
