@@ -77,8 +77,10 @@ it(`streams a ${TARGET_BYTES >> 20} MiB CSV with bounded memory, reporting progr
     expect(c.bytesRead).toBeLessThanOrEqual(bytes);
     if (i > 0) {
       const prev = calls[i - 1]!;
-      // The reader throttles on its own clock reading; this one is taken a moment later in the callback.
-      expect(c.at - prev.at).toBeGreaterThanOrEqual(195);
+      // The reader throttles on its own clock reading; this one is taken a moment later in the
+      // callback, and under CPU load that moment varies (191 ms was seen with the machine busy): a
+      // margin for the delay, still far from "every chunk" (chunks come every few ms).
+      expect(c.at - prev.at).toBeGreaterThanOrEqual(150);
       expect(c.rows).toBeGreaterThanOrEqual(prev.rows);
       expect(c.bytesRead).toBeGreaterThanOrEqual(prev.bytesRead);
     }
