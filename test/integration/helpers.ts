@@ -124,6 +124,9 @@ export function serviceEnv(brokers: string, stateDir: string, extra: NodeJS.Proc
     STREAMREC_PROCESSOR_SESSION_TIMEOUT_MS: '6000',
     STREAMREC_PROCESSOR_REBALANCE_TIMEOUT_MS: '10000',
     STREAMREC_LOG_LEVEL: 'warn',
+    // These runs compare state digests across runs and restarts: no model version may be trained
+    // and served at a different moment in each (HRNN in the service: hrnn-stream.test.ts).
+    STREAMREC_TRAINING_RECIPE: 'none',
     ...extra,
   };
 }
