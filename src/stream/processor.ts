@@ -346,9 +346,15 @@ export class StreamProcessor {
     // From here the cached objects are being changed: unless the batch commits, forget them.
     let committed = false;
     try {
-      for (const e of good) {
+      for (let i = 0; i < good.length; i++) {
+        const e = good[i]!;
         // The HRNN step first: a state to re-derive comes from the events before this one.
-        if (hrnn) view.setHrnn(e.USER_ID, stepHrnnState(hrnn.model, hrnn.version, view.hrnn(e.USER_ID), view.user(e.USER_ID)?.events, e, newUsers.get(e.USER_ID)));
+        if (hrnn) {
+          view.setHrnn(e.USER_ID, stepHrnnState(hrnn.model, hrnn.version, view.hrnn(e.USER_ID), view.user(e.USER_ID)?.events, e, newUsers.get(e.USER_ID)));
+          // HRNN steps (and re-derivations after a version swap) take time: let queries and the
+          // group's heartbeats through every so often.
+          if (i % 100 === 99) await heartbeat();
+        }
         applyInteraction(view, e, this.params);
       }
       const lastOffset = fresh[fresh.length - 1]!.offset;

@@ -52,8 +52,16 @@ export function currentHrnnState(
   user?: Pick<User, 'METADATA'>,
 ): HrnnState {
   if (stored && stored.version === version) return { h: stored.h, c: stored.c, last: stored.last ?? undefined };
-  return model.state((events ?? []).map((e) => ({ ITEM_ID: e.item, TIMESTAMP: e.ts, EVENT_TYPE: e.type })), model.initialState(user));
+  const recent = (events ?? []).slice(-REDERIVE_EVENTS);
+  return model.state(recent.map((e) => ({ ITEM_ID: e.item, TIMESTAMP: e.ts, EVENT_TYPE: e.type })), model.initialState(user));
 }
+
+/**
+ * A state is re-derived from at most this many of the user's latest events (about 6 ms of
+ * JavaScript GRU steps; the whole stored history, state.maxEventsPerUser = 200 by default, would
+ * take 4x as long for every user touched right after a version swap).
+ */
+export const REDERIVE_EVENTS = 50;
 
 /**
  * One event applied to a user's HRNN state (`events`: the user's stored events before this one).
