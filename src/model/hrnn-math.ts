@@ -161,19 +161,6 @@ export function queryState(w: HrnnWeights, s: HrnnState, now: number | undefined
   return s.h;
 }
 
-/** q·E[j] + bOut[j] for every item j. */
-export function scoreAll(w: HrnnWeights, q: Float32Array): Float32Array {
-  const H = w.hidden;
-  const out = new Float32Array(w.items);
-  for (let j = 0; j < w.items; j++) {
-    const row = j * H;
-    let s = w.bOut[j]!;
-    for (let k = 0; k < H; k++) s += q[k]! * w.E[row + k]!;
-    out[j] = s;
-  }
-  return out;
-}
-
 /** Indices of the `k` highest scores, best first (ties: lower index first), skipping `skip`. */
 export function topK(scores: Float32Array, k: number, skip?: (index: number) => boolean): number[] {
   // A sorted buffer of the best k so far; k is small (<= a few hundred).

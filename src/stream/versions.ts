@@ -67,7 +67,10 @@ export async function readServing(kafka: KafkaClient, group: string): Promise<Se
 /** Announces `version` as the served one (after `current`, which joins the history). */
 export async function announce(producer: Producer, group: string, version: string, current: ServingRecord | undefined, reason: string): Promise<ServingRecord> {
   const previous = current ? [...current.previous, current.version].filter((v) => v !== version).slice(-HISTORY) : [];
-  const record: ServingRecord = { version, previous, at: new Date().toISOString(), reason };
+  return send(producer, group, { version, previous, at: new Date().toISOString(), reason });
+}
+
+async function send(producer: Producer, group: string, record: ServingRecord): Promise<ServingRecord> {
   await producer.send({ topic: topicName(group, 'versions'), acks: -1, messages: [{ key: SERVING_KEY, value: JSON.stringify(record), partition: 0 }] });
   return record;
 }
@@ -76,9 +79,7 @@ export async function announce(producer: Producer, group: string, version: strin
 export async function rollback(producer: Producer, group: string, current: ServingRecord | undefined): Promise<ServingRecord> {
   const target = current?.previous.at(-1);
   if (!current || !target) throw new AppError('VERSION_NOT_FOUND', `group ${group} has no earlier served version to roll back to`, { field: 'version' });
-  const record: ServingRecord = { version: target, previous: current.previous.slice(0, -1), at: new Date().toISOString(), reason: `rollback from ${current.version}` };
-  await producer.send({ topic: topicName(group, 'versions'), acks: -1, messages: [{ key: SERVING_KEY, value: JSON.stringify(record), partition: 0 }] });
-  return record;
+  return send(producer, group, { version: target, previous: current.previous.slice(0, -1), at: new Date().toISOString(), reason: `rollback from ${current.version}` });
 }
 
 export interface VersionWatcherOptions {

@@ -11,7 +11,7 @@ import { AppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
 import { readPartition } from '../kafka/read-partition.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
-import { createCodecs, type Item, type User } from '../serde/avro.js';
+import { createCodecs } from '../serde/avro.js';
 import type { KafkaMessage } from '../kafka/kafkajs.js';
 import type { TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
@@ -68,32 +68,29 @@ export async function readInteractions(o: Omit<TopicTrainingOptions, 'versionsDi
   return rows.slice(Math.max(0, rows.length - max)).map(({ p: _p, o: _o, ...e }) => e);
 }
 
-/** The group's current item and user metadata (the compacted topics: the latest record per key; null deletes). */
+/** The latest record per key of a compacted topic (a null value deletes); records that do not decode or whose key is not their id are skipped. */
+async function latestByKey<T>(o: Omit<TopicTrainingOptions, 'versionsDir'>, name: 'items' | 'users', decode: (b: Buffer) => T, id: (r: T) => string): Promise<T[]> {
+  const out = new Map<string, T>();
+  await readTopic(o, name, (m) => {
+    const key = m.key?.toString() ?? '';
+    if (!m.value) return void out.delete(key);
+    try {
+      const r = decode(m.value);
+      if (id(r) === key) out.set(key, r);
+    } catch {
+      // dead-lettered by the metadata reader
+    }
+  });
+  return [...out.values()];
+}
+
+/** The group's current item and user metadata (the compacted topics). */
 export async function readMetadata(o: Omit<TopicTrainingOptions, 'versionsDir'>): Promise<TrainingMetadata> {
   const codecs = createCodecs(o.config);
-  const items = new Map<string, Item>();
-  const users = new Map<string, User>();
-  await readTopic(o, 'items', (m) => {
-    const key = m.key?.toString() ?? '';
-    if (!m.value) return void items.delete(key);
-    try {
-      const item = codecs.Item.decode(m.value);
-      if (item.ITEM_ID === key) items.set(key, item);
-    } catch {
-      // dead-lettered by the metadata reader
-    }
-  });
-  await readTopic(o, 'users', (m) => {
-    const key = m.key?.toString() ?? '';
-    if (!m.value) return void users.delete(key);
-    try {
-      const user = codecs.User.decode(m.value);
-      if (user.USER_ID === key) users.set(key, user);
-    } catch {
-      // dead-lettered by the metadata reader
-    }
-  });
-  return { items: [...items.values()], users: [...users.values()] };
+  return {
+    items: await latestByKey(o, 'items', (b) => codecs.Item.decode(b), (i) => i.ITEM_ID),
+    users: await latestByKey(o, 'users', (b) => codecs.User.decode(b), (u) => u.USER_ID),
+  };
 }
 
 /** training.params: a JSON object, or a CONFIG_INVALID error naming the key. */
