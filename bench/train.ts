@@ -22,7 +22,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { syntheticInteractions } from '../src/data/synthetic.js';
 import { initBackend } from '../src/model/backend.js';
-import { applyEvent, emptyState, topK, type HrnnState } from '../src/model/hrnn-math.js';
+import { topK, type HrnnState } from '../src/model/hrnn-math.js';
 import { hrnn, type HrnnModel } from '../src/recipes/hrnn.js';
 import type { InteractionFields } from '../src/state/apply.js';
 import { loadInteractions } from '../src/training/data.js';
@@ -118,7 +118,6 @@ async function online(name: string, rows: InteractionFields[]): Promise<OnlineRo
   const live = new Map(frozen);
   const score = { frozen: { hit: 0, ndcg: 0 }, incremental: { hit: 0, ndcg: 0 } };
   let events = 0;
-  const timeout = model.params.sessionTimeoutMs;
   for (const e of replay) {
     const target = model.index.get(e.ITEM_ID);
     const state = live.get(e.USER_ID);
@@ -126,7 +125,7 @@ async function online(name: string, rows: InteractionFields[]): Promise<OnlineRo
       events++;
       const mine = seen.get(e.USER_ID);
       const skip = excludeSeen && mine ? (j: number) => mine.has(j) : undefined;
-      for (const [kind, s] of [['frozen', frozen.get(e.USER_ID) ?? emptyState(model.weights.hidden)], ['incremental', state]] as const) {
+      for (const [kind, s] of [['frozen', frozen.get(e.USER_ID) ?? model.initialState()], ['incremental', state]] as const) {
         const top = topK(model.scores(s, e.TIMESTAMP), 10, skip);
         const rank = top.indexOf(target);
         if (rank >= 0) {
@@ -136,7 +135,7 @@ async function online(name: string, rows: InteractionFields[]): Promise<OnlineRo
       }
     }
     if (target !== undefined) {
-      live.set(e.USER_ID, applyEvent(model.weights, state ?? emptyState(model.weights.hidden), target, e.TIMESTAMP, timeout));
+      live.set(e.USER_ID, model.step(state ?? model.initialState(), e));
       (seen.get(e.USER_ID) ?? seen.set(e.USER_ID, new Set()).get(e.USER_ID)!).add(target);
     }
   }

@@ -14,9 +14,9 @@ import { Presets, SingleBar } from 'cli-progress';
 import { RECIPES, trainAndEvaluate, type SeenRule, type SplitName, type TrainReport } from '../training/train.js';
 import { loadInteractions, loadTrainingMetadata, type DataSpec, type LoadedData } from '../training/data.js';
 import { loadModel, loadTraining, saveModel, userHistories } from '../training/model-files.js';
-import { shouldPromote, VersionRegistry } from '../training/registry.js';
+import { VersionRegistry } from '../training/registry.js';
 import { trainFromTopic } from '../training/stream-train.js';
-import { announce, readServing, rollback, type ServingRecord } from '../stream/versions.js';
+import { announce, promoteIfAllowed, readServing, rollback, type ServingRecord } from '../stream/versions.js';
 import { batchInfer } from '../training/batch-infer.js';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -567,9 +567,7 @@ versionsCmd
     const group = validateGroupName(opts.group);
     await versionsContext(group, async ({ c, registry, serving, producer, brokers }) => {
       const info = await trainFromTopic({ config: c, group, brokers, versionsDir: registry.dir });
-      const served = serving && registry.has(serving.version) ? registry.info(serving.version) : undefined;
-      const decision = shouldPromote(info, served, c.training.promote, c.training.promoteTolerance);
-      if (decision.promote) await announce(producer, group, info.version, serving, decision.reason);
+      const decision = await promoteIfAllowed(producer, group, registry, info, serving, c.training);
       if (opts.json) say(JSON.stringify({ version: info.version, promoted: decision.promote, reason: decision.reason, metrics: info.report.metrics }));
       else {
         printReport(info.report, false);

@@ -62,6 +62,14 @@ export class MetadataReader {
     return b ? this.codecs.User.decode(b) : undefined;
   }
 
+  /** The metadata of those of `userIds` that have some, in one multi-get. */
+  async users(userIds: readonly string[]): Promise<Map<string, User>> {
+    const values = await this.o.store.getMany(userIds.map(metadataKeys.user));
+    const out = new Map<string, User>();
+    values.forEach((b, k) => b && out.set(userIds[k]!, this.codecs.User.decode(b)));
+    return out;
+  }
+
   /** Every stored item, in key order. */
   async forEachItem(fn: (item: Item) => void): Promise<void> {
     for await (const [, value] of this.o.store.range({ prefix: 'item/' })) fn(this.codecs.Item.decode(value));

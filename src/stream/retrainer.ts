@@ -12,11 +12,11 @@ import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
 import type { Admin, Producer } from '../kafka/kafkajs.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
-import { shouldPromote, type VersionInfo, type VersionRegistry } from '../training/registry.js';
+import type { VersionInfo, VersionRegistry } from '../training/registry.js';
 import type { Logger } from '../util/log.js';
 import { workerScript } from '../util/worker.js';
 import type { StreamProcessor } from './processor.js';
-import { announce, type VersionWatcher } from './versions.js';
+import { promoteIfAllowed, type VersionWatcher } from './versions.js';
 
 export interface RetrainerOptions {
   config: Readonly<Config>;
@@ -124,13 +124,8 @@ export class Retrainer {
     this.eventsAtLast = events;
     this.lastAt = started;
     this.counters.trainings++;
-    const current = this.o.watcher.announced;
-    const served = current && this.o.registry.has(current.version) ? this.o.registry.info(current.version) : undefined;
-    const decision = shouldPromote(info, served, this.o.config.training.promote, this.o.config.training.promoteTolerance);
-    if (decision.promote) {
-      await announce(this.o.producer, this.o.group, info.version, current, decision.reason);
-      this.counters.promoted++;
-    }
+    const decision = await promoteIfAllowed(this.o.producer, this.o.group, this.o.registry, info, this.o.watcher.announced, this.o.config.training);
+    if (decision.promote) this.counters.promoted++;
     this.last = { version: info.version, promoted: decision.promote, reason: decision.reason };
     this.o.log.info({ version: info.version, ndcg10: info.report.metrics.normalized_discounted_cumulative_gain_at_10, promoted: decision.promote, reason: decision.reason, ms: info.trainingMs }, 'model version trained');
     return { info, promoted: decision.promote, reason: decision.reason };

@@ -18,7 +18,6 @@ import { Retrainer } from './retrainer.js';
 import { ServingModel } from './serving.js';
 import { HrnnModel } from '../recipes/hrnn.js';
 import { AppError } from '../errors/index.js';
-import type { User } from '../serde/avro.js';
 import { VersionWatcher } from './versions.js';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -68,14 +67,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     log: o.log,
     serving,
     openStore: (p) => openRocksStore(partitionStoreDir(config, group, p)),
-    userMetadata: async (ids) => {
-      const out = new Map<string, User>();
-      for (const id of ids) {
-        const u = await metadata.user(id);
-        if (u) out.set(id, u);
-      }
-      return out;
-    },
+    userMetadata: (ids) => metadata.users(ids),
   });
   const versions = new VersionWatcher({ config, group, brokers: o.brokers, instanceId: id, registry, serving, log: o.log });
   mkdirSync(join(config.state.dir, group, 'meta'), { recursive: true });

@@ -10,7 +10,7 @@ import { AppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
 import type { Consumer, KafkaClient, Producer } from '../kafka/kafkajs.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
-import type { VersionRegistry } from '../training/registry.js';
+import { shouldPromote, type PromotionRule, type VersionInfo, type VersionRegistry } from '../training/registry.js';
 import type { Logger } from '../util/log.js';
 import type { ServingModel } from './serving.js';
 
@@ -73,6 +73,24 @@ export async function announce(producer: Producer, group: string, version: strin
 async function send(producer: Producer, group: string, record: ServingRecord): Promise<ServingRecord> {
   await producer.send({ topic: topicName(group, 'versions'), acks: -1, messages: [{ key: SERVING_KEY, value: JSON.stringify(record), partition: 0 }] });
   return record;
+}
+
+/**
+ * A new version's promotion: decided by the rule against the served version (from the registry,
+ * when the served one is in it) and announced when it passes.
+ */
+export async function promoteIfAllowed(
+  producer: Producer,
+  group: string,
+  registry: VersionRegistry,
+  info: VersionInfo,
+  current: ServingRecord | undefined,
+  rule: { promote: PromotionRule; promoteTolerance: number },
+): Promise<{ promote: boolean; reason: string }> {
+  const served = current && registry.has(current.version) ? registry.info(current.version) : undefined;
+  const decision = shouldPromote(info, served, rule.promote, rule.promoteTolerance);
+  if (decision.promote) await announce(producer, group, info.version, current, decision.reason);
+  return decision;
 }
 
 /** The record that rolls back to the version served before the current one. */
