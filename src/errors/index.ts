@@ -114,6 +114,61 @@ export const ERROR_CODES = {
     retriable: false,
     fix: 'Create the dataset group first (`streamrec topics create --group G`), or check the group name in the URL.',
   },
+  FILTER_INVALID: {
+    status: 400,
+    retriable: false,
+    fix: 'Correct the filter expression at the position named in the message (Personalize filter syntax: INCLUDE|EXCLUDE ItemID WHERE ...).',
+  },
+  FILTER_NOT_FOUND: {
+    status: 404,
+    retriable: false,
+    fix: 'Create the filter first (POST /v1/groups/G/filters), or list the group\'s filters (GET /v1/groups/G/filters).',
+  },
+  FILTER_VALUES_INVALID: {
+    status: 400,
+    retriable: false,
+    fix: 'Give every $PARAM of the filter in filterValues, as comma-separated quoted strings ("a","b") or numbers.',
+  },
+  ITEM_NOT_FOUND: {
+    status: 404,
+    retriable: false,
+    fix: 'The item is not in the served version nor in the items topic; send it with PutItems or ask for another item.',
+  },
+  USER_NOT_FOUND: {
+    status: 404,
+    retriable: false,
+    fix: 'The user has no events in this group; send events first, or leave the userId out.',
+  },
+  RESOURCE_NOT_FOUND: {
+    status: 404,
+    retriable: false,
+    fix: 'Check the resource name in the URL against the list route (GET on the parent path).',
+  },
+  RESOURCE_EXISTS: {
+    status: 409,
+    retriable: false,
+    fix: 'Choose another name, or delete the existing resource first.',
+  },
+  UNAUTHENTICATED: {
+    status: 401,
+    retriable: false,
+    fix: 'Send an API key in the x-api-key header (or Authorization: Bearer KEY); keys are created with POST /v1/groups/G/api-keys.',
+  },
+  FORBIDDEN: {
+    status: 403,
+    retriable: false,
+    fix: 'Use a key of this dataset group with the scope the route needs (ingest, query or admin).',
+  },
+  RATE_LIMITED: {
+    status: 429,
+    retriable: true,
+    fix: 'Slow down: wait the seconds in the retry-after header, or raise api.rateLimitPerMinute.',
+  },
+  FORWARD_FAILED: {
+    status: 502,
+    retriable: true,
+    fix: 'The instance owning the user\'s partition did not answer; retry (ownership may be moving), and check that instances reach each other at api.advertisedUrl.',
+  },
   ROUTE_NOT_FOUND: {
     status: 404,
     retriable: false,
