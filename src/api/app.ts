@@ -9,10 +9,15 @@ import { topicName, validateGroupName, type TopicName } from '../kafka/topics.js
 import type { Prepared } from './convert.js';
 import { prepareEvents, prepareItems, prepareUsers } from './convert.js';
 import { errorBody, errorHandler, recordsInvalid } from './errors.js';
-import { ErrorBody, GroupParams, Health, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, Recommendations, RecommendationsQuery, ingestResponses } from './schemas.js';
-import type { ApiDeps, ServiceStatus } from './types.js';
+import { registerMetrics, registerOpenApi } from './ops.js';
+import rateLimit from '@fastify/rate-limit';
+import { registerAuth, hashKey } from './auth.js';
+import { registerQueryRoutes } from './query-routes.js';
+import { registerResourceRoutes } from './resource-routes.js';
+import { GroupParams, Health, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, ingestResponses } from './schemas.js';
+import type { ApiDeps, GroupServices, ServiceStatus } from './types.js';
 
-export type { ApiDeps, GroupDirectory, RecordSink, ServiceStatus, SinkMessage } from './types.js';
+export type { ApiDeps, GroupAdmin, GroupDirectory, GroupServices, RecordSink, ServedGroups, ServiceStatus, SinkMessage } from './types.js';
 export { kafkaSink, topicGroupDirectory } from './kafka.js';
 
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
@@ -26,8 +31,31 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
   });
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
+  await registerOpenApi(base);
 
   app.setErrorHandler(errorHandler(bodyLimit));
+
+  const served = deps.served;
+  const auth = deps.auth ?? { mode: deps.config.api.auth, rootKey: deps.config.api.rootKey };
+  registerAuth(base, {
+    ...auth,
+    groups: () => served?.names() ?? [],
+    keys: (group, hash) => served?.get(group)?.resources.keyByHash(hash),
+  });
+  const perMinute = deps.config.api.rateLimitPerMinute;
+  if (perMinute > 0) {
+    await base.register(rateLimit, {
+      max: perMinute,
+      timeWindow: 60_000,
+      // Per API key (its hash: the key itself is never kept), else per client address.
+      keyGenerator: (request) => {
+        const k = request.headers['x-api-key'] ?? request.headers.authorization;
+        return typeof k === 'string' ? hashKey(k) : request.ip;
+      },
+      allowList: (request) => request.routeOptions.config.scope === undefined,
+      errorResponseBuilder: (_request, context) => new AppError('RATE_LIMITED', `more than ${context.max} requests per minute for this key; retry in ${Math.ceil(context.ttl / 1000)} s`),
+    });
+  }
   app.setNotFoundHandler((request, reply) => {
     const url = request.url.length > 200 ? `${request.url.slice(0, 200)}...` : request.url;
     return reply.code(404).send(errorBody(new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${url}`)));
@@ -84,7 +112,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.post(
     '/v1/groups/:group/events',
-    { schema: { params: GroupParams, body: PutEventsBody, response: ingestResponses }, preValidation: knownGroup },
+    { schema: { params: GroupParams, body: PutEventsBody, response: ingestResponses }, preValidation: knownGroup, config: { scope: 'ingest' } },
     async (request, reply) => {
       const body = request.body;
       const prepared = prepareEvents(body, { codecs: deps.codecs, now: now(), maxFutureSkewMs: deps.config.ingest.maxFutureSkewMs });
@@ -94,32 +122,30 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.post(
     '/v1/groups/:group/items',
-    { schema: { params: GroupParams, body: PutItemsBody, response: ingestResponses }, preValidation: knownGroup },
+    { schema: { params: GroupParams, body: PutItemsBody, response: ingestResponses }, preValidation: knownGroup, config: { scope: 'ingest' } },
     async (request, reply) =>
       reply.code(202).send(await produce(request.params.group, 'items', prepareItems(request.body, deps.codecs), 'items', request.body.items.length)),
   );
 
   app.post(
     '/v1/groups/:group/users',
-    { schema: { params: GroupParams, body: PutUsersBody, response: ingestResponses }, preValidation: knownGroup },
+    { schema: { params: GroupParams, body: PutUsersBody, response: ingestResponses }, preValidation: knownGroup, config: { scope: 'ingest' } },
     async (request, reply) =>
       reply.code(202).send(await produce(request.params.group, 'users', prepareUsers(request.body, deps.codecs), 'users', request.body.users.length)),
   );
 
-  const recommend = deps.recommend;
-  if (recommend) {
-    // GetRecommendations for a user, from the served version and the user's current state.
-    app.get(
-      '/v1/groups/:group/recommendations',
-      { schema: { params: GroupParams, querystring: RecommendationsQuery, response: { 200: Recommendations, '4xx': ErrorBody, '5xx': ErrorBody } }, preValidation: knownGroup },
-      async (request) => {
-        const n = request.query.numResults === undefined ? 25 : Number(request.query.numResults);
-        if (n < 1 || n > 500) throw new AppError('REQUEST_INVALID', `numResults must be 1 to 500, got ${n}`, { field: 'numResults' });
-        const r = await recommend(request.params.group, request.query.userId, n);
-        return { version: r.version, recipe: r.recipe, itemList: r.items.map((s) => ({ itemId: s.itemId, score: s.score, ...(s.reason ? { reason: s.reason } : {}) })) };
-      },
-    );
+  if (served) {
+    const group = (name: string): GroupServices => {
+      const g = served.get(name);
+      if (!g) {
+        throw new AppError('GROUP_NOT_FOUND', `this instance serves the dataset group(s) ${served.names().map((n) => JSON.stringify(n)).join(', ')}, not ${JSON.stringify(name)}`, { field: 'group' });
+      }
+      return g;
+    };
+    registerQueryRoutes(base, { group, preValidation: knownGroup, ...(deps.forward ? { forward: deps.forward } : {}) });
+    registerResourceRoutes(base, { group, served: () => served.names(), groupAdmin: deps.groupAdmin, preValidation: knownGroup });
   }
 
+  registerMetrics(base, deps.metrics ?? {});
   return base;
 }

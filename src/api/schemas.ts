@@ -104,20 +104,88 @@ export const Readiness = Type.Object({ state: Type.String(), ready: Type.Boolean
 /** Response schemas of the ingestion routes. */
 export const ingestResponses = { 202: Accepted, '4xx': ErrorBody, '5xx': ErrorBody } as const;
 
+const NumResults = Type.String({ pattern: '^[0-9]{1,4}$', description: '1 to 500; default 25' });
+const FilterName = Type.String({ minLength: 1, maxLength: 256, description: 'The name of a filter of the group (GET /v1/groups/G/filters).' });
+const FilterValuesJson = Type.String({ maxLength: 10_000, description: 'JSON object: $PARAM name -> values, e.g. {"GENRES": "\\"Comedy\\",\\"Drama\\""}.' });
+/** filterValues in a JSON body: an object of strings, as in Personalize. */
+export const FilterValues = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_]{1,256}$' }), Type.String({ maxLength: 1000 }), { description: '$PARAM name -> values ("a","b" or numbers).' });
+const Context = Type.Record(Type.String(), Type.String(), { description: 'Context of the request (e.g. DEVICE); accepted, not used by the current recipes.' });
+
 /** GetRecommendations (query string: strings only, parsed by the route). */
 export const RecommendationsQuery = Type.Object(
   {
     userId: Type.String({ minLength: 1, maxLength: 256 }),
-    numResults: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: '1 to 500; default 25' })),
+    numResults: Type.Optional(NumResults),
+    filter: Type.Optional(FilterName),
+    filterValues: Type.Optional(FilterValuesJson),
+    context: Type.Optional(Type.String({ maxLength: 10_000, description: 'JSON object of strings.' })),
   },
   { additionalProperties: false },
 );
 export type RecommendationsQuery = Static<typeof RecommendationsQuery>;
 
+/** GetRecommendations as a JSON body (filterValues and context as objects). */
+export const RecommendationsBody = Type.Object(
+  {
+    userId: Type.String({ minLength: 1, maxLength: 256 }),
+    numResults: Type.Optional(Type.Integer()),
+    filter: Type.Optional(FilterName),
+    filterValues: Type.Optional(FilterValues),
+    context: Type.Optional(Context),
+  },
+  { additionalProperties: false },
+);
+export type RecommendationsBody = Static<typeof RecommendationsBody>;
+
+export const RelatedQuery = Type.Object(
+  {
+    itemId: Type.String({ minLength: 1, maxLength: 256 }),
+    numResults: Type.Optional(NumResults),
+    userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'For filters on the user\'s interactions.' })),
+    filter: Type.Optional(FilterName),
+    filterValues: Type.Optional(FilterValuesJson),
+  },
+  { additionalProperties: false },
+);
+export type RelatedQuery = Static<typeof RelatedQuery>;
+
+export const RankingBody = Type.Object(
+  {
+    userId: Type.String({ minLength: 1, maxLength: 256 }),
+    inputList: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: 500 }),
+    filter: Type.Optional(FilterName),
+    filterValues: Type.Optional(FilterValues),
+    context: Type.Optional(Context),
+  },
+  { additionalProperties: false },
+);
+export type RankingBody = Static<typeof RankingBody>;
+
+export const PopularQuery = Type.Object(
+  {
+    kind: Type.Optional(Type.Union([Type.Literal('popular'), Type.Literal('trending')], { description: 'popular: most distinct users; trending: time-decayed events. Default popular.' })),
+    numResults: Type.Optional(NumResults),
+    userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    filter: Type.Optional(FilterName),
+    filterValues: Type.Optional(FilterValuesJson),
+  },
+  { additionalProperties: false },
+);
+export type PopularQuery = Static<typeof PopularQuery>;
+
+const ItemList = Type.Array(
+  Type.Object({
+    itemId: Type.String(),
+    score: Type.Optional(Type.Number({ description: 'Absent for items the model cannot score (ranking).' })),
+    reason: Type.Optional(Type.String({ description: 'Set when the item is not a model pick: popular, exploration, promotion, not-in-model.' })),
+  }),
+);
+
 export const Recommendations = Type.Object({
+  recommendationId: Type.String({ description: 'Cite it in later events (recommendationId) for attribution.' }),
   version: Type.String(),
   recipe: Type.String(),
-  itemList: Type.Array(
-    Type.Object({ itemId: Type.String(), score: Type.Number(), reason: Type.Optional(Type.String()) }),
-  ),
+  itemList: ItemList,
 });
+
+export const Popular = Type.Object({ recommendationId: Type.String(), kind: Type.String(), itemList: ItemList });

@@ -1,6 +1,12 @@
 import type { FastifyServerOptions } from 'fastify';
 import type { Config } from '../config/index.js';
 import type { Codecs } from '../serde/avro.js';
+import type { QueryService } from '../stream/query.js';
+import type { Resources } from '../stream/resources.js';
+import type { TopicReport } from '../kafka/topics.js';
+import type { VersionInfo } from '../training/registry.js';
+import type { ServingRecord } from '../stream/versions.js';
+import type { MetricsSource } from './ops.js';
 
 /** One Kafka record: the key (userId or itemId) and the encoded Avro value. */
 export interface SinkMessage {
@@ -33,11 +39,54 @@ export interface ApiDeps {
   status: () => ServiceStatus;
   /** The clock (epoch ms) for timestamp checks; Date.now by default. */
   now?: () => number;
-  /**
-   * A user's recommendations from the served model version (the running service); without it the
-   * query route is not registered.
-   */
-  recommend?: (group: string, userId: string, numResults: number) => Promise<{ version: string; recipe: string; items: { itemId: string; score: number; reason?: string }[] }>;
+  /** The groups this instance serves, with their services; without it only ingestion and health are served. */
+  served?: ServedGroups;
+  /** Create, list and delete dataset groups (root key only); without it those routes are not registered. */
+  groupAdmin?: GroupAdmin;
+  /** Authentication: `api.auth` and `api.rootKey` from the config; keys from each served group's resources. */
+  auth?: { mode: 'keys' | 'off'; rootKey: string };
+  /** Forwards a user's query to the owner of the user's partition when that is another instance (true: answered). */
+  forward?: (request: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply, userId: string) => Promise<boolean>;
+  /** What /metrics reports besides the HTTP histograms (processor, serving version, publisher, retrainer). */
+  metrics?: MetricsSource;
   /** fastify's pino logger: false for none, or options such as `{ level: 'warn' }`. Default `{ level: 'info' }`. */
   logger?: FastifyServerOptions['logger'];
+}
+
+/** The groups an instance serves. */
+export interface ServedGroups {
+  names(): readonly string[];
+  get(group: string): GroupServices | undefined;
+}
+
+/** What the query and resource routes need of one served group. */
+export interface GroupServices {
+  query: Pick<QueryService, 'recommendations' | 'related' | 'ranking' | 'popular'>;
+  resources: Resources;
+  deployment: DeploymentAdmin;
+  solutions: SolutionAdmin;
+}
+
+/** The group's deployment (Personalize's campaign): which version serves. */
+export interface DeploymentAdmin {
+  describe(): { announced: ServingRecord | undefined; loaded: string | null };
+  promote(version: string): Promise<ServingRecord>;
+  rollback(): Promise<ServingRecord>;
+}
+
+/** Solution versions: the registry's, and training one now. */
+export interface SolutionAdmin {
+  /** The group's configured training (the solution named "default"). */
+  configured(): { recipe: string; params: Record<string, unknown> };
+  versions(): VersionInfo[];
+  version(id: string): VersionInfo;
+  /** Starts a training of a version for this recipe and params in the background (not promoted); false when one is running. */
+  train(spec: { recipe: string; params: Record<string, unknown> }): boolean;
+  running(): boolean;
+}
+
+export interface GroupAdmin {
+  list(): Promise<string[]>;
+  create(group: string): Promise<TopicReport[]>;
+  delete(group: string): Promise<void>;
 }

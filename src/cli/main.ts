@@ -20,12 +20,14 @@ import { announce, promoteIfAllowed, readServing, rollback, type ServingRecord }
 import { batchInfer } from '../training/batch-infer.js';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { syntheticInteractions } from '../data/synthetic.js';
+import { syntheticInteractions, syntheticItems } from '../data/synthetic.js';
 import { createKafka } from '../kafka/client.js';
+import { produceRecords } from '../kafka/produce.js';
 import { resolveBrokers } from '../kafka/connect.js';
 import { localKafkaOptions, localKafkaStatus, startLocalKafka, stopLocalKafka } from '../kafka/local-broker.js';
 import { applyTopics, topicOffsets, validateGroupName, type TopicReport } from '../kafka/topics.js';
 import { startService, versionsDir } from '../stream/service.js';
+import { rootKeyFile } from '../api/auth.js';
 import { digestGroupState } from '../state/digest.js';
 import { join, resolve } from 'node:path';
 
@@ -59,9 +61,14 @@ program
   .action(async (opts: { group?: string; port?: number; sample: boolean }) => {
     // From the first moment: a signal during start-up waits for start-up, then stops in order.
     const stopRequested = stopSignal();
-    const c = config({ group: opts.group, 'api.port': opts.port });
+    let c = config({ group: opts.group, 'api.port': opts.port });
     const group = validateGroupName(c.group);
     const t0 = Date.now();
+    if (c.api.auth === 'keys' && c.api.rootKey === '') {
+      const root = rootKeyFile(c.state.dir);
+      c = config({ group: opts.group, 'api.port': opts.port, 'api.rootKey': root.key });
+      say(`api: root API key ${root.created ? 'generated into' : 'read from'} ${root.path} (send it as x-api-key; set api.rootKey / STREAMREC_API_ROOT_KEY to choose it)`);
+    }
     const { brokers, local } = await resolveBrokers(c, 'owned', note);
     if (local) {
       const how = local.reused ? 'using the local Kafka broker already running' : `started a local Kafka ${local.version} broker (KRaft)`;
@@ -84,7 +91,8 @@ program
     const log = pino({ level: c.log.level, base: { group } });
     const service = await startService({ config: c, group, brokers, log, apiLogger: { level: c.log.level === 'info' ? 'warn' : c.log.level } });
     say(`processor: consuming ${group}.interactions, state in ${c.state.dir}/${group}`);
-    say(`api: listening on ${service.url} (POST /v1/groups/${group}/events|items|users, GET /v1/groups/${group}/recommendations?userId=U, GET /health, GET /ready)`);
+    say(`api: listening on ${service.url} (POST /v1/groups/${group}/events|items|users, GET /v1/groups/${group}/recommendations?userId=U, related-items, popular, personalized-ranking, filters; docs ${service.url}/docs, metrics ${service.url}/metrics)`);
+    say(`recommendations: ${c.recommendations.enabled ? `each user's fresh top-${c.recommendations.numResults} to ${topicName(group, 'recommendations')} after their events (at most one per ${c.recommendations.minIntervalMs} ms)` : 'not published (recommendations.enabled false)'}`);
     say(
       c.training.recipe === 'none'
         ? 'training: off (training.recipe none)'
@@ -105,26 +113,16 @@ program
     }
   });
 
-/** Sample data for the embedded default: 10,000 seeded synthetic events ending now (a first hrnn version trains in about a minute). */
-async function produceSample(c: Readonly<Config>, brokers: string[], group: string): Promise<number> {
+/**
+ * Sample data for the embedded default: the 1,000 items' metadata (CATEGORY, PRICE) and 10,000
+ * seeded synthetic events ending now (a first hrnn version trains in about a minute).
+ */
+function produceSample(c: Readonly<Config>, brokers: string[], group: string): Promise<number> {
   const events = 10_000;
-  const codecs = createCodecs(c);
-  const producer = createKafka(c, brokers, '-sample').producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  try {
-    let batch: { key: string; value: Buffer }[] = [];
-    for (const e of syntheticInteractions({ seed: 1, users: 500, items: 1000, events, start: Date.now() - events * 1000 })) {
-      batch.push({ key: e.USER_ID, value: codecs.Interaction.encode(e) });
-      if (batch.length === 2000) {
-        await producer.send({ topic: topicName(group, 'interactions'), messages: batch });
-        batch = [];
-      }
-    }
-    if (batch.length > 0) await producer.send({ topic: topicName(group, 'interactions'), messages: batch });
-  } finally {
-    await producer.disconnect();
-  }
-  return events;
+  return produceRecords(c, brokers, group, {
+    items: syntheticItems({ seed: 1, items: 1000 }),
+    events: syntheticInteractions({ seed: 1, users: 500, items: 1000, events, start: Date.now() - events * 1000 }),
+  });
 }
 
 // ---------------------------------------------------------------- kafka

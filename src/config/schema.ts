@@ -10,7 +10,7 @@ const leaf = <T extends TSchema>(schema: T, env: string, description: string): T
 export const ConfigSchema = Type.Object(
   {
     group: leaf(
-      Type.String({ default: 'default', pattern: '^[A-Za-z0-9_-]{1,60}$' }),
+      Type.String({ default: 'demo', pattern: '^[A-Za-z0-9_-]{1,60}$' }),
       'STREAMREC_GROUP',
       'Dataset group that `streamrec start` serves; its topics are named `<group>.<topic>`.',
     ),
@@ -127,6 +127,46 @@ export const ConfigSchema = Type.Object(
           Type.Integer({ default: 1_048_576, minimum: 1024 }),
           'STREAMREC_API_BODY_LIMIT_BYTES',
           'Largest request body accepted; larger requests get 413.',
+        ),
+        auth: leaf(
+          Type.Union([Type.Literal('keys'), Type.Literal('off')], { default: 'keys' }),
+          'STREAMREC_API_AUTH',
+          'keys: every route but health, readiness, metrics and the OpenAPI document needs an API key with the right group and scope; off: no checks (a trusted network only).',
+        ),
+        rootKey: leaf(
+          Type.String({ default: '' }),
+          'STREAMREC_API_ROOT_KEY',
+          'The root API key (every scope, every group; creates groups and keys). Empty: `streamrec start` generates one into <state.dir>/root-key (mode 600) and says so.',
+        ),
+        rateLimitPerMinute: leaf(
+          Type.Integer({ default: 600_000, minimum: 0 }),
+          'STREAMREC_API_RATE_LIMIT_PER_MINUTE',
+          'Requests per minute per API key (per client address without one); more get 429 RATE_LIMITED. 0: no limit.',
+        ),
+        advertisedUrl: leaf(
+          Type.String({ default: '' }),
+          'STREAMREC_API_ADVERTISED_URL',
+          "This instance's API base URL as other instances reach it (queries for users of its partitions are forwarded there). Empty: http://<api.host>:<bound port>.",
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    recommendations: Type.Object(
+      {
+        enabled: leaf(
+          Type.Boolean({ default: true }),
+          'STREAMREC_RECOMMENDATIONS_ENABLED',
+          "Publish each user's fresh top-N to <group>.recommendations after their events.",
+        ),
+        numResults: leaf(
+          Type.Integer({ default: 25, minimum: 1, maximum: 500 }),
+          'STREAMREC_RECOMMENDATIONS_NUM_RESULTS',
+          'Items in each published list.',
+        ),
+        minIntervalMs: leaf(
+          Type.Integer({ default: 1000, minimum: 0 }),
+          'STREAMREC_RECOMMENDATIONS_MIN_INTERVAL_MS',
+          'At most one list per user per this many ms; later events in the window give one trailing list.',
         ),
       },
       { additionalProperties: false, default: {} },

@@ -3,7 +3,7 @@
  * users with sessions separated by long gaps, and item-to-item transitions (after an item, its few
  * "next" items are likely). Same seed, same events. Used by tests, benchmarks and the demo.
  */
-import type { Interaction } from '../serde/avro.js';
+import type { Interaction, Item } from '../serde/avro.js';
 
 export interface SyntheticOptions {
   seed?: number;
@@ -86,6 +86,21 @@ export function* syntheticInteractions(options: SyntheticOptions = {}): Generato
       IMPRESSION: [],
       RECOMMENDATION_ID: null,
       CONTEXT: {},
+    };
+  }
+}
+
+export const SYNTHETIC_CATEGORIES = ['books', 'music', 'games', 'garden', 'kitchen', 'sports', 'toys', 'tools'] as const;
+
+/** The catalogue of `syntheticInteractions`' items (i0 .. i<items-1>): a CATEGORY and a PRICE each, seeded. */
+export function* syntheticItems(options: { seed?: number; items?: number; created?: number } = {}): Generator<Item> {
+  const rand = prng((options.seed ?? 42) ^ 0x5eed);
+  const n = options.items ?? 5000;
+  for (let k = 0; k < n; k++) {
+    yield {
+      ITEM_ID: `i${k}`,
+      CREATION_TIMESTAMP: options.created ?? Date.UTC(2025, 0, 1),
+      METADATA: { CATEGORY: SYNTHETIC_CATEGORIES[Math.floor(rand() * SYNTHETIC_CATEGORIES.length)]!, PRICE: Math.round(500 + rand() * 9500) / 100 },
     };
   }
 }

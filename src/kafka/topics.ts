@@ -5,7 +5,7 @@ import type { Config } from '../config/index.js';
 import { packagePath } from '../util/paths.js';
 
 /** The topics of a dataset group, as declared in topics/topics.json. */
-export type TopicName = 'interactions' | 'items' | 'users' | 'recommendations' | 'dead-letter' | 'changelog' | 'versions';
+export type TopicName = 'interactions' | 'items' | 'users' | 'recommendations' | 'dead-letter' | 'changelog' | 'versions' | 'resources';
 
 export interface TopicDefinition {
   name: TopicName;

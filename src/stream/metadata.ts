@@ -63,10 +63,19 @@ export class MetadataReader {
   }
 
   /** The metadata of those of `userIds` that have some, in one multi-get. */
-  async users(userIds: readonly string[]): Promise<Map<string, User>> {
-    const values = await this.o.store.getMany(userIds.map(metadataKeys.user));
-    const out = new Map<string, User>();
-    values.forEach((b, k) => b && out.set(userIds[k]!, this.codecs.User.decode(b)));
+  users(userIds: readonly string[]): Promise<Map<string, User>> {
+    return this.many(userIds, metadataKeys.user, this.codecs.User);
+  }
+
+  /** The records of those of `itemIds` that have one, in one multi-get. */
+  items(itemIds: readonly string[]): Promise<Map<string, Item>> {
+    return this.many(itemIds, metadataKeys.item, this.codecs.Item);
+  }
+
+  private async many<T>(ids: readonly string[], key: (id: string) => string, codec: { decode(b: Buffer): T }): Promise<Map<string, T>> {
+    const values = await this.o.store.getMany(ids.map(key));
+    const out = new Map<string, T>();
+    values.forEach((b, k) => b && out.set(ids[k]!, codec.decode(b)));
     return out;
   }
 

@@ -22,8 +22,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError, isAppError } from '../errors/index.js';
 import type { Config } from '../config/index.js';
+import { createOwnerAssigner, roundRobinAssigner, type OwnersUpdate } from '../kafka/assigner.js';
 import { createKafka } from '../kafka/client.js';
-import type { Consumer, EachBatchPayload, KafkaClient, KafkaMessage, Producer } from '../kafka/kafkajs.js';
+import type { Cluster, Consumer, EachBatchPayload, KafkaClient, KafkaMessage, PartitionAssigner, Producer } from '../kafka/kafkajs.js';
+import { partitionOf } from '../kafka/partition.js';
 import { readPartition } from '../kafka/read-partition.js';
 import { topicName } from '../kafka/topics.js';
 import { createCodecs, type Codecs, type Interaction, type User } from '../serde/avro.js';
@@ -35,7 +37,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 export type { Logger } from '../util/log.js';
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
 import { BatchView, StateCache } from '../state/batch-view.js';
-import { codecs as stateCodecs, keys, type HrnnUserState, type UserState } from '../state/model.js';
+import { codecs as stateCodecs, keys, type HrnnUserState, type ItemCounts, type UserState } from '../state/model.js';
 import { stepHrnnState, type ServingModel } from './serving.js';
 import type { KeyValueStore, WriteOp } from '../state/store.js';
 
@@ -56,6 +58,13 @@ export interface ProcessorOptions {
   serving?: ServingModel;
   /** Users' metadata, for a new user's initial HRNN state (hrnn-metadata). */
   userMetadata?: (userIds: readonly string[]) => Promise<Map<string, User>>;
+  /**
+   * This instance's API base URL, advertised to the group so others can forward queries: with it,
+   * every instance learns which instance owns each input partition (see `owner`).
+   */
+  advertisedUrl?: string;
+  /** Called after a batch's state is committed: each user of the batch with its latest event time. */
+  onApplied?: (users: ReadonlyMap<string, number>) => void;
 }
 
 export interface PartitionStatus {
@@ -111,6 +120,10 @@ export class StreamProcessor {
   /** Partitions this instance was fenced from, until the next assignment. */
   private readonly lost = new Set<number>();
   private assignment: number[] = [];
+  /** The consumer's cluster (its topic metadata), once the consumer made its assigner. */
+  private cluster: Cluster | undefined;
+  /** The latest owner table the group's assignment carried (advertisedUrl only). */
+  private owners: OwnersUpdate | undefined;
   private counters = { applied: 0, deadLetters: 0, batches: 0 };
 
   constructor(private readonly o: ProcessorOptions) {
@@ -147,7 +160,24 @@ export class StreamProcessor {
 
   async start(): Promise<void> {
     this.setState('starting');
+    const url = this.o.advertisedUrl;
+    // The owner assigner first, RoundRobin (kafkajs's default, the same balance) as the fallback
+    // both sides of a group with and without advertised URLs agree on. Either way the consumer's
+    // cluster is kept, for the interactions topic's partition count.
+    const assigners: PartitionAssigner[] =
+      url === undefined
+        ? [roundRobinAssigner]
+        : [
+            createOwnerAssigner(url, (_owners, update) => {
+              if (update.topic === undefined || update.topic === this.topics.interactions) this.owners = update;
+            }),
+            roundRobinAssigner,
+          ];
     const consumer = this.kafka.consumer({
+      partitionAssigners: assigners.map((create): PartitionAssigner => (args) => {
+        this.cluster = args.cluster;
+        return create(args);
+      }),
       groupId: `streamrec.${this.o.group}.processor`,
       sessionTimeout: this.o.config.processor.sessionTimeoutMs,
       rebalanceTimeout: this.o.config.processor.rebalanceTimeoutMs,
@@ -390,6 +420,15 @@ export class StreamProcessor {
       view.keepIn(task.cache);
       const t4 = performance.now();
       task.nextOffset = nextOffset;
+      if (this.o.onApplied && good.length > 0) {
+        try {
+          const users = new Map<string, number>();
+          for (const e of good) users.set(e.USER_ID, Math.max(users.get(e.USER_ID) ?? -Infinity, e.TIMESTAMP));
+          this.o.onApplied(users);
+        } catch (err) {
+          this.log.warn({ err, partition: task.partition }, 'onApplied failed (the batch is applied)');
+        }
+      }
       this.counters.applied += good.length;
       this.counters.deadLetters += dead.length;
       this.counters.batches += 1;
@@ -414,15 +453,46 @@ export class StreamProcessor {
   }
 
   /**
-   * A user's stored state, from the store of whichever owned partition has it (undefined when no
-   * owned partition does: another instance owns the user, or the user has no events yet).
+   * A user's stored state, from the store of the user's partition (undefined when that partition
+   * is not ready here: another instance owns the user, or it is being restored; or when the user
+   * has no events yet).
    */
   async userState(userId: string): Promise<{ user: UserState; hrnn: HrnnUserState | undefined } | undefined> {
-    for (const task of this.ready.values()) {
-      const [u, h] = await task.store.getMany([keys.user(userId), keys.hrnn(userId)]);
-      if (u) return { user: stateCodecs.user.decode(u), hrnn: h ? stateCodecs.hrnn.decode(h) : undefined };
+    const task = this.ready.get(partitionOf(userId, this.partitionCount()));
+    if (!task) return undefined;
+    const [u, h] = await task.store.getMany([keys.user(userId), keys.hrnn(userId)]);
+    return u ? { user: stateCodecs.user.decode(u), hrnn: h ? stateCodecs.hrnn.decode(h) : undefined } : undefined;
+  }
+
+  /**
+   * Who owns a user's partition: `self` when this instance has it ready; `url`, the owner's
+   * advertised URL from the group's latest assignment (undefined while unknown, or without
+   * `advertisedUrl`). During a rebalance the previous assignment's owner is returned.
+   */
+  owner(userId: string): { partition: number; self: boolean; url: string | undefined } {
+    const partition = partitionOf(userId, this.partitionCount());
+    return { partition, self: this.ready.has(partition), url: this.owners?.owners.get(partition) };
+  }
+
+  /**
+   * The interactions topic's partition count: from the consumer's topic metadata, else from the
+   * latest assignment's (the leader's metadata), else `topics.partitions` of the config.
+   */
+  private partitionCount(): number {
+    try {
+      const n = this.cluster?.findTopicPartitionMetadata(this.topics.interactions).length ?? 0;
+      if (n > 0) return n;
+    } catch {
+      // metadata not loaded yet
     }
-    return undefined;
+    return this.owners?.partitions ?? this.o.config.topics.partitions;
+  }
+
+  /** Every item's counters in each partition this instance owns (an item appears once per partition that counts it). */
+  async forEachItemCount(fn: (itemId: string, counts: ItemCounts) => void): Promise<void> {
+    for (const task of this.ready.values()) {
+      for await (const [key, value] of task.store.range({ prefix: 'i/' })) fn(key.slice(2), stateCodecs.item.decode(value));
+    }
   }
 
   /** Points the consumer at the partition's stored offset (not the group's committed one). */

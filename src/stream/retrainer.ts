@@ -32,6 +32,12 @@ export interface RetrainerOptions {
   now?: () => number;
 }
 
+/** A recipe and its parameters (a solution). */
+export interface SolutionSpec {
+  recipe: string;
+  params: Record<string, unknown>;
+}
+
 export interface TrainingOutcome {
   info: VersionInfo;
   promoted: boolean;
@@ -61,8 +67,8 @@ export class Retrainer {
   }
 
   async start(): Promise<void> {
-    if (this.o.config.training.recipe === 'none') return;
     await this.admin.connect();
+    if (this.o.config.training.recipe === 'none') return;
     this.timer = setInterval(() => void this.check(), this.o.checkEveryMs ?? 5000);
     this.timer.unref();
   }
@@ -97,21 +103,33 @@ export class Retrainer {
     }
   }
 
-  /** Trains now (unless a training is running: then waits for that one). */
-  trainNow(): Promise<TrainingOutcome | undefined> {
-    this.running ??= this.train().finally(() => {
+  /**
+   * Trains now (unless a training is running: then waits for that one). With `solution`, a version
+   * of that recipe and parameters instead of the configured ones, registered but not promoted
+   * (Personalize's CreateSolutionVersion: deploying it is a separate step).
+   */
+  trainNow(solution?: SolutionSpec): Promise<TrainingOutcome | undefined> {
+    this.running ??= this.train(solution).finally(() => {
       this.running = undefined;
     });
     return this.running;
   }
 
-  private async train(): Promise<TrainingOutcome | undefined> {
+  /** Whether a training is running. */
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
+  private async train(solution?: SolutionSpec): Promise<TrainingOutcome | undefined> {
     const events = await this.eventCount();
     const started = this.now();
-    this.o.log.info({ recipe: this.o.config.training.recipe, events }, 'training a new model version');
+    const config: Readonly<Config> = solution
+      ? { ...this.o.config, training: { ...this.o.config.training, recipe: solution.recipe as Config['training']['recipe'], params: JSON.stringify(solution.params) } }
+      : this.o.config;
+    this.o.log.info({ recipe: config.training.recipe, events }, 'training a new model version');
     let info: VersionInfo;
     try {
-      info = await this.inWorker();
+      info = await this.inWorker(config);
     } catch (err) {
       this.counters.failed++;
       const message = err instanceof Error ? err.message : String(err);
@@ -121,9 +139,15 @@ export class Retrainer {
       this.o.log.warn({ err: message }, 'training failed; the served version stays');
       return undefined;
     }
+    this.counters.trainings++;
+    if (solution) {
+      const reason = 'trained on request (a solution version); promote it through the deployment';
+      this.last = { version: info.version, promoted: false, reason };
+      this.o.log.info({ version: info.version, recipe: info.recipe, ndcg10: info.report.metrics.normalized_discounted_cumulative_gain_at_10, ms: info.trainingMs }, 'solution version trained');
+      return { info, promoted: false, reason };
+    }
     this.eventsAtLast = events;
     this.lastAt = started;
-    this.counters.trainings++;
     const decision = await promoteIfAllowed(this.o.producer, this.o.group, this.o.registry, info, this.o.watcher.announced, this.o.config.training);
     if (decision.promote) this.counters.promoted++;
     this.last = { version: info.version, promoted: decision.promote, reason: decision.reason };
@@ -131,9 +155,9 @@ export class Retrainer {
     return { info, promoted: decision.promote, reason: decision.reason };
   }
 
-  private inWorker(): Promise<VersionInfo> {
+  private inWorker(config: Readonly<Config>): Promise<VersionInfo> {
     const url = workerScript(import.meta.url, '../training/train-worker.js', 'training/train-worker.js');
-    const worker = new Worker(url, { workerData: { config: this.o.config, group: this.o.group, brokers: this.o.brokers, versionsDir: this.o.registry.dir } });
+    const worker = new Worker(url, { workerData: { config, group: this.o.group, brokers: this.o.brokers, versionsDir: this.o.registry.dir } });
     this.worker = worker;
     return new Promise<VersionInfo>((resolve, reject) => {
       worker.once('message', (m: { ok: true; info: VersionInfo } | { ok: false; message: string }) => (m.ok ? resolve(m.info) : reject(new Error(m.message))));

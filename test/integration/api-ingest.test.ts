@@ -10,10 +10,10 @@ import { createKafka } from '../../src/kafka/client.js';
 import { Partitioners, type Admin, type Producer } from '../../src/kafka/kafkajs.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
 import { createCodecs, type Interaction, type Item } from '../../src/serde/avro.js';
-import { freshGroup } from './helpers.js';
+import { freshGroup, rootHeaders, TEST_ROOT_KEY } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
-const config = loadConfig({ env: { KAFKA_BROKERS: brokers } });
+const config = loadConfig({ env: { KAFKA_BROKERS: brokers, STREAMREC_API_ROOT_KEY: TEST_ROOT_KEY } });
 const kafka = createKafka(config, [brokers], '-api-test');
 const codecs = createCodecs(config);
 const group = freshGroup('api');
@@ -46,7 +46,7 @@ afterAll(async () => {
 });
 
 const postJson = (path: string, body: unknown): Promise<Response> =>
-  fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  fetch(`${base}${path}`, { method: 'POST', headers: rootHeaders({ 'content-type': 'application/json' }), body: JSON.stringify(body) });
 
 /** Reads `count` records of `topic` from the beginning with a fresh consumer group. */
 async function consume(topic: string, count: number): Promise<{ key: string; partition: number; value: Buffer }[]> {

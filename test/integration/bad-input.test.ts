@@ -13,7 +13,7 @@ import { createKafka } from '../../src/kafka/client.js';
 import type { Admin, Producer } from '../../src/kafka/kafkajs.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
 import { createCodecs, parseSchema, type Interaction } from '../../src/serde/avro.js';
-import { freshGroup, readTopic, startCli, waitCaughtUp } from './helpers.js';
+import { freshGroup, readTopic, rootHeaders, startCli, TEST_ROOT_KEY, waitCaughtUp } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const config = loadConfig({ env: { KAFKA_BROKERS: brokers } });
@@ -46,7 +46,7 @@ beforeAll(async () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'streamrec-bad-'));
   const started = await startCli(
     ['start', '--group', group, '--port', '0'],
-    { KAFKA_BROKERS: brokers, STREAMREC_STATE_DIR: stateDir, STREAMREC_LOG_LEVEL: 'warn', STREAMREC_INGEST_MAX_RECORD_BYTES: '4096' },
+    { KAFKA_BROKERS: brokers, STREAMREC_STATE_DIR: stateDir, STREAMREC_LOG_LEVEL: 'warn', STREAMREC_INGEST_MAX_RECORD_BYTES: '4096', STREAMREC_API_ROOT_KEY: TEST_ROOT_KEY },
     'running;',
   );
   service = started.child;
@@ -66,7 +66,7 @@ afterAll(async () => {
 });
 
 const post = (path: string, body: unknown | string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
-  fetch(`${url}${path}`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  fetch(`${url}${path}`, { method: 'POST', headers: rootHeaders(headers), body: typeof body === 'string' ? body : JSON.stringify(body) });
 
 async function ready(): Promise<{ state: string; detail: { applied: number; deadLetters: number; metadata: { items: number; deleted: number; deadLetters: number } } }> {
   const res = await fetch(`${url}/ready`);

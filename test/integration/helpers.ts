@@ -116,8 +116,15 @@ export async function readTopic(kafka: KafkaClient, topic: string, count: number
 }
 
 /** The environment of a `streamrec start` child in these tests: quick group timeouts, API on a free port. */
+/** The root API key the tests' services run with (api.rootKey). */
+export const TEST_ROOT_KEY = 'test-root-key-0123456789';
+
+/** Request headers with the root key. */
+export const rootHeaders = (headers: Record<string, string> = {}): Record<string, string> => ({ ...headers, 'x-api-key': TEST_ROOT_KEY });
+
 export function serviceEnv(brokers: string, stateDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return {
+    STREAMREC_API_ROOT_KEY: TEST_ROOT_KEY,
     KAFKA_BROKERS: brokers,
     STREAMREC_STATE_DIR: stateDir,
     STREAMREC_API_PORT: '0',
@@ -149,4 +156,13 @@ export async function stateDigest(group: string, env: NodeJS.ProcessEnv): Promis
   const out = await runCli(['state', 'digest', '--group', group, '--json'], env);
   if (out.code !== 0) throw new Error(`state digest failed: ${out.stderr}`);
   return JSON.parse(out.stdout) as Digest;
+}
+
+/** Polls `check` every 100 ms until it holds; fails naming `what` after `timeoutMs`. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await check())) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

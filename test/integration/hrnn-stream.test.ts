@@ -17,13 +17,14 @@ import { startService, type Service } from '../../src/stream/service.js';
 import { silentLogger } from '../../src/util/log.js';
 import { prng } from '../../src/data/synthetic.js';
 import { announce, readServing } from '../../src/stream/versions.js';
-import { freshGroup, runCli } from './helpers.js';
+import { freshGroup, rootHeaders, runCli, TEST_ROOT_KEY, until } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const group = freshGroup('hrnn');
 const dir = mkdtempSync(join(tmpdir(), 'streamrec-hrnn-'));
 const env = {
   KAFKA_BROKERS: brokers,
+  STREAMREC_API_ROOT_KEY: TEST_ROOT_KEY,
   STREAMREC_STATE_DIR: join(dir, 'state'),
   STREAMREC_API_PORT: '0',
   STREAMREC_TRAINING_EVERY_MINUTES: '100000',
@@ -61,14 +62,6 @@ async function send(list: { USER_ID: string; ITEM_ID: string; TIMESTAMP: number 
     topic: topicName(group, 'interactions'),
     messages: list.map((e) => ({ key: e.USER_ID, value: codecs.Interaction.encode({ ...e, EVENT_TYPE: 'click' }) })),
   });
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await check())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 beforeAll(async () => {
@@ -110,7 +103,7 @@ describe('HRNN in the stream', () => {
     const r = await service.recommend('u1', 5);
     expect(r.version).toBe(first);
     expect(r.recipe).toBe('hrnn-coldstart');
-    expect(r.items).toHaveLength(5);
+    expect(r.itemList).toHaveLength(5);
   }, 180_000);
 
   it('an event steps the stored HRNN state and changes the next recommendations', async () => {
@@ -125,13 +118,12 @@ describe('HRNN in the stream', () => {
     expect([...after!.hrnn!.h]).not.toEqual(stored?.hrnn ? [...stored.hrnn.h] : []);
     const next = await service.recommend('u7', 3);
     // Right after i20 in an open session, the chain's next item leads.
-    expect(next.items[0]!.itemId).toBe('i21');
-    expect(next.items.map((s) => s.itemId)).not.toEqual(before.items.map((s) => s.itemId));
+    expect(next.itemList[0]!.itemId).toBe('i21');
+    expect(next.itemList.map((s) => s.itemId)).not.toEqual(before.itemList.map((s) => s.itemId));
   }, 60_000);
 
-  it('a user without history gets the learned initial state', async () => {
-    const r = await service.recommend('nobody-yet', 4);
-    expect(r.items).toHaveLength(4);
+  it('a user with neither events nor a user record is USER_NOT_FOUND', async () => {
+    await expect(service.recommend('nobody-yet', 4)).rejects.toMatchObject({ code: 'USER_NOT_FOUND' });
   });
 
   it('a version swap under a steady query load fails no query; states move to the new version', async () => {
@@ -147,7 +139,7 @@ describe('HRNN in the stream', () => {
       while (!stop) {
         try {
           const r = await service.recommend(`u${k++ % USERS}`, 10);
-          if (r.items.length !== 10) throw new Error(`got ${r.items.length} items`);
+          if (r.itemList.length !== 10) throw new Error(`got ${r.itemList.length} items`);
           seen.add(r.version);
           ok++;
         } catch (err) {
@@ -196,7 +188,7 @@ describe('HRNN in the stream', () => {
     await until('the served model knows the new item', () => service.serving.hrnn?.model.index.has('fresh') === true);
     let shown = 0;
     for (let u = 0; u < 10; u++) {
-      const res = await fetch(`${service.url}/v1/groups/${group}/recommendations?userId=u${u}&numResults=10`);
+      const res = await fetch(`${service.url}/v1/groups/${group}/recommendations?userId=u${u}&numResults=10`, { headers: rootHeaders() });
       expect(res.status).toBe(200);
       const body = (await res.json()) as { version: string; itemList: { itemId: string; reason?: string }[] };
       expect(body.version).toBe(version);
@@ -209,12 +201,12 @@ describe('HRNN in the stream', () => {
     expect(shown).toBeGreaterThanOrEqual(7);
     expect(service.serving.current!.version).toBe(version);
     // Bad requests get a 4xx with a code.
-    const bad = await fetch(`${service.url}/v1/groups/${group}/recommendations?userId=u1&numResults=0`);
+    const bad = await fetch(`${service.url}/v1/groups/${group}/recommendations?userId=u1&numResults=0`, { headers: rootHeaders() });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { code: string }).code).toBe('REQUEST_INVALID');
-    const missing = await fetch(`${service.url}/v1/groups/${group}/recommendations`);
+    const missing = await fetch(`${service.url}/v1/groups/${group}/recommendations`, { headers: rootHeaders() });
     expect(missing.status).toBe(400);
-    const other = await fetch(`${service.url}/v1/groups/nope-${group}/recommendations?userId=u1`);
+    const other = await fetch(`${service.url}/v1/groups/nope-${group}/recommendations?userId=u1`, { headers: rootHeaders() });
     expect(other.status).toBe(404);
   }, 60_000);
 });

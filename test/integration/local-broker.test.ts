@@ -27,9 +27,9 @@ describe('local Kafka broker', () => {
     // broker's watchdog) can be SIGKILLed, as an OOM killer or a CI timeout would.
     const { child, output } = await startCli(['start'], { ...env, STREAMREC_KAFKA_PORT: String(port) }, 'running;', { detached: true });
     expect(output()).toMatch(/kafka: started a local Kafka 3\.9\.1 broker \(KRaft\) at 127\.0\.0\.1:\d+/);
-    expect(output()).toMatch(/created\s+default\.interactions\s+3 partition/);
+    expect(output()).toMatch(/created\s+demo\.interactions\s+3 partition/);
     // The embedded default puts sample data into the empty topic (the quickstart's demo).
-    expect(output()).toMatch(/sample data: 10000 synthetic events .* into default\.interactions/);
+    expect(output()).toMatch(/sample data: 10000 synthetic events .* into demo\.interactions/);
     expect(output()).toContain(`KAFKA_BROKERS=127.0.0.1:${port}`);
     const orphan = readState(dir)!.pid;
     expect(brokerPids(dir)).toEqual([orphan]);

@@ -8,7 +8,7 @@ import { buildApp, type GroupDirectory, type RecordSink, type ServiceStatus, typ
 import { loadConfig } from '../../src/config/index.js';
 import { createCodecs, type Interaction, type Item, type User } from '../../src/serde/avro.js';
 
-const config = loadConfig({ env: {} });
+const config = loadConfig({ env: { STREAMREC_API_AUTH: 'off' } });
 const codecs = createCodecs(config);
 const NOW = Date.UTC(2025, 5, 1, 12, 0, 0); // 2025-06-01T12:00:00Z
 const T = NOW - 60_000; // a minute ago, in ms

@@ -25,7 +25,7 @@ const writeJson = (value: unknown): string => {
 describe('config', () => {
   it('has a default for every key, and the defaults validate', () => {
     const c = loadConfig({ env: {} });
-    expect(c.group).toBe('default');
+    expect(c.group).toBe('demo');
     expect(c.kafka.brokers).toEqual([]);
     expect(c.kafka.local.version).toBe('3.9.1');
     expect(c.topics.partitions).toBe(3);

@@ -5,7 +5,7 @@ import { groupTopics, topicName, validateGroupName } from '../../src/kafka/topic
 describe('topic definitions', () => {
   const config = loadConfig({ env: { STREAMREC_TOPIC_PARTITIONS: '4' } });
 
-  it('define the seven topics of a group, named <group>.<topic>', () => {
+  it('define the eight topics of a group, named <group>.<topic>', () => {
     const topics = groupTopics('shop', config);
     expect(topics.map((t) => t.topic)).toEqual([
       'shop.interactions',
@@ -14,11 +14,12 @@ describe('topic definitions', () => {
       'shop.recommendations',
       'shop.dead-letter',
       'shop.versions',
+      'shop.resources',
       'shop.changelog',
     ]);
   });
 
-  it('compact items, users, versions and changelog, and delete-by-retention the rest', () => {
+  it('compact items, users, versions, resources and changelog, and delete-by-retention the rest', () => {
     const policy = Object.fromEntries(groupTopics('shop', config).map((t) => [t.name, t.config['cleanup.policy']]));
     expect(policy).toEqual({
       interactions: 'delete',
@@ -27,9 +28,11 @@ describe('topic definitions', () => {
       recommendations: 'delete',
       'dead-letter': 'delete',
       versions: 'compact',
+      resources: 'compact',
       changelog: 'compact',
     });
     expect(groupTopics('shop', config).find((t) => t.name === 'versions')?.partitions).toBe(1);
+    expect(groupTopics('shop', config).find((t) => t.name === 'resources')?.partitions).toBe(1);
     for (const t of groupTopics('shop', config).filter((x) => x.config['cleanup.policy'] === 'delete')) {
       expect(Number(t.config['retention.ms']), t.topic).toBeGreaterThan(0);
     }

@@ -1,0 +1,57 @@
+/**
+ * Several instances: a user's state lives on the instance that owns the user's input partition
+ * (src/stream/processor.ts `owner`, the owners advertised through the consumer group by
+ * src/kafka/assigner.ts). A query for a user of another instance is forwarded there as it came
+ * (method, path and query, body, API key) and the owner's answer is passed back unchanged, so every
+ * instance gives the same answer. A forwarded request is never forwarded again (a header marks it):
+ * during a rebalance an instance answers from what it has rather than bouncing a request around.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../errors/index.js';
+
+export const FORWARDED_HEADER = 'x-streamrec-forwarded';
+
+export interface Owner {
+  self: boolean;
+  url: string | undefined;
+}
+
+export interface ForwarderOptions {
+  owner(userId: string): Owner;
+  /** This instance's own advertised URL (a stale map may still name it while its partition is being restored). */
+  selfUrl: () => string;
+  timeoutMs?: number;
+}
+
+export function forwarder(o: ForwarderOptions): (request: FastifyRequest, reply: FastifyReply, userId: string) => Promise<boolean> {
+  const timeoutMs = o.timeoutMs ?? 5000;
+  return async (request, reply, userId) => {
+    if (request.headers[FORWARDED_HEADER] !== undefined) return false;
+    const owner = o.owner(userId);
+    // Ours, or nobody known yet (the group is rebalancing): answer here.
+    if (owner.self || owner.url === undefined || owner.url === o.selfUrl()) return false;
+    const headers: Record<string, string> = { [FORWARDED_HEADER]: '1', accept: 'application/json' };
+    for (const h of ['x-api-key', 'authorization', 'content-type'] as const) {
+      const v = request.headers[h];
+      if (typeof v === 'string') headers[h] = v;
+    }
+    let res: Response;
+    try {
+      res = await fetch(new URL(request.url, owner.url), {
+        method: request.method,
+        headers,
+        ...(request.body !== undefined && request.method !== 'GET' ? { body: JSON.stringify(request.body) } : {}),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw new AppError('FORWARD_FAILED', `the instance owning user ${JSON.stringify(userId)}'s partition (${owner.url}) did not answer: ${(err as Error).message}`, { cause: err });
+    }
+    const body = await res.text();
+    await reply
+      .code(res.status)
+      .header('content-type', res.headers.get('content-type') ?? 'application/json; charset=utf-8')
+      .header('x-streamrec-answered-by', owner.url)
+      .send(body);
+    return true;
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * Operations endpoints of the HTTP API: the OpenAPI document (GET /openapi.json), Swagger UI (/docs)
+ * and Prometheus metrics (GET /metrics). Each app owns its metrics registry, never prom-client's
+ * global one, so that several apps (tests, or an API beside another server) can live in one process.
+ */
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { packagePath } from '../util/paths.js';
+
+/**
+ * Whether a route is answered without an API key: the auth hook (auth.ts) checks only routes that
+ * declare a `config.scope`, so those without one (health, readiness, metrics, this document, /docs)
+ * are documented with `security: []`; the named ones always are.
+ */
+const PUBLIC_ROUTES = new Set(['/health', '/ready', '/metrics', '/openapi.json']);
+const isPublic = (url: string, config: unknown): boolean =>
+  PUBLIC_ROUTES.has(url) || url === '/docs' || url.startsWith('/docs/') || (config as { scope?: unknown } | undefined)?.scope === undefined;
+
+const packageVersion = (): string => (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
+
+/**
+ * Registers @fastify/swagger (OpenAPI 3.0; info title "streamrec", version from package.json) and
+ * @fastify/swagger-ui at /docs, and GET /openapi.json returning app.swagger(). Must be awaited BEFORE
+ * any route is added so every route appears in the document (swagger collects routes in onRoute).
+ *
+ * The route schemas are TypeBox, i.e. plain JSON Schema; @fastify/swagger converts what OpenAPI 3.0
+ * lacks itself (Type.Literal's `const` -> `enum`, Type.Record's `patternProperties` ->
+ * `additionalProperties`, '4xx' -> '4XX'); `transform` only marks the public routes `security: []`.
+ */
+export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'streamrec',
+        version: packageVersion(),
+        description: 'Self-hosted streaming recommendations: Personalize-style PutEvents / PutItems / PutUsers and GetRecommendations.',
+      },
+      components: { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } } },
+      security: [{ apiKey: [] }],
+    },
+    transform: ({ schema, url, route }) => ({
+      // Copy: route.schema is the object fastify validates with.
+      schema: isPublic(url, route.config) ? { ...(schema ?? {}), security: [] } : schema,
+      url,
+    }),
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['operations'] } }, async () => app.swagger());
+}
+
+/** Where the scrape-time values come from (the running service's components); each is optional. */
+export interface MetricsSource {
+  processor?: () => { applied: number; deadLetters: number; partitions: { partition: number; lag: number | null }[] };
+  serving?: () => { version: string; recipe: string } | undefined;
+  publisher?: () => { published: number; throttled: number; skipped: number; failed: number };
+  retrainer?: () => { trainings: number; failures: number } | undefined;
+}
+
+/** Latency buckets (seconds) for an API whose requests mostly take well under 10 ms. */
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/**
+ * GET /metrics (Prometheus text format) from a prom-client Registry owned by this app. Its
+ * onResponse hook times every route (fastify attaches hooks to routes at ready, so those added
+ * before this call count too), the not-found handler (route "unmatched") and /metrics itself.
+ */
+export function registerMetrics(app: FastifyInstance, source: MetricsSource): void {
+  const register = new Registry();
+  const registers = [register];
+  const p = 'streamrec_';
+  // Default process metrics (CPU, memory, event loop lag, GC, handles): one set per registry; prom-client
+  // creates new metric objects for each call, so several registries in one process work.
+  collectDefaultMetrics({ register, prefix: p });
+
+  /** A source callback that throws must not fail the scrape: log it, and leave its metrics out or unchanged. */
+  const read = <T>(what: string, f: (() => T) | undefined): T | undefined => {
+    if (!f) return undefined;
+    try {
+      return f();
+    } catch (err) {
+      app.log.warn({ err }, `metrics: reading the ${what} failed`);
+      return undefined;
+    }
+  };
+
+  const duration = new Histogram({
+    name: `${p}http_request_duration_seconds`,
+    help: 'HTTP request duration (from the request received to the response sent), by route pattern.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, never the URL (ids in URLs would make the label unbounded).
+    const route = request.routeOptions.url ?? 'unmatched';
+    duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  /**
+   * A counter whose total is owned by another component and read at scrape time. A Counter with
+   * collect() (reset + inc to the current total) rather than a Gauge, so Prometheus sees TYPE counter
+   * and rate()/increase() treat a restart's drop to 0 as a counter reset. With no value (the source
+   * returned undefined or threw) the last one stays.
+   */
+  const totalOf = (name: string, help: string, value: () => number | undefined): void => {
+    new Counter({
+      name: `${p}${name}`,
+      help,
+      registers,
+      collect() {
+        const v = value();
+        if (v === undefined || !Number.isFinite(v) || v < 0) return;
+        this.reset();
+        this.inc(v);
+      },
+    });
+  };
+
+  // Each collect() reads its source itself: the callbacks are cheap, and nothing depends on the order
+  // or the set of metrics a scrape asks for.
+  const processor = source.processor;
+  if (processor) {
+    totalOf('events_applied_total', 'Interaction events applied to the state by the stream processor.', () => read('processor status', processor)?.applied);
+    totalOf('dead_letters_total', 'Records the stream processor sent to the dead-letter topic.', () => read('processor status', processor)?.deadLetters);
+    new Gauge({
+      name: `${p}consumer_lag`,
+      help: 'Records behind the high watermark, by partition of the interactions topic (partitions with an unknown lag are left out).',
+      labelNames: ['partition'] as const,
+      registers,
+      collect() {
+        const status = read('processor status', processor);
+        if (!status) return;
+        this.reset(); // revoked partitions disappear
+        for (const s of status.partitions) if (s.lag !== null) this.set({ partition: String(s.partition) }, s.lag);
+      },
+    });
+  }
+
+  const serving = source.serving;
+  if (serving) {
+    new Gauge({
+      name: `${p}serving_model_info`,
+      help: 'The served model version and its recipe (value 1; absent while no version is served).',
+      labelNames: ['version', 'recipe'] as const,
+      registers,
+      collect() {
+        const info = read('served model', serving);
+        this.reset(); // a replaced version disappears
+        if (info) this.set({ version: info.version, recipe: info.recipe }, 1);
+      },
+    });
+  }
+
+  const publisher = source.publisher;
+  if (publisher) {
+    const counts = () => read('publisher counts', publisher);
+    totalOf('recommendations_published_total', 'Recommendation updates published to the output topic.', () => counts()?.published);
+    totalOf('recommendations_throttled_total', 'Recommendation updates not published because the user was published too recently.', () => counts()?.throttled);
+    totalOf('recommendations_skipped_total', 'Recommendation updates skipped (unchanged, or no model version).', () => counts()?.skipped);
+    totalOf('recommendations_failed_total', 'Recommendation updates that failed to compute or publish.', () => counts()?.failed);
+  }
+
+  const retrainer = source.retrainer;
+  if (retrainer) {
+    totalOf('trainings_total', 'Model versions trained by the retrainer.', () => read('retrainer counts', retrainer)?.trainings);
+    totalOf('training_failures_total', 'Retrainings that failed.', () => read('retrainer counts', retrainer)?.failures);
+  }
+
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        summary: 'Prometheus metrics (text exposition format 0.0.4)',
+        tags: ['operations'],
+        produces: [register.contentType],
+        response: { 200: { type: 'string', description: 'Prometheus text exposition format' } },
+      },
+    },
+    async (_request, reply) => reply.header('content-type', register.contentType).send(await register.metrics()),
+  );
+}

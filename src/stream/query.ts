@@ -1,0 +1,254 @@
+/**
+ * The query side of a group (GetRecommendations, related items, GetPersonalizedRanking, popular /
+ * trending), computed from the served version and the live state — never from a cache of lists.
+ *
+ * - A user's list comes from the user's current stored state (src/stream/recommend.ts).
+ * - Filters (Personalize's expression language, src/filters/) are applied to the ranking, and the
+ *   list is refilled from further down the ranking, then from the live popular items (reason
+ *   `popular`), so `numResults` is honoured when the catalogue allows.
+ * - Popular / trending: the live item counters of the partitions this instance owns (distinct users;
+ *   time-decayed events), cached for a second.
+ * - Every answer carries a fresh `recommendationId` that later events can cite.
+ */
+import { randomUUID } from 'node:crypto';
+import { AppError } from '../errors/index.js';
+import { bindFilter, parseFilter, type BoundFilter, type ParsedFilter } from '../filters/index.js';
+import { HrnnModel } from '../recipes/hrnn.js';
+import type { Scored } from '../recipes/types.js';
+import type { Item, User } from '../serde/avro.js';
+import { trendAt } from '../state/apply.js';
+import type { ItemCounts, UserEvent, UserState, HrnnUserState } from '../state/model.js';
+import type { Resources } from './resources.js';
+import { currentHrnnState, type ServingModel, type ServingVersion } from './serving.js';
+
+export type Reason = 'popular' | 'exploration' | 'promotion' | 'not-in-model';
+
+export interface QueryItem {
+  itemId: string;
+  /** Absent for items the model cannot score (personalized ranking appends them, as Personalize does). */
+  score?: number;
+  reason?: Reason;
+}
+
+export interface Answer {
+  recommendationId: string;
+  version: string;
+  recipe: string;
+  itemList: QueryItem[];
+}
+
+export interface FilterRequest {
+  filter?: string | undefined;
+  filterValues?: Record<string, string> | undefined;
+}
+
+export interface QueryDeps {
+  serving: ServingModel;
+  userState(userId: string): Promise<{ user: UserState; hrnn: HrnnUserState | undefined } | undefined>;
+  forEachItemCount(fn: (itemId: string, counts: ItemCounts) => void): Promise<void>;
+  items(ids: readonly string[]): Promise<Map<string, Item>>;
+  user(userId: string): Promise<User | undefined>;
+  resources: Pick<Resources, 'get'>;
+  trendingHalfLifeMs: number;
+  now?: () => number;
+}
+
+type Live = { user: UserState; hrnn: HrnnUserState | undefined } | undefined;
+
+const POPULAR_CACHE_MS = 1000;
+
+export class QueryService {
+  private readonly now: () => number;
+  private readonly parsed = new Map<string, ParsedFilter>();
+  private popularCache: { at: number; popular: Scored[]; trending: Scored[] } | undefined;
+
+  constructor(private readonly d: QueryDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  /** GetRecommendations: the user's list from the current state. Unknown users (no events, no metadata) are USER_NOT_FOUND. */
+  async recommendations(r: { userId: string; numResults: number } & FilterRequest): Promise<Answer> {
+    const v = this.version();
+    const { live, meta } = await this.knownUser(r.userId);
+    const bound = this.bind(r, live, meta);
+    const at = this.now();
+    const exclude = v.excludeSeen && live ? new Set(live.user.seen) : new Set<string>();
+    let rank: (k: number, ex: ReadonlySet<string>) => Scored[];
+    if (v.model instanceof HrnnModel) {
+      const model = v.model;
+      const s = currentHrnnState(model, v.version, live?.hrnn, live?.user.events, meta);
+      const scores = model.scores(s, at);
+      rank = (k, ex) => model.top(scores, k, ex, at);
+    } else {
+      const model = v.model;
+      const history = historyOf(live?.user.events);
+      rank = (k, ex) => model.recommend({ history, numResults: k, at, exclude: ex });
+    }
+    const items = await this.fill(rank, r.numResults, bound, exclude);
+    return this.answer(v, items);
+  }
+
+  /** Items related to one item (SIMS's co-occurrence, HRNN's next-item after it), with the same filters and fill-in. */
+  async related(r: { itemId: string; numResults: number; userId?: string | undefined } & FilterRequest): Promise<Answer> {
+    const v = this.version();
+    const live = r.userId === undefined ? undefined : await this.d.userState(r.userId);
+    const meta = r.userId === undefined || live ? undefined : await this.d.user(r.userId);
+    const bound = this.bind(r, live, meta);
+    // related() has no exclude set: ask for more each round instead.
+    const first = v.model.related(r.itemId, 1);
+    if (first === undefined && !(await this.d.items([r.itemId])).has(r.itemId)) {
+      throw new AppError('ITEM_NOT_FOUND', `item ${JSON.stringify(r.itemId)} is neither in the served version ${v.version} nor in the items topic`, { field: 'itemId' });
+    }
+    const model = v.model;
+    const rank = (k: number, ex: ReadonlySet<string>) => (model.related(r.itemId, k + ex.size) ?? []).filter((s) => !ex.has(s.itemId)).slice(0, k);
+    const items = await this.fill(rank, r.numResults, bound, new Set([r.itemId]));
+    return this.answer(v, items);
+  }
+
+  /** GetPersonalizedRanking: `inputList` in the user's order; items the model does not know go last, in input order. */
+  async ranking(r: { userId: string; inputList: string[] } & FilterRequest): Promise<Answer> {
+    const v = this.version();
+    const { live, meta } = await this.knownUser(r.userId);
+    const bound = this.bind(r, live, meta);
+    const unique = [...new Set(r.inputList)];
+    let scores: (number | undefined)[];
+    if (v.model instanceof HrnnModel) {
+      const model = v.model;
+      const all = model.scores(currentHrnnState(model, v.version, live?.hrnn, live?.user.events, meta), this.now());
+      scores = unique.map((id) => {
+        const j = model.index.get(id);
+        return j === undefined ? undefined : all[j];
+      });
+    } else {
+      scores = v.model.score(historyOf(live?.user.events), unique);
+    }
+    const known: QueryItem[] = [];
+    const unknown: QueryItem[] = [];
+    unique.forEach((itemId, i) => {
+      const score = scores[i];
+      if (score === undefined || !Number.isFinite(score)) unknown.push({ itemId, reason: 'not-in-model' });
+      else known.push({ itemId, score });
+    });
+    known.sort((a, b) => b.score! - a.score! || (a.itemId < b.itemId ? -1 : 1));
+    let list = [...known, ...unknown];
+    if (bound) {
+      const records = bound.needsItems ? await this.d.items(list.map((s) => s.itemId)) : undefined;
+      list = list.filter((s) => bound.keep(s.itemId, records?.get(s.itemId)));
+    }
+    return this.answer(v, list);
+  }
+
+  /** Popular (distinct users) or trending (time-decayed events) items, live; a user may be given for interaction filters. */
+  async popular(r: { kind: 'popular' | 'trending'; numResults: number; userId?: string | undefined } & FilterRequest): Promise<Omit<Answer, 'version' | 'recipe'> & { kind: string }> {
+    const live = r.userId === undefined ? undefined : await this.d.userState(r.userId);
+    const meta = r.userId === undefined || live ? undefined : await this.d.user(r.userId);
+    const bound = this.bind(r, live, meta);
+    const ranked = (await this.popularRanking())[r.kind];
+    const rank = (k: number, ex: ReadonlySet<string>) => {
+      const out: Scored[] = [];
+      for (const s of ranked) {
+        if (out.length >= k) break;
+        if (!ex.has(s.itemId)) out.push(s);
+      }
+      return out;
+    };
+    const items = await this.filterRanked(rank, r.numResults, bound, new Set());
+    return { recommendationId: randomUUID(), kind: r.kind, itemList: items.map(toItem) };
+  }
+
+  private version(): ServingVersion {
+    const v = this.d.serving.current;
+    if (!v) throw new AppError('NO_MODEL_VERSION', 'no model version is served yet', { field: 'version' });
+    return v;
+  }
+
+  private async knownUser(userId: string): Promise<{ live: Live; meta: User | undefined }> {
+    const live = await this.d.userState(userId);
+    if (live) return { live, meta: undefined };
+    const meta = await this.d.user(userId);
+    if (!meta) {
+      throw new AppError('USER_NOT_FOUND', `user ${JSON.stringify(userId)} has no events and no user record in this group`, { field: 'userId' });
+    }
+    return { live: undefined, meta };
+  }
+
+  private bind(r: FilterRequest, live: Live, meta: User | undefined): BoundFilter | undefined {
+    if (r.filter === undefined) {
+      if (r.filterValues !== undefined && Object.keys(r.filterValues).length > 0) {
+        throw new AppError('FILTER_VALUES_INVALID', 'filterValues were given without a filter', { field: 'filterValues' });
+      }
+      return undefined;
+    }
+    const resource = this.d.resources.get('filter', r.filter);
+    if (!resource) throw new AppError('FILTER_NOT_FOUND', `dataset group has no filter ${JSON.stringify(r.filter)}`, { field: 'filter' });
+    let parsed = this.parsed.get(resource.name);
+    if (!parsed || parsed.expression !== resource.expression) {
+      parsed = parseFilter(resource.expression);
+      this.parsed.set(resource.name, parsed);
+    }
+    return bindFilter(parsed, {
+      user: meta ?? undefined,
+      interactions: live?.user.events ?? [],
+      values: r.filterValues,
+    });
+  }
+
+  /** The model's ranking, filtered, then topped up with live popular items (reason `popular`). */
+  private async fill(rank: (k: number, ex: ReadonlySet<string>) => Scored[], n: number, bound: BoundFilter | undefined, exclude: Set<string>): Promise<QueryItem[]> {
+    const items = await this.filterRanked(rank, n, bound, exclude);
+    if (items.length >= n) return items;
+    const taken = new Set([...exclude, ...items.map((s) => s.itemId)]);
+    const { popular } = await this.popularRanking();
+    const more = await this.filterRanked((k, ex) => popular.filter((s) => !ex.has(s.itemId)).slice(0, k), n - items.length, bound, taken);
+    return [...items, ...more.map((s) => ({ itemId: s.itemId, score: 0, reason: 'popular' as const }))];
+  }
+
+  /** Takes the ranking in growing slices, keeping what the filter keeps, until `n` are kept or it runs out. */
+  private async filterRanked(rank: (k: number, ex: ReadonlySet<string>) => Scored[], n: number, bound: BoundFilter | undefined, exclude: Set<string>): Promise<QueryItem[]> {
+    if (!bound) return rank(n, exclude).map(toItem);
+    const seen = new Set(exclude);
+    const out: QueryItem[] = [];
+    let k = Math.max(2 * n, 50);
+    for (;;) {
+      const slice = rank(k, seen);
+      if (slice.length === 0) return out;
+      const records = bound.needsItems ? await this.d.items(slice.map((s) => s.itemId)) : undefined;
+      for (const s of slice) {
+        seen.add(s.itemId);
+        if (bound.keep(s.itemId, records?.get(s.itemId))) {
+          out.push(toItem(s));
+          if (out.length >= n) return out;
+        }
+      }
+      if (slice.length < k) return out;
+      k *= 4;
+    }
+  }
+
+  private async popularRanking(): Promise<{ popular: Scored[]; trending: Scored[] }> {
+    const now = this.now();
+    if (this.popularCache && now - this.popularCache.at < POPULAR_CACHE_MS) return this.popularCache;
+    const users = new Map<string, number>();
+    const trend = new Map<string, number>();
+    await this.d.forEachItemCount((itemId, c) => {
+      users.set(itemId, (users.get(itemId) ?? 0) + c.users);
+      trend.set(itemId, (trend.get(itemId) ?? 0) + trendAt(c, now, this.d.trendingHalfLifeMs));
+    });
+    const order = (m: Map<string, number>): Scored[] =>
+      [...m].map(([itemId, score]) => ({ itemId, score })).sort((a, b) => b.score - a.score || (a.itemId < b.itemId ? -1 : 1));
+    this.popularCache = { at: now, popular: order(users), trending: order(trend) };
+    return this.popularCache;
+  }
+
+  private answer(v: ServingVersion, items: QueryItem[]): Answer {
+    return { recommendationId: randomUUID(), version: v.version, recipe: v.model.recipe, itemList: items };
+  }
+}
+
+function toItem(s: Scored | QueryItem): QueryItem {
+  return s.reason ? { itemId: s.itemId, score: s.score, reason: s.reason } : { itemId: s.itemId, score: s.score };
+}
+
+function historyOf(events: readonly UserEvent[] | undefined): { ITEM_ID: string; TIMESTAMP: number }[] {
+  return (events ?? []).map((e) => ({ ITEM_ID: e.item, TIMESTAMP: e.ts }));
+}

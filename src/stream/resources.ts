@@ -1,0 +1,167 @@
+/**
+ * A dataset group's resources — filters, API keys (hashed), solutions — on the compacted topic
+ * `<group>.resources` (key `<kind>/<name>`, value JSON, a null value deletes). Every instance
+ * follows the topic from its beginning and keeps the (small) set in memory, as it does the served
+ * version; a write is produced, acknowledged by all in-sync replicas, and applied locally at once so
+ * the writer reads its own write; other instances see it within their next fetch.
+ */
+import type { Config } from '../config/index.js';
+import { createKafka } from '../kafka/client.js';
+import type { Consumer, KafkaClient, Producer } from '../kafka/kafkajs.js';
+import { topicName, topicOffsets } from '../kafka/topics.js';
+import type { Logger } from '../util/log.js';
+
+export type ResourceKind = 'filter' | 'apikey' | 'solution';
+
+export interface FilterResource {
+  name: string;
+  expression: string;
+  createdAt: string;
+}
+
+export type Scope = 'ingest' | 'query' | 'admin';
+export const SCOPES: readonly Scope[] = ['ingest', 'query', 'admin'];
+
+export interface ApiKeyResource {
+  id: string;
+  name: string;
+  scopes: Scope[];
+  /** sha256 of the whole key, hex; the key itself is shown once, at creation, and never stored. */
+  hash: string;
+  createdAt: string;
+}
+
+export interface SolutionResource {
+  name: string;
+  recipe: string;
+  params: Record<string, unknown>;
+  createdAt: string;
+}
+
+interface Kinds {
+  filter: FilterResource;
+  apikey: ApiKeyResource;
+  solution: SolutionResource;
+}
+
+/** Where a resource store sends its writes and how it learns of others' (the Kafka topic, or a test double). */
+export interface ResourceLog {
+  send(key: string, value: string | null): Promise<void>;
+}
+
+/** The in-memory view: pure, so it can be unit-tested and used without Kafka. */
+export class Resources {
+  private readonly maps: { [K in ResourceKind]: Map<string, Kinds[K]> } = { filter: new Map(), apikey: new Map(), solution: new Map() };
+  private readonly byHash = new Map<string, ApiKeyResource>();
+
+  constructor(private readonly log?: ResourceLog) {}
+
+  list<K extends ResourceKind>(kind: K): Kinds[K][] {
+    return [...this.maps[kind].values()].sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+  }
+
+  get<K extends ResourceKind>(kind: K, name: string): Kinds[K] | undefined {
+    return this.maps[kind].get(name);
+  }
+
+  keyByHash(hash: string): ApiKeyResource | undefined {
+    return this.byHash.get(hash);
+  }
+
+  async put<K extends ResourceKind>(kind: K, name: string, value: Kinds[K]): Promise<void> {
+    await this.log?.send(`${kind}/${name}`, JSON.stringify(value));
+    this.apply(`${kind}/${name}`, JSON.stringify(value));
+  }
+
+  async delete(kind: ResourceKind, name: string): Promise<void> {
+    await this.log?.send(`${kind}/${name}`, null);
+    this.apply(`${kind}/${name}`, null);
+  }
+
+  /** One record of the topic; unknown kinds and unreadable values are ignored (a newer version may write them). */
+  apply(key: string, value: string | null): void {
+    const slash = key.indexOf('/');
+    const kind = key.slice(0, slash) as ResourceKind;
+    const name = key.slice(slash + 1);
+    const map = this.maps[kind] as Map<string, Kinds[ResourceKind]> | undefined;
+    if (slash < 1 || !map) return;
+    const old = map.get(name);
+    if (kind === 'apikey' && old) this.byHash.delete((old as ApiKeyResource).hash);
+    if (value === null) {
+      map.delete(name);
+      return;
+    }
+    let parsed: Kinds[ResourceKind];
+    try {
+      parsed = JSON.parse(value) as Kinds[ResourceKind];
+    } catch {
+      return;
+    }
+    map.set(name, parsed);
+    if (kind === 'apikey') this.byHash.set((parsed as ApiKeyResource).hash, parsed as ApiKeyResource);
+  }
+}
+
+export interface ResourceFollowerOptions {
+  config: Readonly<Config>;
+  group: string;
+  brokers: string[];
+  instanceId: string;
+  producer: Producer;
+  log: Logger;
+}
+
+/** Follows `<group>.resources` into a `Resources` view; `start` resolves once the topic's backlog is read. */
+export class ResourceFollower {
+  readonly resources: Resources;
+  private readonly kafka: KafkaClient;
+  private readonly topic: string;
+  private consumer: Consumer | undefined;
+
+  constructor(private readonly o: ResourceFollowerOptions) {
+    this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}-resources`, o.log);
+    this.topic = topicName(o.group, 'resources');
+    this.resources = new Resources({
+      send: async (key, value) => {
+        await o.producer.send({ topic: this.topic, acks: -1, messages: [{ key, value, partition: 0 }] });
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    let high: number;
+    try {
+      high = (await topicOffsets(admin, this.topic)).find((p) => p.partition === 0)?.high ?? 0;
+    } finally {
+      await admin.disconnect();
+    }
+    const consumer = this.kafka.consumer({ groupId: `streamrec.${this.o.group}.resources.${this.o.instanceId}`, allowAutoTopicCreation: false });
+    this.consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topics: [this.topic], fromBeginning: true });
+    let caughtUp!: () => void;
+    const backlog = new Promise<void>((resolve) => (caughtUp = resolve));
+    if (high === 0) caughtUp();
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch, resolveOffset }) => {
+        for (const m of batch.messages) {
+          const key = m.key?.toString();
+          if (key) this.resources.apply(key, m.value ? m.value.toString('utf8') : null);
+          resolveOffset(m.offset);
+          if (Number(m.offset) + 1 >= high) caughtUp();
+        }
+      },
+    });
+    // Keys and filters must be known before the API answers; a broker that never delivers the
+    // backlog leaves the service starting (and says so) rather than refusing every key.
+    const timeout = setTimeout(() => this.o.log.warn({ topic: this.topic, high }, 'still reading the resources topic'), 10_000);
+    await backlog.finally(() => clearTimeout(timeout));
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Serving against a real broker and real RocksDB, over real sockets: a version (sims) trained by
+ * the service; an event posted over HTTP changes the user's next answer and the recommendations
+ * topic carries the new list within a second; API keys over the wire; a second instance of the
+ * group gives the same answers (queries for the other's users are forwarded).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
+import { syntheticInteractions, syntheticItems } from '../../src/data/synthetic.js';
+import { createKafka } from '../../src/kafka/client.js';
+import type { Consumer, Producer } from '../../src/kafka/kafkajs.js';
+import { applyTopics, topicName } from '../../src/kafka/topics.js';
+import { createCodecs, type Recommendation } from '../../src/serde/avro.js';
+import { startService, type Service } from '../../src/stream/service.js';
+import { silentLogger } from '../../src/util/log.js';
+import { freshGroup, rootHeaders, serviceEnv, until } from './helpers.js';
+
+const brokers = inject('kafkaBrokers');
+const group = freshGroup('serve');
+const dir = mkdtempSync(join(tmpdir(), 'streamrec-serve-'));
+const envOf = (n: number) =>
+  serviceEnv(brokers, join(dir, `state-${n}`), {
+    // The first instance trains; the second follows the versions it announces (one shared registry).
+    STREAMREC_TRAINING_RECIPE: n === 1 ? 'sims' : 'none',
+    STREAMREC_TRAINING_SPLIT: 'loo',
+    STREAMREC_TRAINING_VERSIONS_DIR: join(dir, 'versions'),
+    STREAMREC_INSTANCE_ID: `serve-${n}`,
+    STREAMREC_RECOMMENDATIONS_NUM_RESULTS: '10',
+  });
+const config = loadConfig({ env: envOf(1) });
+const kafka = createKafka(config, [brokers], '-serving-test');
+const codecs = createCodecs(config);
+let producer: Producer;
+let listener: Consumer;
+const published: { at: number; key: string; value: Recommendation }[] = [];
+let service: Service;
+let second: Service | undefined;
+const NOW = Date.now();
+
+interface List {
+  recommendationId: string;
+  version: string;
+  itemList: { itemId: string; score?: number; reason?: string }[];
+}
+
+const get = async (base: string, path: string, headers = rootHeaders()): Promise<{ status: number; body: List & { code?: string }; answeredBy: string | null }> => {
+  const res = await fetch(`${base}${path}`, { headers });
+  return { status: res.status, body: (await res.json()) as List & { code?: string }, answeredBy: res.headers.get('x-streamrec-answered-by') };
+};
+const post = (base: string, path: string, body: unknown, headers = rootHeaders()) =>
+  fetch(`${base}${path}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+beforeAll(async () => {
+  const admin = kafka.admin();
+  await admin.connect();
+  await applyTopics(admin, group, config);
+  await admin.disconnect();
+  producer = kafka.producer({ allowAutoTopicCreation: false });
+  await producer.connect();
+  const events = [...syntheticInteractions({ seed: 5, users: 200, items: 300, events: 6000, start: NOW - 6_000_000 })];
+  await producer.send({ topic: topicName(group, 'items'), messages: [...syntheticItems({ seed: 5, items: 300 })].map((i) => ({ key: i.ITEM_ID, value: codecs.Item.encode(i) })) });
+  await producer.send({ topic: topicName(group, 'interactions'), messages: events.map((e) => ({ key: e.USER_ID, value: codecs.Interaction.encode(e) })) });
+  listener = kafka.consumer({ groupId: `${group}-listener` });
+  await listener.connect();
+  await listener.subscribe({ topics: [topicName(group, 'recommendations')], fromBeginning: true });
+  await listener.run({
+    eachMessage: async ({ message }) => {
+      published.push({ at: Date.now(), key: message.key!.toString(), value: codecs.Recommendation.decode(message.value!) });
+    },
+  });
+  service = await startService({ config, group, brokers: [brokers], log: silentLogger, apiLogger: false });
+  await until('all events applied', () => service.processor.status().applied >= 6000, 120_000);
+  await until('a version served', () => service.serving.current !== undefined, 120_000);
+}, 240_000);
+
+afterAll(async () => {
+  await second?.stop();
+  await service?.stop();
+  await listener?.disconnect();
+  await producer?.disconnect();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('serving', () => {
+  it('an event changes the next answer, and the recommendations topic carries the new list within a second', async () => {
+    const user = 'u17';
+    const before = await get(service.url, `/v1/groups/${group}/recommendations?userId=${user}&numResults=10`);
+    expect(before.status).toBe(200);
+    // An item whose closest related item is not in the user's list: clicking it should bring that one in.
+    const inList = new Set(before.body.itemList.map((s) => s.itemId));
+    let item: string | undefined;
+    for (let k = 40; k < 140 && item === undefined; k++) {
+      const related = await get(service.url, `/v1/groups/${group}/related-items?itemId=i${k}&numResults=3`);
+      if (related.status === 200 && related.body.itemList[0]?.reason === undefined && !inList.has(related.body.itemList[0]!.itemId) && !inList.has(`i${k}`)) item = `i${k}`;
+    }
+    expect(item).toBeDefined();
+    const sentAt = Date.now();
+    const res = await post(service.url, `/v1/groups/${group}/events`, { userId: user, eventList: [{ eventType: 'click', itemId: item, sentAt }] });
+    expect(res.status).toBe(202);
+    const posted = Date.now();
+    await until('the fresh list on the topic', () => published.some((p) => p.key === user && p.value.EVENT_TIMESTAMP === sentAt), 10_000);
+    const fresh = published.find((p) => p.key === user && p.value.EVENT_TIMESTAMP === sentAt)!;
+    expect(fresh.at - posted, 'ms from the 202 to the list on the topic').toBeLessThan(1000);
+    expect(fresh.value.USER_ID).toBe(user);
+    expect(fresh.value.MODEL_VERSION).toBe(service.serving.current!.version);
+    expect(fresh.value.EMIT_TIMESTAMP).toBeGreaterThanOrEqual(sentAt);
+    const after = await get(service.url, `/v1/groups/${group}/recommendations?userId=${user}&numResults=10`);
+    expect(after.body.itemList.map((s) => s.itemId)).not.toEqual(before.body.itemList.map((s) => s.itemId));
+    // A downstream service sees the list the API gives.
+    expect(fresh.value.ITEMS.map((i) => i.ITEM_ID)).toEqual(after.body.itemList.map((s) => s.itemId));
+  }, 60_000);
+
+  it('keys over the wire: a query key of this group answers, none is 401, and it cannot create keys', async () => {
+    const created = await post(service.url, `/v1/groups/${group}/api-keys`, { name: 'reader', scopes: ['query'] });
+    expect(created.status).toBe(201);
+    const { key } = (await created.json()) as { key: string };
+    expect((await get(service.url, `/v1/groups/${group}/recommendations?userId=u3`, { 'x-api-key': key })).status).toBe(200);
+    expect((await get(service.url, `/v1/groups/${group}/recommendations?userId=u3`, {})).body.code).toBe('UNAUTHENTICATED');
+    expect((await post(service.url, `/v1/groups/${group}/api-keys`, { name: 'x', scopes: ['admin'] }, { 'x-api-key': key })).status).toBe(403);
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    expect(metrics).toMatch(/streamrec_http_request_duration_seconds_bucket\{[^}]*route="\/v1\/groups\/:group\/recommendations"/);
+  });
+
+  it('a second instance answers the same for every user; queries for the other instance\'s users are forwarded', async () => {
+    second = await startService({ config: loadConfig({ env: envOf(2) }), group, brokers: [brokers], log: silentLogger, apiLogger: false });
+    const users = Array.from({ length: 24 }, (_, k) => `u${k * 7}`);
+    const both = [service, second];
+    await until(
+      'both instances own partitions and know every owner',
+      () =>
+        both.every((s) => s.processor.status().partitions.length > 0 && s.serving.current !== undefined) &&
+        users.every((u) => both.every((s) => s.processor.owner(u).url !== undefined) && both.filter((s) => s.processor.owner(u).self).length === 1),
+      120_000,
+    );
+    let forwarded = 0;
+    for (const u of users) {
+      const a = await get(service.url, `/v1/groups/${group}/recommendations?userId=${u}&numResults=10`);
+      const b = await get(second.url, `/v1/groups/${group}/recommendations?userId=${u}&numResults=10`);
+      expect(a.status, `${u}: ${JSON.stringify(a.body)}`).toBe(200);
+      expect(b.status, `${u}: ${JSON.stringify(b.body)}`).toBe(200);
+      expect(b.body.itemList, u).toEqual(a.body.itemList);
+      forwarded += [a, b].filter((r) => r.answeredBy !== null).length;
+    }
+    // Each user is local on one instance and forwarded from the other.
+    expect(forwarded).toBe(users.length);
+  }, 240_000);
+});

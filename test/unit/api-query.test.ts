@@ -1,0 +1,369 @@
+/**
+ * The query and resource routes through app.inject, with real models (sims trained on seeded
+ * synthetic data), the real QueryService, filters and API keys; in-memory doubles only where the
+ * service would read Kafka or RocksDB (user state, item records, item counters, resources topic).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { buildApp, type GroupServices, type RecordSink, type SinkMessage } from '../../src/api/app.js';
+import { loadConfig } from '../../src/config/index.js';
+import { syntheticInteractions, syntheticItems } from '../../src/data/synthetic.js';
+import { sims } from '../../src/recipes/sims.js';
+import { createCodecs, type Interaction, type Item } from '../../src/serde/avro.js';
+import type { ItemCounts, UserState } from '../../src/state/model.js';
+import { QueryService } from '../../src/stream/query.js';
+import { Resources } from '../../src/stream/resources.js';
+import { ServingModel } from '../../src/stream/serving.js';
+import type { ServingRecord } from '../../src/stream/versions.js';
+
+const ROOT = 'root-key-for-the-unit-tests';
+const NOW = Date.UTC(2026, 5, 1);
+const STACK_FRAME = /\bat (?:async )?(?:\S+ \()?(?:file:|node:|\/)\S*:\d+:\d+|"stack"|node_modules|\/src\/\S+\.ts/;
+
+class MemorySink implements RecordSink {
+  sent: { topic: string; messages: SinkMessage[] }[] = [];
+  async send(topic: string, messages: SinkMessage[]): Promise<void> {
+    this.sent.push({ topic, messages });
+  }
+}
+
+/** One served group over fixed data: `users` users and `items` items of the synthetic generator. */
+function group(seed: number) {
+  const events: Interaction[] = [...syntheticInteractions({ seed, users: 60, items: 120, events: 3000, start: NOW - 3_000_000 })];
+  const serving = new ServingModel();
+  serving.swap({ version: `v-${seed}`, model: sims.train(events), excludeSeen: false });
+  const users = new Map<string, UserState>();
+  for (const e of events) {
+    const u = users.get(e.USER_ID) ?? { lastTs: 0, sessionKey: null, session: 0, sessionStart: e.TIMESTAMP, total: 0, events: [], seen: [] };
+    u.events.push({ item: e.ITEM_ID, ts: e.TIMESTAMP, type: e.EVENT_TYPE, value: null, session: 0 });
+    if (!u.seen.includes(e.ITEM_ID)) u.seen.push(e.ITEM_ID);
+    u.total++;
+    u.lastTs = e.TIMESTAMP;
+    users.set(e.USER_ID, u);
+  }
+  const counts = new Map<string, ItemCounts>();
+  const distinct = new Map<string, Set<string>>();
+  for (const e of events) {
+    const c = counts.get(e.ITEM_ID) ?? { users: 0, events: 0, trend: 0, trendTs: NOW, lastTs: 0 };
+    c.events++;
+    // Trending differs from popular: only the last third of the events count.
+    if (e.TIMESTAMP > NOW - 1_000_000) c.trend++;
+    const d = distinct.get(e.ITEM_ID) ?? new Set();
+    d.add(e.USER_ID);
+    distinct.set(e.ITEM_ID, d);
+    c.users = d.size;
+    counts.set(e.ITEM_ID, c);
+  }
+  const catalogue = new Map<string, Item>([...syntheticItems({ seed, items: 120 })].map((i) => [i.ITEM_ID, i]));
+  const resources = new Resources();
+  const calls: string[] = [];
+  let announced: ServingRecord | undefined = { version: `v-${seed}`, previous: ['v-old'], at: 'then', reason: 'test' };
+  const services: GroupServices = {
+    query: new QueryService({
+      serving,
+      userState: async (id) => {
+        const user = users.get(id);
+        return user ? { user, hrnn: undefined } : undefined;
+      },
+      forEachItemCount: async (fn) => counts.forEach((c, id) => fn(id, c)),
+      items: async (ids) => new Map(ids.filter((id) => catalogue.has(id)).map((id) => [id, catalogue.get(id)!])),
+      user: async (id) => (id === 'meta-only' ? { USER_ID: id, METADATA: { TIER: 'gold' } } : undefined),
+      resources,
+      trendingHalfLifeMs: 86_400_000,
+      now: () => NOW,
+    }),
+    resources,
+    deployment: {
+      describe: () => ({ announced, loaded: announced?.version ?? null }),
+      promote: async (version) => {
+        calls.push(`promote ${version}`);
+        announced = { version, previous: [announced!.version], at: 'now', reason: 'api' };
+        return announced;
+      },
+      rollback: async () => {
+        calls.push('rollback');
+        announced = { version: announced!.previous.at(-1)!, previous: [], at: 'now', reason: 'rollback' };
+        return announced;
+      },
+    },
+    solutions: {
+      configured: () => ({ recipe: 'sims', params: {} }),
+      versions: () => [],
+      version: (v) => {
+        throw Object.assign(new Error(`no ${v}`), { statusCode: 500 });
+      },
+      train: (spec) => {
+        calls.push(`train ${spec.recipe}`);
+        return true;
+      },
+      running: () => false,
+    },
+  };
+  return { services, events, users, catalogue, counts, calls, resources };
+}
+
+const shop = group(3);
+const other = group(4);
+const sink = new MemorySink();
+let app: FastifyInstance;
+
+async function build(env: Record<string, string> = {}): Promise<FastifyInstance> {
+  const config = loadConfig({ env: { STREAMREC_API_ROOT_KEY: ROOT, ...env } });
+  return buildApp({
+    config,
+    codecs: createCodecs(config),
+    sink,
+    groups: { has: async (g) => g === 'shop' || g === 'other' },
+    status: () => ({ state: 'running', ready: true }),
+    logger: false,
+    served: { names: () => ['shop', 'other'], get: (g) => (g === 'shop' ? shop.services : g === 'other' ? other.services : undefined) },
+    groupAdmin: { list: async () => ['other', 'shop'], create: async () => [], delete: async () => undefined },
+  });
+}
+
+beforeAll(async () => {
+  app = await build();
+});
+afterAll(async () => {
+  await app.close();
+});
+
+async function call(options: InjectOptions, key: string | undefined = ROOT): Promise<LightMyRequestResponse> {
+  const res = await app.inject({ ...options, headers: { ...(options.headers ?? {}), ...(key ? { 'x-api-key': key } : {}) } });
+  expect(res.body, 'no stack frames in a response').not.toMatch(STACK_FRAME);
+  return res;
+}
+const get = (url: string, key?: string) => call({ method: 'GET', url }, key);
+const post = (url: string, payload: unknown, key?: string) => call({ method: 'POST', url, payload: payload as InjectOptions['payload'] }, key);
+
+interface List {
+  recommendationId: string;
+  version: string;
+  itemList: { itemId: string; score?: number; reason?: string }[];
+}
+
+describe('GET/POST recommendations', () => {
+  it('answers a known user from the served version, with a fresh recommendationId each time', async () => {
+    const a = await get('/v1/groups/shop/recommendations?userId=u1&numResults=7');
+    expect(a.statusCode, a.body).toBe(200);
+    const first = a.json<List>();
+    expect(first.version).toBe('v-3');
+    expect(first.itemList).toHaveLength(7);
+    const second = (await get('/v1/groups/shop/recommendations?userId=u1&numResults=7')).json<List>();
+    expect(second.itemList).toEqual(first.itemList);
+    expect(second.recommendationId).not.toBe(first.recommendationId);
+    const posted = await post('/v1/groups/shop/recommendations', { userId: 'u1', numResults: 7 });
+    expect(posted.json<List>().itemList).toEqual(first.itemList);
+  });
+
+  it('gives a user known only by metadata a list and an unknown user 404 USER_NOT_FOUND', async () => {
+    expect((await get('/v1/groups/shop/recommendations?userId=meta-only&numResults=5')).json<List>().itemList).toHaveLength(5);
+    const res = await get('/v1/groups/shop/recommendations?userId=nobody');
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toMatchObject({ code: 'USER_NOT_FOUND', field: 'userId' });
+  });
+
+  it('refuses numResults 0, 501 and non-numbers with 400 naming numResults', async () => {
+    for (const n of ['0', '501', 'abc', '-1']) {
+      const res = await get(`/v1/groups/shop/recommendations?userId=u1&numResults=${n}`);
+      expect(res.statusCode, n).toBe(400);
+      expect(res.json<{ code: string; field: string }>().field, n).toMatch(/numResults/);
+    }
+    expect((await post('/v1/groups/shop/recommendations', { userId: 'u1', numResults: 501 })).json()).toMatchObject({ code: 'REQUEST_INVALID', field: 'numResults' });
+  });
+
+  it('refuses malformed JSON, an unknown field and a huge body with a code; the app keeps answering', async () => {
+    const bad = await call({ method: 'POST', url: '/v1/groups/shop/recommendations', payload: '{"userId": "u1",', headers: { 'content-type': 'application/json' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ code: 'REQUEST_MALFORMED' });
+    expect((await post('/v1/groups/shop/recommendations', { userId: 'u1', nope: 1 })).json()).toMatchObject({ code: 'REQUEST_INVALID', field: 'nope' });
+    const huge = await post('/v1/groups/shop/personalized-ranking', { userId: 'u1', inputList: Array.from({ length: 200_000 }, (_, i) => `item-${i}`) });
+    expect(huge.statusCode).toBe(413);
+    expect(huge.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    expect((await get('/v1/groups/shop/recommendations?userId=u1')).statusCode).toBe(200);
+  });
+
+  it('404 FILTER_NOT_FOUND for an unknown filter, 400 for filterValues that are not a JSON object of strings', async () => {
+    expect((await get('/v1/groups/shop/recommendations?userId=u1&filter=nope')).json()).toMatchObject({ code: 'FILTER_NOT_FOUND', field: 'filter' });
+    expect((await get('/v1/groups/shop/recommendations?userId=u1&filter=nope&filterValues=%7Bx')).json()).toMatchObject({ code: 'REQUEST_INVALID', field: 'filterValues' });
+  });
+});
+
+describe('filters', () => {
+  it('CreateFilter refuses a bad expression naming the position; a good one is listed with its params', async () => {
+    const bad = await post('/v1/groups/shop/filters', { name: 'broken', filterExpression: 'INCLUDE ItemID WHERE Items.CATEGORY FOO ("books")' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json<{ code: string; message: string }>()).toMatchObject({ code: 'FILTER_INVALID' });
+    expect(bad.json<{ message: string }>().message).toMatch(/position 37/);
+    const ok = await post('/v1/groups/shop/filters', { name: 'by-category', filterExpression: 'INCLUDE ItemID WHERE Items.CATEGORY IN ($CATS)' });
+    expect(ok.statusCode, ok.body).toBe(201);
+    expect(ok.json()).toMatchObject({ name: 'by-category', params: ['CATS'] });
+    expect((await post('/v1/groups/shop/filters', { name: 'by-category', filterExpression: 'EXCLUDE ItemID WHERE Items.PRICE > 10' })).json()).toMatchObject({ code: 'RESOURCE_EXISTS' });
+    const list = (await get('/v1/groups/shop/filters')).json<{ filters: { name: string }[] }>();
+    expect(list.filters.map((f) => f.name)).toEqual(['by-category']);
+  });
+
+  it('a filter keeps only matching items and the list is refilled to numResults', async () => {
+    const cats = encodeURIComponent(JSON.stringify({ CATS: '"books"' }));
+    const res = await get(`/v1/groups/shop/recommendations?userId=u2&numResults=10&filter=by-category&filterValues=${cats}`);
+    expect(res.statusCode, res.body).toBe(200);
+    const list = res.json<List>().itemList;
+    const books = [...shop.catalogue.values()].filter((i) => i.METADATA.CATEGORY === 'books').length;
+    expect(books).toBeGreaterThanOrEqual(10);
+    expect(list).toHaveLength(10);
+    for (const s of list) expect(shop.catalogue.get(s.itemId)?.METADATA.CATEGORY).toBe('books');
+    // Unfiltered, the user's top 10 are not all books: the filter did work.
+    const plain = (await get('/v1/groups/shop/recommendations?userId=u2&numResults=10')).json<List>().itemList;
+    expect(plain.some((s) => shop.catalogue.get(s.itemId)?.METADATA.CATEGORY !== 'books')).toBe(true);
+  });
+
+  it('missing filterValues are 400 FILTER_VALUES_INVALID; an interactions filter excludes the purchased items', async () => {
+    expect((await get('/v1/groups/shop/recommendations?userId=u2&filter=by-category')).json()).toMatchObject({ code: 'FILTER_VALUES_INVALID', field: 'filterValues.CATS' });
+    await post('/v1/groups/shop/filters', { name: 'not-clicked', filterExpression: 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("click")' });
+    const user = [...shop.users.entries()].sort((a, b) => b[1].seen.length - a[1].seen.length)[0]!;
+    const clicked = new Set(user[1].events.filter((e) => e.type === 'click').map((e) => e.item));
+    const list = (await get(`/v1/groups/shop/recommendations?userId=${user[0]}&numResults=20&filter=not-clicked`)).json<List>().itemList;
+    expect(list).toHaveLength(20);
+    for (const s of list) expect(clicked.has(s.itemId)).toBe(false);
+  });
+
+  it('DeleteFilter removes it; later queries get FILTER_NOT_FOUND', async () => {
+    await post('/v1/groups/shop/filters', { name: 'gone', filterExpression: 'EXCLUDE ItemID WHERE Items.PRICE > 10' });
+    expect((await call({ method: 'DELETE', url: '/v1/groups/shop/filters/gone' })).statusCode).toBe(204);
+    expect((await get('/v1/groups/shop/recommendations?userId=u1&filter=gone')).json()).toMatchObject({ code: 'FILTER_NOT_FOUND' });
+    expect((await call({ method: 'DELETE', url: '/v1/groups/shop/filters/gone' })).statusCode).toBe(404);
+  });
+});
+
+describe('related items, personalized ranking, popular', () => {
+  it('related-items: the item itself is not in its list; an unknown item is 404 ITEM_NOT_FOUND', async () => {
+    const top = [...shop.counts.entries()].sort((a, b) => b[1].users - a[1].users)[0]![0];
+    const res = await get(`/v1/groups/shop/related-items?itemId=${top}&numResults=8`);
+    expect(res.statusCode, res.body).toBe(200);
+    const list = res.json<List>().itemList;
+    expect(list).toHaveLength(8);
+    expect(list.map((s) => s.itemId)).not.toContain(top);
+    expect((await get('/v1/groups/shop/related-items?itemId=no-such-item')).json()).toMatchObject({ code: 'ITEM_NOT_FOUND', field: 'itemId' });
+  });
+
+  it('personalized-ranking orders the input for the user and appends unknown items last, in input order', async () => {
+    const input = ['zz-unknown-2', 'i5', 'i1', 'zz-unknown-1', 'i0', 'i30'];
+    const res = await post('/v1/groups/shop/personalized-ranking', { userId: 'u1', inputList: input });
+    expect(res.statusCode, res.body).toBe(200);
+    const list = res.json<List>().itemList;
+    expect(list.map((s) => s.itemId).sort()).toEqual([...input].sort());
+    expect(list.slice(-2)).toEqual([
+      { itemId: 'zz-unknown-2', reason: 'not-in-model' },
+      { itemId: 'zz-unknown-1', reason: 'not-in-model' },
+    ]);
+    const scores = list.slice(0, -2).map((s) => s.score!);
+    expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    expect((await post('/v1/groups/shop/personalized-ranking', { userId: 'u1', inputList: Array.from({ length: 501 }, (_, i) => `i${i}`) })).json()).toMatchObject({
+      code: 'REQUEST_INVALID',
+      field: 'inputList',
+    });
+  });
+
+  it('popular ranks by distinct users, trending by recent events', async () => {
+    const popular = (await get('/v1/groups/shop/popular?numResults=5')).json<{ kind: string; itemList: { itemId: string; score: number }[] }>();
+    expect(popular.kind).toBe('popular');
+    const byUsers = [...shop.counts.entries()].sort((a, b) => b[1].users - a[1].users || (a[0] < b[0] ? -1 : 1)).slice(0, 5);
+    expect(popular.itemList.map((s) => s.score)).toEqual(byUsers.map(([, c]) => c.users));
+    const trending = (await get('/v1/groups/shop/popular?kind=trending&numResults=5')).json<{ itemList: { itemId: string; score: number }[] }>();
+    const byTrend = [...shop.counts.values()].map((c) => c.trend).sort((a, b) => b - a).slice(0, 5);
+    expect(trending.itemList.map((s) => s.score)).toEqual(byTrend);
+    expect((await get('/v1/groups/shop/popular?kind=newest')).statusCode).toBe(400);
+  });
+});
+
+describe('API keys and scopes', () => {
+  const key = async (g: string, scopes: string[]) => {
+    const res = await post(`/v1/groups/${g}/api-keys`, { name: `k-${scopes.join('-')}`, scopes });
+    expect(res.statusCode, res.body).toBe(201);
+    return res.json<{ id: string; key: string }>();
+  };
+
+  it('a key of group A can neither read nor write group B, nor administer it', async () => {
+    const a = await key('shop', ['ingest', 'query', 'admin']);
+    expect((await get('/v1/groups/shop/recommendations?userId=u1', a.key)).statusCode).toBe(200);
+    const read = await get('/v1/groups/other/recommendations?userId=u1', a.key);
+    expect(read.statusCode).toBe(403);
+    expect(read.json()).toMatchObject({ code: 'FORBIDDEN', field: 'group' });
+    const event = { userId: 'u1', eventList: [{ eventType: 'click', itemId: 'i1', sentAt: NOW }] };
+    const before = sink.sent.length;
+    expect((await post('/v1/groups/other/events', event, a.key)).statusCode).toBe(403);
+    expect(sink.sent.length).toBe(before);
+    expect((await post('/v1/groups/shop/events', event, a.key)).statusCode).toBe(202);
+    expect((await get('/v1/groups/other/filters', a.key)).statusCode).toBe(403);
+    expect((await post('/v1/groups/other/api-keys', { name: 'x', scopes: ['query'] }, a.key)).statusCode).toBe(403);
+  });
+
+  it('scopes: an ingest key cannot query, a query key cannot ingest or administer', async () => {
+    const ingest = await key('shop', ['ingest']);
+    const query = await key('shop', ['query']);
+    const event = { userId: 'u1', eventList: [{ eventType: 'click', itemId: 'i1', sentAt: NOW }] };
+    expect((await get('/v1/groups/shop/recommendations?userId=u1', ingest.key)).json()).toMatchObject({ code: 'FORBIDDEN', field: 'scope' });
+    expect((await post('/v1/groups/shop/events', event, ingest.key)).statusCode).toBe(202);
+    expect((await post('/v1/groups/shop/events', event, query.key)).statusCode).toBe(403);
+    expect((await get('/v1/groups/shop/popular', query.key)).statusCode).toBe(200);
+    expect((await get('/v1/groups/shop/api-keys', query.key)).statusCode).toBe(403);
+  });
+
+  it('no key or an unknown key is 401; a revoked key stops working; keys are listed without secrets or hashes', async () => {
+    expect((await get('/v1/groups/shop/recommendations?userId=u1', '')).json()).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect((await get('/v1/groups/shop/recommendations?userId=u1', 'sr_nope_nope')).statusCode).toBe(401);
+    const k = await key('shop', ['query']);
+    const bearer = await app.inject({ method: 'GET', url: '/v1/groups/shop/popular', headers: { authorization: `Bearer ${k.key}` } });
+    expect(bearer.statusCode).toBe(200);
+    const listed = (await get('/v1/groups/shop/api-keys')).body;
+    expect(listed).toContain(k.id);
+    expect(listed).not.toContain(k.key);
+    expect(listed).not.toMatch(/hash/);
+    expect((await call({ method: 'DELETE', url: `/v1/groups/shop/api-keys/${k.id}` })).statusCode).toBe(204);
+    expect((await get('/v1/groups/shop/popular', k.key)).statusCode).toBe(401);
+  });
+
+  it('only the root key lists or creates groups; health, readiness and the OpenAPI document are public', async () => {
+    const admin = await key('shop', ['admin']);
+    expect((await get('/v1/groups', admin.key)).statusCode).toBe(403);
+    expect((await get('/v1/groups')).json()).toEqual({ groups: [{ name: 'other', servedHere: true }, { name: 'shop', servedHere: true }] });
+    expect((await post('/v1/groups', { name: 'shop' })).json()).toMatchObject({ code: 'RESOURCE_EXISTS' });
+    for (const url of ['/health', '/ready', '/openapi.json']) expect((await get(url, '')).statusCode, url).toBe(200);
+  });
+
+  it('rate limits per key with 429 RATE_LIMITED', async () => {
+    const limited = await build({ STREAMREC_API_RATE_LIMIT_PER_MINUTE: '3' });
+    try {
+      const codes: number[] = [];
+      for (let i = 0; i < 5; i++) codes.push((await limited.inject({ method: 'GET', url: '/v1/groups/shop/popular', headers: { 'x-api-key': ROOT } })).statusCode);
+      expect(codes).toEqual([200, 200, 200, 429, 429]);
+      const res = await limited.inject({ method: 'GET', url: '/v1/groups/shop/popular', headers: { 'x-api-key': ROOT } });
+      expect(res.json()).toMatchObject({ code: 'RATE_LIMITED', retriable: true });
+      // Another key has its own budget; public routes are not limited.
+      expect((await limited.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
+describe('solutions and the deployment', () => {
+  it('lists the configured solution, creates another, trains a version on request', async () => {
+    const list = (await get('/v1/groups/shop/solutions')).json<{ solutions: { name: string; recipe: string }[] }>();
+    expect(list.solutions).toEqual([{ name: 'default', recipe: 'sims', params: {}, versions: 0 }]);
+    expect((await post('/v1/groups/shop/solutions', { name: 'pop', recipe: 'popularity-count' })).statusCode).toBe(201);
+    expect((await post('/v1/groups/shop/solutions', { name: 'bad', recipe: 'deep-magic' })).statusCode).toBe(400);
+    expect((await call({ method: 'POST', url: '/v1/groups/shop/solutions/pop/versions' })).statusCode).toBe(202);
+    expect(shop.calls).toContain('train popularity-count');
+    expect((await get('/v1/groups/shop/solutions/nope/versions')).json()).toMatchObject({ code: 'RESOURCE_NOT_FOUND' });
+  });
+
+  it('promotes and rolls back the deployment', async () => {
+    expect((await get('/v1/groups/shop/deployments')).json()).toMatchObject({ deployments: [{ name: 'default', version: 'v-3' }] });
+    const promoted = await post('/v1/groups/shop/deployments/default/promote', { version: 'v-9' });
+    expect(promoted.json()).toMatchObject({ version: 'v-9', previous: ['v-3'] });
+    expect((await call({ method: 'POST', url: '/v1/groups/shop/deployments/default/rollback' })).json()).toMatchObject({ version: 'v-3' });
+    expect(shop.calls).toEqual(expect.arrayContaining(['promote v-9', 'rollback']));
+    expect((await get('/v1/groups/shop/deployments/blue')).statusCode).toBe(404);
+  });
+});
