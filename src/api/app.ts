@@ -11,7 +11,7 @@ import { prepareEvents, prepareItems, prepareUsers } from './convert.js';
 import { errorBody, errorHandler, recordsInvalid } from './errors.js';
 import { registerMetrics, registerOpenApi } from './ops.js';
 import rateLimit from '@fastify/rate-limit';
-import { registerAuth, hashKey } from './auth.js';
+import { registerAuth } from './auth.js';
 import { registerQueryRoutes } from './query-routes.js';
 import { registerResourceRoutes } from './resource-routes.js';
 import { GroupParams, Health, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, ingestResponses } from './schemas.js';
@@ -47,10 +47,10 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     await base.register(rateLimit, {
       max: perMinute,
       timeWindow: 60_000,
-      // Per API key (its hash: the key itself is never kept), else per client address.
+      // Per API key (the authenticated principal: the key itself is never kept), else per client address.
       keyGenerator: (request) => {
-        const k = request.headers['x-api-key'] ?? request.headers.authorization;
-        return typeof k === 'string' ? hashKey(k) : request.ip;
+        const p = request.principal;
+        return p?.kind === 'key' ? `key:${p.group}:${p.key.id}` : p?.kind === 'root' ? 'root' : request.ip;
       },
       allowList: (request) => request.routeOptions.config.scope === undefined,
       errorResponseBuilder: (_request, context) => new AppError('RATE_LIMITED', `more than ${context.max} requests per minute for this key; retry in ${Math.ceil(context.ttl / 1000)} s`),

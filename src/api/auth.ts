@@ -66,6 +66,12 @@ function keyGroupCandidates(o: AuthOptions, routeGroup: string | undefined): rea
   return routeGroup !== undefined ? [routeGroup, ...o.groups().filter((g) => g !== routeGroup)] : o.groups();
 }
 
+let rootCache: { key: string; hash: Buffer } | undefined;
+function rootHash(rootKey: string): Buffer {
+  if (rootCache?.key !== rootKey) rootCache = { key: rootKey, hash: Buffer.from(hashKey(rootKey), 'hex') };
+  return rootCache.hash;
+}
+
 /**
  * Who presented this key: root, a key of some group, or nobody known (UNAUTHENTICATED). Every group
  * this process knows is searched, so a key of group A used on group B is told apart from a wrong key
@@ -75,10 +81,7 @@ export function authenticate(o: AuthOptions, request: FastifyRequest, routeGroup
   const key = presentedKey(request);
   if (key === undefined) throw new AppError('UNAUTHENTICATED', 'this route needs an API key: send it in the x-api-key header (or Authorization: Bearer KEY)');
   const hash = hashKey(key);
-  if (o.rootKey !== '') {
-    const root = Buffer.from(hashKey(o.rootKey), 'hex');
-    if (timingSafeEqual(root, Buffer.from(hash, 'hex'))) return { kind: 'root' };
-  }
+  if (o.rootKey !== '' && timingSafeEqual(rootHash(o.rootKey), Buffer.from(hash, 'hex'))) return { kind: 'root' };
   for (const group of keyGroupCandidates(o, routeGroup)) {
     const found = o.keys(group, hash);
     if (found) return { kind: 'key', group, key: found };

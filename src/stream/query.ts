@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../errors/index.js';
 import { bindFilter, parseFilter, type BoundFilter, type ParsedFilter } from '../filters/index.js';
+import type { HrnnState } from '../model/hrnn-math.js';
 import { HrnnModel } from '../recipes/hrnn.js';
 import type { Scored } from '../recipes/types.js';
 import type { Item, User } from '../serde/avro.js';
@@ -56,11 +57,14 @@ export interface QueryDeps {
 type Live = { user: UserState; hrnn: HrnnUserState | undefined } | undefined;
 
 const POPULAR_CACHE_MS = 1000;
+/** Re-derived HRNN states kept for repeated queries (about 1 KB each with 100 hidden units). */
+const DERIVED_STATES = 50_000;
 
 export class QueryService {
   private readonly now: () => number;
   private readonly parsed = new Map<string, ParsedFilter>();
   private popularCache: { at: number; popular: Scored[]; trending: Scored[] } | undefined;
+  private readonly derived = new Map<string, { version: string; total: number; state: HrnnState }>();
 
   constructor(private readonly d: QueryDeps) {
     this.now = d.now ?? Date.now;
@@ -76,8 +80,7 @@ export class QueryService {
     let rank: (k: number, ex: ReadonlySet<string>) => Scored[];
     if (v.model instanceof HrnnModel) {
       const model = v.model;
-      const s = currentHrnnState(model, v.version, live?.hrnn, live?.user.events, meta);
-      const scores = model.scores(s, at);
+      const scores = model.scores(this.hrnnState(r.userId, model, v.version, live, meta), at);
       rank = (k, ex) => model.top(scores, k, ex, at);
     } else {
       const model = v.model;
@@ -114,7 +117,7 @@ export class QueryService {
     let scores: (number | undefined)[];
     if (v.model instanceof HrnnModel) {
       const model = v.model;
-      const all = model.scores(currentHrnnState(model, v.version, live?.hrnn, live?.user.events, meta), this.now());
+      const all = model.scores(this.hrnnState(r.userId, model, v.version, live, meta), this.now());
       scores = unique.map((id) => {
         const j = model.index.get(id);
         return j === undefined ? undefined : all[j];
@@ -154,6 +157,28 @@ export class QueryService {
     };
     const items = await this.filterRanked(rank, r.numResults, bound, new Set());
     return { recommendationId: randomUUID(), kind: r.kind, itemList: items.map(toItem) };
+  }
+
+  /**
+   * The user's HRNN state under the served version: the stored one when it is of that version;
+   * else re-derived from the stored events (about 4 ms for 50 events), which is kept here for the
+   * user's next queries until the user's next event or the next version.
+   */
+  private hrnnState(userId: string, model: HrnnModel, version: string, live: Live, meta: User | undefined): HrnnState {
+    if (live?.hrnn && live.hrnn.version === version) return currentHrnnState(model, version, live.hrnn, undefined);
+    const total = live?.user.total ?? 0;
+    const cached = this.derived.get(userId);
+    if (cached && cached.version === version && cached.total === total) {
+      // Most recently used last: the Map's insertion order is the eviction order.
+      this.derived.delete(userId);
+      this.derived.set(userId, cached);
+      return cached.state;
+    }
+    const state = currentHrnnState(model, version, live?.hrnn, live?.user.events, meta);
+    this.derived.delete(userId);
+    this.derived.set(userId, { version, total, state });
+    if (this.derived.size > DERIVED_STATES) this.derived.delete(this.derived.keys().next().value!);
+    return state;
   }
 
   private version(): ServingVersion {

@@ -217,7 +217,7 @@ describe('filters', () => {
     expect(plain.some((s) => shop.catalogue.get(s.itemId)?.METADATA.CATEGORY !== 'books')).toBe(true);
   });
 
-  it('missing filterValues are 400 FILTER_VALUES_INVALID; an interactions filter excludes the purchased items', async () => {
+  it('missing filterValues are 400 FILTER_VALUES_INVALID; an interactions filter excludes the clicked items', async () => {
     expect((await get('/v1/groups/shop/recommendations?userId=u2&filter=by-category')).json()).toMatchObject({ code: 'FILTER_VALUES_INVALID', field: 'filterValues.CATS' });
     await post('/v1/groups/shop/filters', { name: 'not-clicked', filterExpression: 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("click")' });
     const user = [...shop.users.entries()].sort((a, b) => b[1].seen.length - a[1].seen.length)[0]!;
@@ -339,8 +339,11 @@ describe('API keys and scopes', () => {
       expect(codes).toEqual([200, 200, 200, 429, 429]);
       const res = await limited.inject({ method: 'GET', url: '/v1/groups/shop/popular', headers: { 'x-api-key': ROOT } });
       expect(res.json()).toMatchObject({ code: 'RATE_LIMITED', retriable: true });
+      expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
       // Another key has its own budget; public routes are not limited.
-      expect((await limited.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+      const other = await key('shop', ['query']);
+      expect((await limited.inject({ method: 'GET', url: '/v1/groups/shop/popular', headers: { 'x-api-key': other.key } })).statusCode).toBe(200);
+      for (let i = 0; i < 5; i++) expect((await limited.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
     } finally {
       await limited.close();
     }
