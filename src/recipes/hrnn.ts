@@ -288,7 +288,25 @@ export class HrnnModel implements Model {
 
   /** Every item's score (trained, then cold) for a state at time `at`. */
   scores(s: HrnnState, at?: number): Float32Array {
-    const q = queryState(this.weights, s, at, this.params.sessionTimeoutMs);
+    return this.scoresOf(this.queryVector(s, at));
+  }
+
+  /**
+   * The vector a state is scored with at time `at`: the session state while the session is open;
+   * after the session timeout (or before any event) the next session's first state, which takes a
+   * user-GRU step and stays the same until the user's next event.
+   */
+  queryVector(s: HrnnState, at?: number): Float32Array {
+    return queryState(this.weights, s, at, this.params.sessionTimeoutMs);
+  }
+
+  /** Whether `s`'s session is still open at `at` (then `queryVector` is the session state itself). */
+  sessionOpen(s: HrnnState, at: number): boolean {
+    return s.last !== undefined && at - s.last <= this.params.sessionTimeoutMs;
+  }
+
+  /** Every item's score for a query vector. */
+  scoresOf(q: Float32Array): Float32Array {
     const H = this.weights.hidden;
     const N = this.itemIds.length;
     const out = new Float32Array(this.ids.length);

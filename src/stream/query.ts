@@ -54,17 +54,25 @@ export interface QueryDeps {
   now?: () => number;
 }
 
+/** A user's HRNN state under a version, and its query vector once its session has closed. */
+interface DerivedState {
+  version: string;
+  total: number;
+  state: HrnnState;
+  closed: Float32Array | undefined;
+}
+
 type Live = { user: UserState; hrnn: HrnnUserState | undefined } | undefined;
 
 const POPULAR_CACHE_MS = 1000;
-/** Re-derived HRNN states kept for repeated queries (about 1 KB each with 100 hidden units). */
+/** Derived HRNN states kept for repeated queries (1-2 KB each with 100 hidden units). */
 const DERIVED_STATES = 50_000;
 
 export class QueryService {
   private readonly now: () => number;
   private readonly parsed = new Map<string, ParsedFilter>();
   private popularCache: { at: number; popular: Scored[]; trending: Scored[] } | undefined;
-  private readonly derived = new Map<string, { version: string; total: number; state: HrnnState }>();
+  private readonly derived = new Map<string, DerivedState>();
 
   constructor(private readonly d: QueryDeps) {
     this.now = d.now ?? Date.now;
@@ -80,7 +88,7 @@ export class QueryService {
     let rank: (k: number, ex: ReadonlySet<string>) => Scored[];
     if (v.model instanceof HrnnModel) {
       const model = v.model;
-      const scores = model.scores(this.hrnnState(r.userId, model, v.version, live, meta), at);
+      const scores = model.scoresOf(this.queryVector(r.userId, model, v.version, live, meta, at));
       rank = (k, ex) => model.top(scores, k, ex, at);
     } else {
       const model = v.model;
@@ -117,7 +125,7 @@ export class QueryService {
     let scores: (number | undefined)[];
     if (v.model instanceof HrnnModel) {
       const model = v.model;
-      const all = model.scores(this.hrnnState(r.userId, model, v.version, live, meta), this.now());
+      const all = model.scoresOf(this.queryVector(r.userId, model, v.version, live, meta, this.now()));
       scores = unique.map((id) => {
         const j = model.index.get(id);
         return j === undefined ? undefined : all[j];
@@ -160,25 +168,37 @@ export class QueryService {
   }
 
   /**
-   * The user's HRNN state under the served version: the stored one when it is of that version;
-   * else re-derived from the stored events (about 4 ms for 50 events), which is kept here for the
-   * user's next queries until the user's next event or the next version.
+   * The vector the user's HRNN state is scored with now. The state is the stored one when it is of
+   * the served version, else re-derived from the stored events (about 4 ms for 50 events). While
+   * the user's session is open the vector is the state itself; after the session timeout it takes a
+   * user-GRU step (about 0.1 ms) and no longer changes with time. Both derived forms are kept here
+   * for the user's next queries, until the user's next event or the next version.
    */
-  private hrnnState(userId: string, model: HrnnModel, version: string, live: Live, meta: User | undefined): HrnnState {
-    if (live?.hrnn && live.hrnn.version === version) return currentHrnnState(model, version, live.hrnn, undefined);
+  private queryVector(userId: string, model: HrnnModel, version: string, live: Live, meta: User | undefined, at: number): Float32Array {
+    const fresh = live?.hrnn !== undefined && live.hrnn.version === version;
     const total = live?.user.total ?? 0;
-    const cached = this.derived.get(userId);
-    if (cached && cached.version === version && cached.total === total) {
+    let entry = this.derived.get(userId);
+    if (entry && (entry.version !== version || entry.total !== total)) entry = undefined;
+    const state = fresh ? currentHrnnState(model, version, live.hrnn, undefined) : (entry?.state ?? currentHrnnState(model, version, live?.hrnn, live?.user.events, meta));
+    if (model.sessionOpen(state, at)) {
+      if (!fresh && !entry) this.remember(userId, { version, total, state, closed: undefined });
+      return state.h;
+    }
+    if (entry?.closed) {
       // Most recently used last: the Map's insertion order is the eviction order.
       this.derived.delete(userId);
-      this.derived.set(userId, cached);
-      return cached.state;
+      this.derived.set(userId, entry);
+      return entry.closed;
     }
-    const state = currentHrnnState(model, version, live?.hrnn, live?.user.events, meta);
+    const closed = model.queryVector(state, at);
+    this.remember(userId, { version, total, state, closed });
+    return closed;
+  }
+
+  private remember(userId: string, entry: DerivedState): void {
     this.derived.delete(userId);
-    this.derived.set(userId, { version, total, state });
+    this.derived.set(userId, entry);
     if (this.derived.size > DERIVED_STATES) this.derived.delete(this.derived.keys().next().value!);
-    return state;
   }
 
   private version(): ServingVersion {
