@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../errors/index.js';
 import { bindFilter, parseFilter, type BoundFilter, type ParsedFilter } from '../filters/index.js';
+import { BatchScorer, batchScorerBackend } from '../model/batch-scorer.js';
 import type { HrnnState } from '../model/hrnn-math.js';
 import { HrnnModel } from '../recipes/hrnn.js';
 import type { Scored } from '../recipes/types.js';
@@ -52,7 +53,19 @@ export interface QueryDeps {
   resources: Pick<Resources, 'get'>;
   trendingHalfLifeMs: number;
   now?: () => number;
+  /** Score HRNN queries in batches through TensorFlow.js when a compiled backend is up (the service: yes; tests of logic: no). */
+  batchScoring?: boolean;
 }
+
+interface QueuedScore {
+  model: HrnnModel;
+  q: Float32Array;
+  resolve: (scores: Float32Array) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Queries per matMul (bounds the event loop's pause: about 0.6 ms for 50 here). */
+const MAX_BATCH = 64;
 
 /** A user's HRNN state under a version, and its query vector once its session has closed. */
 interface DerivedState {
@@ -73,9 +86,80 @@ export class QueryService {
   private readonly parsed = new Map<string, ParsedFilter>();
   private popularCache: { at: number; popular: Scored[]; trending: Scored[] } | undefined;
   private readonly derived = new Map<string, DerivedState>();
+  private batching = false;
+  private readonly batchCounts = { batches: 0, queries: 0 };
+  private queue: QueuedScore[] = [];
+  private readonly scorers = new Map<HrnnModel, BatchScorer>();
 
   constructor(private readonly d: QueryDeps) {
     this.now = d.now ?? Date.now;
+    if (d.batchScoring) {
+      void batchScorerBackend().then((ok) => {
+        this.batching = ok;
+      });
+    }
+  }
+
+  /**
+   * Every item's score for a query vector. With batch scoring (a compiled TensorFlow.js backend),
+   * the queries of one event-loop turn are scored together in one matMul (src/model/batch-scorer.ts),
+   * the cold items in JavaScript; else in JavaScript.
+   */
+  private hrnnScores(model: HrnnModel, q: Float32Array): Promise<Float32Array> | Float32Array {
+    if (!this.batching) return model.scoresOf(q);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ model, q, resolve, reject });
+      if (this.queue.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  /** Whether queries are scored in batches, and how many batches and queries so far. */
+  scoring(): { batched: boolean; batches: number; queries: number } {
+    return { batched: this.batching, ...this.batchCounts };
+  }
+
+  private flush(): void {
+    const queue = this.queue;
+    this.queue = [];
+    const byModel = new Map<HrnnModel, QueuedScore[]>();
+    for (const e of queue) byModel.set(e.model, [...(byModel.get(e.model) ?? []), e]);
+    for (const [model, entries] of byModel) {
+      try {
+        const scorer = this.scorerFor(model);
+        for (let k = 0; k < entries.length; k += MAX_BATCH) {
+          const chunk = entries.slice(k, k + MAX_BATCH);
+          const trained = scorer.score(chunk.map((e) => e.q));
+          this.batchCounts.batches++;
+          this.batchCounts.queries += chunk.length;
+          chunk.forEach((e, i) => e.resolve(model.withColdScores(e.q, trained[i]!)));
+        }
+      } catch {
+        // The JavaScript path gives the same scores (to the last bits).
+        for (const e of entries) {
+          try {
+            e.resolve(model.scoresOf(e.q));
+          } catch (err) {
+            e.reject(err);
+          }
+        }
+      }
+    }
+  }
+
+  /** The model's scorer; the two latest models keep theirs (a swap's in-flight queries), older ones are freed. */
+  private scorerFor(model: HrnnModel): BatchScorer {
+    let scorer = this.scorers.get(model);
+    if (!scorer) {
+      const o = model.outputLayer();
+      scorer = new BatchScorer(o.E, o.b, o.items, o.hidden);
+      this.scorers.set(model, scorer);
+      if (this.scorers.size > 2) {
+        const [oldest, old] = this.scorers.entries().next().value!;
+        old.dispose();
+        this.scorers.delete(oldest);
+      }
+    }
+    return scorer;
   }
 
   /** GetRecommendations: the user's list from the current state. Unknown users (no events, no metadata) are USER_NOT_FOUND. */
@@ -88,7 +172,7 @@ export class QueryService {
     let rank: (k: number, ex: ReadonlySet<string>) => Scored[];
     if (v.model instanceof HrnnModel) {
       const model = v.model;
-      const scores = model.scoresOf(this.queryVector(r.userId, model, v.version, live, meta, at));
+      const scores = await this.hrnnScores(model, this.queryVector(r.userId, model, v.version, live, meta, at));
       rank = (k, ex) => model.top(scores, k, ex, at);
     } else {
       const model = v.model;
@@ -125,7 +209,7 @@ export class QueryService {
     let scores: (number | undefined)[];
     if (v.model instanceof HrnnModel) {
       const model = v.model;
-      const all = model.scoresOf(this.queryVector(r.userId, model, v.version, live, meta, this.now()));
+      const all = await this.hrnnScores(model, this.queryVector(r.userId, model, v.version, live, meta, this.now()));
       scores = unique.map((id) => {
         const j = model.index.get(id);
         return j === undefined ? undefined : all[j];

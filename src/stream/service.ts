@@ -88,6 +88,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     user: (userId) => metadata.user(userId),
     resources: resources.resources,
     trendingHalfLifeMs: config.state.trendingHalfLifeMs,
+    batchScoring: true,
   });
   const publisher = config.recommendations.enabled
     ? new RecommendationPublisher({
