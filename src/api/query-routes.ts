@@ -82,7 +82,7 @@ export function registerQueryRoutes(base: FastifyInstance, o: QueryRouteOptions)
       const b = request.body;
       const n = numResults(b.numResults);
       if (await forwarded(request, reply, b.userId)) return reply;
-      return o.group(request.params.group).query.recommendations({ userId: b.userId, numResults: n, filter: b.filter, filterValues: b.filterValues });
+      return o.group(request.params.group).query.recommendations({ userId: b.userId, numResults: n, filter: b.filter, filterValues: b.filterValues, promotions: b.promotions });
     },
   );
 

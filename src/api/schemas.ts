@@ -124,7 +124,17 @@ export const RecommendationsQuery = Type.Object(
 );
 export type RecommendationsQuery = Static<typeof RecommendationsQuery>;
 
-/** GetRecommendations as a JSON body (filterValues and context as objects). */
+const PromotionSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63 }),
+    percentPromotedItems: Type.Integer({ minimum: 1, maximum: 100 }),
+    filter: FilterName,
+    filterValues: Type.Optional(FilterValues),
+  },
+  { additionalProperties: false, description: 'A share of the list from the items the filter keeps, spread through it with reason "promotion".' },
+);
+
+/** GetRecommendations as a JSON body (filterValues and context as objects; promotions). */
 export const RecommendationsBody = Type.Object(
   {
     userId: Type.String({ minLength: 1, maxLength: 256 }),
@@ -132,6 +142,7 @@ export const RecommendationsBody = Type.Object(
     filter: Type.Optional(FilterName),
     filterValues: Type.Optional(FilterValues),
     context: Type.Optional(Context),
+    promotions: Type.Optional(Type.Array(PromotionSchema, { maxItems: 1, description: 'At most one promotion (as in Personalize).' })),
   },
   { additionalProperties: false },
 );

@@ -39,6 +39,14 @@ export interface Answer {
   itemList: QueryItem[];
 }
 
+/** Personalize's promotion: a share of the list from the items a filter keeps, marked `promotion`. */
+export interface Promotion {
+  name: string;
+  percentPromotedItems: number;
+  filter: string;
+  filterValues?: Record<string, string> | undefined;
+}
+
 export interface FilterRequest {
   filter?: string | undefined;
   filterValues?: Record<string, string> | undefined;
@@ -163,7 +171,7 @@ export class QueryService {
   }
 
   /** GetRecommendations: the user's list from the current state. Unknown users (no events, no metadata) are USER_NOT_FOUND. */
-  async recommendations(r: { userId: string; numResults: number } & FilterRequest): Promise<Answer> {
+  async recommendations(r: { userId: string; numResults: number; promotions?: readonly Promotion[] | undefined } & FilterRequest): Promise<Answer> {
     const v = this.version();
     const { live, meta } = await this.knownUser(r.userId);
     const bound = this.bind(r, live, meta);
@@ -179,8 +187,15 @@ export class QueryService {
       const history = historyOf(live?.user.events);
       rank = (k, ex) => model.recommend({ history, numResults: k, at, exclude: ex });
     }
-    const items = await this.fill(rank, r.numResults, bound, exclude);
-    return this.answer(v, items);
+    const promotion = r.promotions?.[0];
+    if (!promotion) return this.answer(v, await this.fill(rank, r.numResults, bound, exclude));
+    // Promoted items: the user's best-ranked items that pass the promotion's filter (the request's
+    // filter does not apply to them), spread evenly through the list; the rest as usual.
+    const share = Math.ceil((r.numResults * promotion.percentPromotedItems) / 100);
+    const promotedBound = this.bind({ filter: promotion.filter, filterValues: promotion.filterValues }, live, meta, 'promotions[0]');
+    const promoted = (await this.filterRanked(rank, share, promotedBound, exclude)).map((s) => ({ ...s, reason: 'promotion' as const }));
+    const rest = await this.fill(rank, r.numResults - promoted.length, bound, new Set([...exclude, ...promoted.map((s) => s.itemId)]));
+    return this.answer(v, spread(rest, promoted));
   }
 
   /** Items related to one item (SIMS's co-occurrence, HRNN's next-item after it), with the same filters and fill-in. */
@@ -301,15 +316,17 @@ export class QueryService {
     return { live: undefined, meta };
   }
 
-  private bind(r: FilterRequest, live: Live, meta: User | undefined): BoundFilter | undefined {
+  /** `at`: where the filter was given in the request (errors name `<at>.filter`), top level by default. */
+  private bind(r: FilterRequest, live: Live, meta: User | undefined, at?: string): BoundFilter | undefined {
+    const field = (name: string) => (at === undefined ? name : `${at}.${name}`);
     if (r.filter === undefined) {
       if (r.filterValues !== undefined && Object.keys(r.filterValues).length > 0) {
-        throw new AppError('FILTER_VALUES_INVALID', 'filterValues were given without a filter', { field: 'filterValues' });
+        throw new AppError('FILTER_VALUES_INVALID', 'filterValues were given without a filter', { field: field('filterValues') });
       }
       return undefined;
     }
     const resource = this.d.resources.get('filter', r.filter);
-    if (!resource) throw new AppError('FILTER_NOT_FOUND', `dataset group has no filter ${JSON.stringify(r.filter)}`, { field: 'filter' });
+    if (!resource) throw new AppError('FILTER_NOT_FOUND', `dataset group has no filter ${JSON.stringify(r.filter)}`, { field: field('filter') });
     let parsed = this.parsed.get(resource.name);
     if (!parsed || parsed.expression !== resource.expression) {
       parsed = parseFilter(resource.expression);
@@ -372,6 +389,19 @@ export class QueryService {
   private answer(v: ServingVersion, items: QueryItem[]): Answer {
     return { recommendationId: randomUUID(), version: v.version, recipe: v.model.recipe, itemList: items };
   }
+}
+
+/** `promoted` placed at evenly spaced positions of the list (the first on top), the others in order. */
+export function spread(rest: readonly QueryItem[], promoted: readonly QueryItem[]): QueryItem[] {
+  const n = rest.length + promoted.length;
+  const out: QueryItem[] = [];
+  let p = 0;
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    const slot = p < promoted.length && i >= Math.floor((p * n) / promoted.length);
+    out.push(slot || o >= rest.length ? promoted[p++]! : rest[o++]!);
+  }
+  return out;
 }
 
 function toItem(s: Scored | QueryItem): QueryItem {

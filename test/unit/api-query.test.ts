@@ -227,6 +227,27 @@ describe('filters', () => {
     for (const s of list) expect(clicked.has(s.itemId)).toBe(false);
   });
 
+  it('a promotion puts its share of filtered items at evenly spaced positions, marked promotion', async () => {
+    const promotions = [{ name: 'books', percentPromotedItems: 30, filter: 'by-category', filterValues: { CATS: '"books"' } }];
+    const res = await post('/v1/groups/shop/recommendations', { userId: 'u2', numResults: 10, promotions });
+    expect(res.statusCode, res.body).toBe(200);
+    const list = res.json<List>().itemList;
+    expect(list).toHaveLength(10);
+    expect(new Set(list.map((s) => s.itemId)).size).toBe(10);
+    const at = list.flatMap((s, i) => (s.reason === 'promotion' ? [i] : []));
+    expect(at).toEqual([0, 3, 6]);
+    for (const i of at) expect(shop.catalogue.get(list[i]!.itemId)?.METADATA.CATEGORY).toBe('books');
+    // The others are the unpromoted list in order, without the promoted items.
+    const plain = (await get('/v1/groups/shop/recommendations?userId=u2&numResults=20')).json<List>().itemList.map((s) => s.itemId);
+    const promoted = new Set(at.map((i) => list[i]!.itemId));
+    expect(list.filter((s) => s.reason !== 'promotion').map((s) => s.itemId)).toEqual(plain.filter((id) => !promoted.has(id)).slice(0, 7));
+    expect((await post('/v1/groups/shop/recommendations', { userId: 'u2', promotions: [{ ...promotions[0], filter: 'nope' }] })).json()).toMatchObject({
+      code: 'FILTER_NOT_FOUND',
+      field: 'promotions[0].filter',
+    });
+    expect((await post('/v1/groups/shop/recommendations', { userId: 'u2', promotions: [promotions[0], promotions[0]] })).statusCode).toBe(400);
+  });
+
   it('DeleteFilter removes it; later queries get FILTER_NOT_FOUND', async () => {
     await post('/v1/groups/shop/filters', { name: 'gone', filterExpression: 'EXCLUDE ItemID WHERE Items.PRICE > 10' });
     expect((await call({ method: 'DELETE', url: '/v1/groups/shop/filters/gone' })).statusCode).toBe(204);
