@@ -112,8 +112,10 @@ export function registerQueryRoutes(base: FastifyInstance, o: QueryRouteOptions)
   app.get(
     '/v1/groups/:group/popular',
     { ...common, schema: { summary: 'Popular (distinct users) or trending (time-decayed events) items, live', params: GroupParams, querystring: PopularQuery, response: responses(Popular) } },
-    async (request) => {
+    async (request, reply) => {
       const q = request.query;
+      // An interactions filter needs the user's state: answered by the user's owner.
+      if (q.userId !== undefined && q.filter !== undefined && (await forwarded(request, reply, q.userId))) return reply;
       return o.group(request.params.group).query.popular({
         kind: q.kind ?? 'popular',
         numResults: numResults(q.numResults),
