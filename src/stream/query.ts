@@ -72,6 +72,10 @@ interface QueuedScore {
   reject: (err: unknown) => void;
 }
 
+/** Stored user states kept for queries, and for how long at most. */
+const KEPT_STATES = 50_000;
+const STATE_TTL_MS = 10_000;
+
 /** Queries per matMul (bounds the event loop's pause: about 0.6 ms for 50 here). */
 const MAX_BATCH = 64;
 
@@ -95,6 +99,8 @@ export class QueryService {
   private popularCache: { at: number; popular: Scored[]; trending: Scored[] } | undefined;
   private readonly derived = new Map<string, DerivedState>();
   private batching = false;
+  private readonly states = new Map<string, { at: number; live: Live }>();
+  private epoch = 0;
   private readonly batchCounts = { batches: 0, queries: 0 };
   private queue: QueuedScore[] = [];
   private readonly scorers = new Map<HrnnModel, BatchScorer>();
@@ -119,6 +125,30 @@ export class QueryService {
       this.queue.push({ model, q, resolve, reject });
       if (this.queue.length === 1) setImmediate(() => this.flush());
     });
+  }
+
+  /** After the processor applied a batch: the kept states of its users are stale. */
+  applied(users: Iterable<string>): void {
+    this.epoch++;
+    for (const u of users) this.states.delete(u);
+  }
+
+  /**
+   * A user's stored state, kept for the user's next queries until an applied event of the user
+   * (`applied`) or STATE_TTL_MS (a safety net for partitions that move away and back). A read that
+   * overlaps any applied batch is not kept (it may predate it).
+   */
+  private async userState(userId: string): Promise<Live> {
+    const hit = this.states.get(userId);
+    if (hit && performance.now() - hit.at < STATE_TTL_MS) return hit.live;
+    const epoch = this.epoch;
+    const live = await this.d.userState(userId);
+    if (live && epoch === this.epoch) {
+      this.states.delete(userId);
+      this.states.set(userId, { at: performance.now(), live });
+      if (this.states.size > KEPT_STATES) this.states.delete(this.states.keys().next().value!);
+    }
+    return live;
   }
 
   /** Whether queries are scored in batches, and how many batches and queries so far. */
@@ -201,7 +231,7 @@ export class QueryService {
   /** Items related to one item (SIMS's co-occurrence, HRNN's next-item after it), with the same filters and fill-in. */
   async related(r: { itemId: string; numResults: number; userId?: string | undefined } & FilterRequest): Promise<Answer> {
     const v = this.version();
-    const live = r.userId === undefined ? undefined : await this.d.userState(r.userId);
+    const live = r.userId === undefined ? undefined : await this.userState(r.userId);
     const meta = r.userId === undefined || live ? undefined : await this.d.user(r.userId);
     const bound = this.bind(r, live, meta);
     // related() has no exclude set: ask for more each round instead.
@@ -250,7 +280,7 @@ export class QueryService {
 
   /** Popular (distinct users) or trending (time-decayed events) items, live; a user may be given for interaction filters. */
   async popular(r: { kind: 'popular' | 'trending'; numResults: number; userId?: string | undefined } & FilterRequest): Promise<Omit<Answer, 'version' | 'recipe'> & { kind: string }> {
-    const live = r.userId === undefined ? undefined : await this.d.userState(r.userId);
+    const live = r.userId === undefined ? undefined : await this.userState(r.userId);
     const meta = r.userId === undefined || live ? undefined : await this.d.user(r.userId);
     const bound = this.bind(r, live, meta);
     const ranked = (await this.popularRanking())[r.kind];
@@ -307,7 +337,7 @@ export class QueryService {
   }
 
   private async knownUser(userId: string): Promise<{ live: Live; meta: User | undefined }> {
-    const live = await this.d.userState(userId);
+    const live = await this.userState(userId);
     if (live) return { live, meta: undefined };
     const meta = await this.d.user(userId);
     if (!meta) {

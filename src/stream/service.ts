@@ -182,7 +182,11 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     serving,
     openStore: (p) => openRocksStore(partitionStoreDir(config, group, p)),
     userMetadata: (ids) => metadata.users(ids),
-    ...(publisher ? { onApplied: (users: ReadonlyMap<string, number>) => publisher.notify(users) } : {}),
+    onApplied: (users: ReadonlyMap<string, number>) => {
+      // Queries' kept states first, so that the lists published next are from the new state.
+      query.applied(users.keys());
+      publisher?.notify(users);
+    },
   });
   retrainer = new Retrainer({ config, group, brokers: o.brokers, processor, watcher: versions, registry, producer, log: o.log });
   await Promise.all([processor.start(), metadata.start(), versions.start()]);

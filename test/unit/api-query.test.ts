@@ -391,3 +391,51 @@ describe('solutions and the deployment', () => {
     expect((await get('/v1/groups/shop/deployments/blue')).statusCode).toBe(404);
   });
 });
+
+describe('kept user states', () => {
+  it('a user\'s state is read once for repeated queries, again after the user\'s applied event, and a read overlapping an applied batch is not kept', async () => {
+    const g = group(6);
+    let reads = 0;
+    let gate: Promise<void> | undefined;
+    const query = new QueryService({
+      serving: (() => {
+        const s = new ServingModel();
+        s.swap({ version: 'v', model: sims.train(g.events), excludeSeen: false });
+        return s;
+      })(),
+      userState: async (id) => {
+        reads++;
+        await gate;
+        const user = g.users.get(id);
+        return user ? { user, hrnn: undefined } : undefined;
+      },
+      forEachItemCount: async () => undefined,
+      items: async () => new Map(),
+      user: async () => undefined,
+      resources: new Resources(),
+      trendingHalfLifeMs: 1e9,
+      now: () => NOW,
+    });
+    await query.recommendations({ userId: 'u1', numResults: 5 });
+    await query.recommendations({ userId: 'u1', numResults: 5 });
+    expect(reads).toBe(1);
+    query.applied(['u2']);
+    await query.recommendations({ userId: 'u1', numResults: 5 });
+    expect(reads).toBe(1);
+    query.applied(['u1']);
+    await query.recommendations({ userId: 'u1', numResults: 5 });
+    expect(reads).toBe(2);
+    // A batch applied while u3's state is being read: that read is used once, not kept.
+    let open!: () => void;
+    gate = new Promise((r) => (open = r));
+    const pending = query.recommendations({ userId: 'u3', numResults: 5 });
+    query.applied(['u9']);
+    open();
+    await pending;
+    gate = undefined;
+    await query.recommendations({ userId: 'u3', numResults: 5 });
+    expect(reads).toBe(4);
+    await query.recommendations({ userId: 'u3', numResults: 5 });
+    expect(reads).toBe(4);
+  });
+});
