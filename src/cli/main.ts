@@ -21,7 +21,7 @@ import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs
 import { once } from 'node:events';
 import { syntheticInteractions, syntheticItems } from '../data/synthetic.js';
 import { createKafka } from '../kafka/client.js';
-import { produceRecords } from '../kafka/produce.js';
+import { produceRecords, streamRecords } from '../kafka/produce.js';
 import { resolveBrokers } from '../kafka/connect.js';
 import { localKafkaOptions, localKafkaStatus, startLocalKafka, stopLocalKafka } from '../kafka/local-broker.js';
 import { applyTopics, topicDefinitions, topicName, topicOffsets, validateGroupName, type TopicName, type TopicReport } from '../kafka/topics.js';
@@ -56,8 +56,9 @@ program
   )
   .option('-g, --group <name>', 'dataset group (default: config `group`)')
   .addOption(new Option('-p, --port <port>', 'HTTP API port (config api.port; 0: a free one)').argParser(intArg('--port')))
-  .option('--no-sample', 'with the local broker: do not put sample data into an empty interactions topic')
-  .action(async (opts: { group?: string; port?: number; sample: boolean }) => {
+  .option('--no-sample', 'with the local broker: no sample data (neither into an empty interactions topic nor live)')
+  .addOption(new Option('--sample-rate <events>', 'with the local broker: live synthetic events per second after the sample data (0: none)').default(10).argParser(intArg('--sample-rate')))
+  .action(async (opts: { group?: string; port?: number; sample: boolean; sampleRate: number }) => {
     // From the first moment: a signal during start-up waits for start-up, then stops in order.
     const stopRequested = stopSignal();
     let c = config({ group: opts.group, 'api.port': opts.port });
@@ -99,10 +100,18 @@ program
     );
     say(`streamrec: group "${group}" up in ${ms(Date.now() - t0)}`);
     say(`KAFKA_BROKERS=${brokers.join(',')}`);
+    // The demo keeps streaming: a trickle of the same synthetic users and items, stamped now, so
+    // that lists keep flowing to the recommendations topic and trending moves.
+    const live =
+      local && opts.sample && opts.sampleRate > 0
+        ? streamRecords(c, brokers, group, syntheticInteractions({ seed: 2, users: 500, items: 1000, events: Number.MAX_SAFE_INTEGER })[Symbol.iterator](), opts.sampleRate, log)
+        : undefined;
+    if (live) say(`sample data: streaming ${opts.sampleRate} synthetic events/s into ${topicName(group, 'interactions')} (--sample-rate N, 0 for none)`);
     say('running; Ctrl-C or SIGTERM stops it' + (local && !local.reused ? ' and the broker it started' : ''));
 
     const signal = await stopRequested;
     note(`streamrec: ${signal} received, stopping`);
+    await live?.stop();
     await service.stop();
     const s = service.processor.status();
     say(`processor: stopped after ${s.applied} events applied, ${s.deadLetters} dead letters, ${s.batches} batches`);

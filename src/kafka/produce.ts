@@ -1,11 +1,12 @@
 /**
- * Records into a group's topics from a script (the quickstart's sample data, benchmarks): one
- * idempotent producer, Avro-encoded, in batches of 2,000, keyed by USER_ID / ITEM_ID.
+ * Records into a group's topics from a script (the quickstart's sample data and live stream,
+ * benchmarks): idempotent producers, Avro-encoded, keyed by USER_ID / ITEM_ID.
  */
 import type { Config } from '../config/index.js';
 import { createCodecs, type Interaction, type Item } from '../serde/avro.js';
 import { createKafka } from './client.js';
 import { topicName } from './topics.js';
+import type { Logger } from '../util/log.js';
 
 const BATCH = 2000;
 
@@ -36,4 +37,59 @@ export async function produceRecords(config: Readonly<Config>, brokers: string[]
     await producer.disconnect();
   }
   return n;
+}
+
+/** A live trickle of records (the demo's clickstream): `perSecond` events, stamped now, until `stop`. */
+export function streamRecords(
+  config: Readonly<Config>,
+  brokers: string[],
+  group: string,
+  events: Iterator<Interaction>,
+  perSecond: number,
+  log: Pick<Logger, 'warn'>,
+): { sent(): number; stop(): Promise<void> } {
+  const codecs = createCodecs(config);
+  const producer = createKafka(config, brokers, '-stream').producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+  const topic = topicName(group, 'interactions');
+  const TICK_MS = 100;
+  let sent = 0;
+  let owed = 0;
+  let busy = false;
+  let lastWarn = 0;
+  const connected = producer.connect();
+  const timer = setInterval(() => {
+    owed += (perSecond * TICK_MS) / 1000;
+    if (busy || owed < 1) return;
+    const n = Math.floor(owed);
+    owed -= n;
+    const messages: { key: string; value: Buffer }[] = [];
+    for (let i = 0; i < n; i++) {
+      const next = events.next();
+      if (next.done) break;
+      const e = { ...next.value, TIMESTAMP: Date.now() };
+      messages.push({ key: e.USER_ID, value: codecs.Interaction.encode(e) });
+    }
+    busy = true;
+    connected
+      .then(() => producer.send({ topic, messages }))
+      .then(() => {
+        sent += messages.length;
+      })
+      .catch((err: unknown) => {
+        if (Date.now() - lastWarn > 10_000) log.warn({ err }, 'the live sample stream could not produce; it keeps trying');
+        lastWarn = Date.now();
+      })
+      .finally(() => {
+        busy = false;
+      });
+  }, TICK_MS);
+  timer.unref();
+  return {
+    sent: () => sent,
+    stop: async () => {
+      clearInterval(timer);
+      await connected.catch(() => undefined);
+      await producer.disconnect().catch(() => undefined);
+    },
+  };
 }

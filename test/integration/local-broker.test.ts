@@ -30,6 +30,7 @@ describe('local Kafka broker', () => {
     expect(output()).toMatch(/created\s+demo\.interactions\s+3 partition/);
     // The embedded default puts sample data into the empty topic (the quickstart's demo).
     expect(output()).toMatch(/sample data: 10000 synthetic events .* into demo\.interactions/);
+    expect(output()).toMatch(/sample data: streaming 10 synthetic events\/s into demo\.interactions/);
     expect(output()).toContain(`KAFKA_BROKERS=127.0.0.1:${port}`);
     const orphan = readState(dir)!.pid;
     expect(brokerPids(dir)).toEqual([orphan]);
