@@ -118,6 +118,7 @@ export function registerQueryRoutes(base: FastifyInstance, o: QueryRouteOptions)
       if (q.userId !== undefined && q.filter !== undefined && (await forwarded(request, reply, q.userId))) return reply;
       return o.group(request.params.group).query.popular({
         kind: q.kind ?? 'popular',
+        scope: q.scope,
         numResults: numResults(q.numResults),
         userId: q.userId,
         filter: q.filter,

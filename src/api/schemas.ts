@@ -175,6 +175,7 @@ export type RankingBody = Static<typeof RankingBody>;
 export const PopularQuery = Type.Object(
   {
     kind: Type.Optional(Type.Union([Type.Literal('popular'), Type.Literal('trending')], { description: 'popular: most distinct users; trending: time-decayed events. Default popular.' })),
+    scope: Type.Optional(Type.Union([Type.Literal('group'), Type.Literal('local')], { description: "group (default): every instance's partitions; local: this instance's only (what instances ask each other)." })),
     numResults: Type.Optional(NumResults),
     userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
     filter: Type.Optional(FilterName),

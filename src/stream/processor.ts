@@ -474,6 +474,11 @@ export class StreamProcessor {
     return { partition, self: this.ready.has(partition), url: this.owners?.owners.get(partition) };
   }
 
+  /** The advertised URLs of the instances owning the input partitions (this one's included), from the latest assignment. */
+  ownerUrls(): string[] {
+    return [...new Set(this.owners?.owners.values() ?? [])];
+  }
+
   /**
    * The interactions topic's partition count: from the consumer's topic metadata, else from the
    * latest assignment's (the leader's metadata), else `topics.partitions` of the config.

@@ -61,6 +61,8 @@ export interface QueryDeps {
   resources: Pick<Resources, 'get'>;
   trendingHalfLifeMs: number;
   now?: () => number;
+  /** The other instances' local popular and trending top lists (several instances); none: this instance's partitions only. */
+  peerRankings?: () => Promise<Ranking[]>;
   /** Score HRNN queries in batches through TensorFlow.js when a compiled backend is up (the service: yes; tests of logic: no). */
   batchScoring?: boolean;
 }
@@ -90,13 +92,15 @@ interface DerivedState {
 type Live = { user: UserState; hrnn: HrnnUserState | undefined } | undefined;
 
 const POPULAR_CACHE_MS = 1000;
+/** How many popular / trending items each instance contributes to the group's lists. */
+export const PEER_TOP = 500;
 /** Derived HRNN states kept for repeated queries (1-2 KB each with 100 hidden units). */
 const DERIVED_STATES = 50_000;
 
 export class QueryService {
   private readonly now: () => number;
   private readonly parsed = new Map<string, ParsedFilter>();
-  private popularCache: { at: number; popular: Scored[]; trending: Scored[] } | undefined;
+  private readonly popularCache: { local?: Ranking & { at: number }; group?: Ranking & { at: number } } = {};
   private readonly derived = new Map<string, DerivedState>();
   private batching = false;
   private readonly states = new Map<string, { at: number; live: Live }>();
@@ -279,11 +283,11 @@ export class QueryService {
   }
 
   /** Popular (distinct users) or trending (time-decayed events) items, live; a user may be given for interaction filters. */
-  async popular(r: { kind: 'popular' | 'trending'; numResults: number; userId?: string | undefined } & FilterRequest): Promise<Omit<Answer, 'version' | 'recipe'> & { kind: string }> {
+  async popular(r: { kind: 'popular' | 'trending'; numResults: number; userId?: string | undefined; scope?: 'local' | 'group' | undefined } & FilterRequest): Promise<Omit<Answer, 'version' | 'recipe'> & { kind: string }> {
     const live = r.userId === undefined ? undefined : await this.userState(r.userId);
     const meta = r.userId === undefined || live ? undefined : await this.d.user(r.userId);
     const bound = this.bind(r, live, meta);
-    const ranked = (await this.popularRanking())[r.kind];
+    const ranked = (await this.popularRanking(r.scope ?? 'group'))[r.kind];
     const rank = (k: number, ex: ReadonlySet<string>) => {
       const out: Scored[] = [];
       for (const s of ranked) {
@@ -401,24 +405,55 @@ export class QueryService {
     }
   }
 
-  private async popularRanking(): Promise<{ popular: Scored[]; trending: Scored[] }> {
+  /**
+   * Popular and trending items: of the partitions this instance owns (`local`), or of the whole
+   * group (`group`): the local counts plus the other instances' local top PEER_TOP, summed (exact
+   * for items in each instance's top PEER_TOP). Each is kept for POPULAR_CACHE_MS.
+   */
+  private async popularRanking(scope: 'local' | 'group' = 'group'): Promise<Ranking> {
+    const t = performance.now();
+    const local = this.popularCache.local && t - this.popularCache.local.at < POPULAR_CACHE_MS ? this.popularCache.local : await this.localRanking(t);
+    const peers = this.d.peerRankings;
+    if (scope === 'local' || !peers) return local;
+    const cached = this.popularCache.group;
+    if (cached && t - cached.at < POPULAR_CACHE_MS) return cached;
+    const others = await peers();
+    if (others.length === 0) return local;
+    const merge = (kind: 'popular' | 'trending'): Scored[] => {
+      const sum = new Map<string, number>();
+      for (const list of [local[kind], ...others.map((o) => o[kind])]) for (const s of list) sum.set(s.itemId, (sum.get(s.itemId) ?? 0) + s.score);
+      return order(sum);
+    };
+    this.popularCache.group = { at: t, popular: merge('popular'), trending: merge('trending') };
+    return this.popularCache.group;
+  }
+
+  private async localRanking(t: number): Promise<Ranking> {
     const now = this.now();
-    if (this.popularCache && now - this.popularCache.at < POPULAR_CACHE_MS) return this.popularCache;
     const users = new Map<string, number>();
     const trend = new Map<string, number>();
     await this.d.forEachItemCount((itemId, c) => {
       users.set(itemId, (users.get(itemId) ?? 0) + c.users);
       trend.set(itemId, (trend.get(itemId) ?? 0) + trendAt(c, now, this.d.trendingHalfLifeMs));
     });
-    const order = (m: Map<string, number>): Scored[] =>
-      [...m].map(([itemId, score]) => ({ itemId, score })).sort((a, b) => b.score - a.score || (a.itemId < b.itemId ? -1 : 1));
-    this.popularCache = { at: now, popular: order(users), trending: order(trend) };
-    return this.popularCache;
+    this.popularCache.local = { at: t, popular: order(users), trending: order(trend) };
+    return this.popularCache.local;
   }
 
   private answer(v: ServingVersion, items: QueryItem[]): Answer {
     return { recommendationId: randomUUID(), version: v.version, recipe: v.model.recipe, itemList: items };
   }
+}
+
+/** Popular and trending items, best first. */
+export interface Ranking {
+  popular: Scored[];
+  trending: Scored[];
+}
+
+/** Items by score, best first; ties by id. */
+function order(m: Map<string, number>): Scored[] {
+  return [...m].map(([itemId, score]) => ({ itemId, score })).sort((a, b) => b.score - a.score || (a.itemId < b.itemId ? -1 : 1));
 }
 
 /** `promoted` placed at evenly spaced positions of the list (the first on top), the others in order. */

@@ -2,7 +2,8 @@
  * Serving against a real broker and real RocksDB, over real sockets: a version (sims) trained by
  * the service; an event posted over HTTP changes the user's next answer and the recommendations
  * topic carries the new list within a second; API keys over the wire; a second instance of the
- * group gives the same answers (queries for the other's users are forwarded).
+ * group gives the same answers (queries for the other's users are forwarded; popular items are
+ * summed over both).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -146,5 +147,12 @@ describe('serving', () => {
     }
     // Each user is local on one instance and forwarded from the other.
     expect(forwarded).toBe(users.length);
+    // Popular over the group: the same from both, and not what either counts in its own partitions.
+    const popular = await Promise.all(both.map((s) => get(s.url, `/v1/groups/${group}/popular?numResults=20`)));
+    const local = await Promise.all(both.map((s) => get(s.url, `/v1/groups/${group}/popular?numResults=20&scope=local`)));
+    expect(popular[0]!.body.itemList).toEqual(popular[1]!.body.itemList);
+    expect(local[0]!.body.itemList).not.toEqual(local[1]!.body.itemList);
+    const top = (l: List) => l.itemList[0]!.score!;
+    expect(top(popular[0]!.body)).toBeGreaterThan(Math.max(top(local[0]!.body), top(local[1]!.body)));
   }, 240_000);
 });
