@@ -1,6 +1,8 @@
 /**
- * The HTTP ingestion API (fastify): Personalize-style PutEvents / PutItems / PutUsers into the
- * group's Kafka topics, plus liveness and readiness. Built here, started by the caller (`app.listen`).
+ * The HTTP API (fastify), built here and started by the caller (`app.listen`): Personalize-style
+ * PutEvents / PutItems / PutUsers into the group's Kafka topics (here), the query routes
+ * (query-routes.ts), the resources (resource-routes.ts), API keys and scopes (auth.ts), rate
+ * limits, OpenAPI and metrics (ops.ts), liveness and readiness.
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';

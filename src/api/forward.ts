@@ -5,9 +5,14 @@
  * (method, path and query, body, API key) and the owner's answer is passed back unchanged, so every
  * instance gives the same answer. A forwarded request is never forwarded again (a header marks it):
  * during a rebalance an instance answers from what it has rather than bouncing a request around.
+ *
+ * Popular and trending items are the group's: an instance asks the others for their local top
+ * lists (`peerRankings`) and sums them with its own.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors/index.js';
+import { PEER_TOP, type Ranking } from '../stream/query.js';
+import type { Logger } from '../util/log.js';
 
 export const FORWARDED_HEADER = 'x-streamrec-forwarded';
 
@@ -53,5 +58,28 @@ export function forwarder(o: ForwarderOptions): (request: FastifyRequest, reply:
       .header('x-streamrec-answered-by', owner.url)
       .send(body);
     return true;
+  };
+}
+
+/**
+ * The other instances' local popular and trending top PEER_TOP, asked with the root key (which the
+ * instances of a group must then share; without one, nothing is asked and each instance ranks its
+ * own partitions). An instance that does not answer is left out (logged).
+ */
+export function peerRankings(o: { group: string; rootKey: string; peers: () => string[]; log: Pick<Logger, 'warn'>; timeoutMs?: number }): () => Promise<Ranking[]> {
+  const ask = async (url: string, kind: 'popular' | 'trending'): Promise<{ itemId: string; score: number }[]> => {
+    const res = await fetch(`${url}/v1/groups/${o.group}/popular?scope=local&kind=${kind}&numResults=${PEER_TOP}`, {
+      headers: { 'x-api-key': o.rootKey, [FORWARDED_HEADER]: '1' },
+      signal: AbortSignal.timeout(o.timeoutMs ?? 2000),
+    });
+    if (!res.ok) throw new Error(`${url} answered ${res.status}`);
+    return ((await res.json()) as { itemList: { itemId: string; score: number }[] }).itemList;
+  };
+  return async () => {
+    const peers = o.peers();
+    if (o.rootKey === '' || peers.length === 0) return [];
+    const settled = await Promise.allSettled(peers.map(async (url) => ({ popular: await ask(url, 'popular'), trending: await ask(url, 'trending') })));
+    for (const r of settled) if (r.status === 'rejected') o.log.warn({ err: r.reason }, 'an instance did not give its popular items; the list is partial');
+    return settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   };
 }

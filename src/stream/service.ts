@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, kafkaSink, topicGroupDirectory, type GroupServices } from '../api/app.js';
-import { FORWARDED_HEADER, forwarder } from '../api/forward.js';
+import { forwarder, peerRankings } from '../api/forward.js';
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
 import type { Admin, Producer } from '../kafka/kafkajs.js';
@@ -14,7 +14,7 @@ import { openRocksStore } from '../state/rocksdb-store.js';
 import { MetadataReader } from './metadata.js';
 import { partitionStoreDir, StreamProcessor, type Logger } from './processor.js';
 import { VersionRegistry } from '../training/registry.js';
-import { PEER_TOP, QueryService, type Answer } from './query.js';
+import { QueryService, type Answer } from './query.js';
 import { RecommendationPublisher } from './publisher.js';
 import { ResourceFollower } from './resources.js';
 import { announce, rollback } from './versions.js';
@@ -89,25 +89,8 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     resources: resources.resources,
     trendingHalfLifeMs: config.state.trendingHalfLifeMs,
     batchScoring: true,
-    // Several instances: popular and trending over the whole group, from each one's local top
-    // lists (asked with the root key, which every instance of a group must share; without one,
-    // each instance ranks its own partitions).
-    peerRankings: async () => {
-      const rootKey = config.api.rootKey;
-      const peers = processor.ownerUrls().filter((u) => u !== advertised);
-      if (rootKey === '' || peers.length === 0) return [];
-      const ask = async (url: string, kind: 'popular' | 'trending'): Promise<{ itemId: string; score: number }[]> => {
-        const res = await fetch(`${url}/v1/groups/${group}/popular?scope=local&kind=${kind}&numResults=${PEER_TOP}`, {
-          headers: { 'x-api-key': rootKey, [FORWARDED_HEADER]: '1' },
-          signal: AbortSignal.timeout(2000),
-        });
-        if (!res.ok) throw new Error(`${url} answered ${res.status}`);
-        return ((await res.json()) as { itemList: { itemId: string; score: number }[] }).itemList;
-      };
-      const settled = await Promise.allSettled(peers.map(async (url) => ({ popular: await ask(url, 'popular'), trending: await ask(url, 'trending') })));
-      for (const r of settled) if (r.status === 'rejected') o.log.warn({ err: r.reason }, 'an instance did not give its popular items; the list is partial');
-      return settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    },
+    // Several instances: popular and trending over the whole group.
+    peerRankings: peerRankings({ group, rootKey: config.api.rootKey, peers: () => processor.ownerUrls().filter((u) => u !== advertised), log: o.log }),
   });
   const publisher = config.recommendations.enabled
     ? new RecommendationPublisher({
