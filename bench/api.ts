@@ -20,14 +20,15 @@
  *     (autocannon's rate limit sends each second's share back to back: bursts; see bench/api-load.ts).
  *   STREAMREC_BENCH_FRESH=0: skip the fresh-state part.
  *
- * The users' stored HRNN states date from before the first version, so each query re-derives the
- * state from the user's latest events (src/stream/serving.ts currentHrnnState). The fresh-state part
+ * The users' stored HRNN states date from before the first version, so a user's first query
+ * re-derives the state from the user's latest events (src/stream/serving.ts currentHrnnState; the
+ * query service keeps it for the next ones). The fresh-state part
  * then sends one event per user, so that the processor stores each state under the served version,
  * and measures the query again (one fixed-rate and one max run; not part of `target`). Both parts
  * also time service.recommend() in process (no HTTP) for 200 sequential queries.
  *
- * When the config knows STREAMREC_API_AUTH / STREAMREC_API_ROOT_KEY, the API runs with keys and every
- * bench request (hello too, so both carry the same header) sends the root key as x-api-key.
+ * The API runs with keys (STREAMREC_API_AUTH=keys, a random STREAMREC_API_ROOT_KEY) and every bench
+ * request (hello too, so both carry the same header) sends the root key as x-api-key.
  * Progress goes to stderr; the last line of stdout is the JSON result.
  */
 import { spawn } from 'node:child_process';
@@ -38,7 +39,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { configKeys, loadConfig, type Config } from '../src/config/index.js';
+import { loadConfig, type Config } from '../src/config/index.js';
 import { syntheticInteractions } from '../src/data/synthetic.js';
 import { createKafka } from '../src/kafka/client.js';
 import { produceRecords } from '../src/kafka/produce.js';
@@ -174,14 +175,10 @@ const line = (r: LoadResult) =>
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  const envKeys = new Set(configKeys().map((k) => k.env));
-  const auth = envKeys.has('STREAMREC_API_AUTH') && envKeys.has('STREAMREC_API_ROOT_KEY');
   const apiKey = randomBytes(24).toString('base64url');
-  if (auth) {
-    process.env.STREAMREC_API_AUTH = 'keys';
-    process.env.STREAMREC_API_ROOT_KEY = apiKey;
-  }
-  log(auth ? 'api auth: keys (root key sent as x-api-key)' : 'api auth: not in this config schema, requests go without a key (x-api-key still sent)');
+  process.env.STREAMREC_API_AUTH = 'keys';
+  process.env.STREAMREC_API_ROOT_KEY = apiKey;
+  log('api auth: keys (root key sent as x-api-key)');
 
   const stateDir = mkdtempSync(join(tmpdir(), 'streamrec-bench-api-'));
   let brokers: Brokers | undefined;
@@ -300,7 +297,7 @@ async function main(): Promise<void> {
       users: users.length,
       items: SAMPLE.items,
       model: { version: served.version, recipe: served.model.recipe, served_after_s: Number(readyS.toFixed(1)) },
-      auth: auth ? 'keys' : 'absent',
+      auth: 'keys',
       load: {
         generator: 'autocannon 9 in a child process',
         connections: CONNECTIONS,

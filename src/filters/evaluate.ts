@@ -231,7 +231,7 @@ function asFieldValue(v: unknown): FieldValue {
 class Binder {
   private readonly resolved = new Map<string, FilterLiteral[]>();
 
-  constructor(private readonly filter: ParsedFilter, input: FilterInput) {
+  constructor(filter: ParsedFilter, input: FilterInput) {
     const given = input.values ?? {};
     for (const name of filter.params) {
       if (!Object.prototype.hasOwnProperty.call(given, name) || given[name] === undefined) {
