@@ -125,6 +125,20 @@ describe('serving', () => {
     expect(metrics).toMatch(/streamrec_http_request_duration_seconds_bucket\{[^}]*route="\/v1\/groups\/:group\/recommendations"/);
   });
 
+  it('bad requests over the wire get a 4xx with a code, and the service keeps answering', async () => {
+    const base = `${service.url}/v1/groups/${group}`;
+    const code = async (res: Response) => ({ status: res.status, code: ((await res.json()) as { code: string }).code });
+    expect(await code(await fetch(`${base}/recommendations?userId=nobody-at-all`, { headers: rootHeaders() }))).toEqual({ status: 404, code: 'USER_NOT_FOUND' });
+    expect(await code(await fetch(`${base}/recommendations?userId=u3&filter=nope`, { headers: rootHeaders() }))).toEqual({ status: 404, code: 'FILTER_NOT_FOUND' });
+    for (const n of [0, 501]) expect(await code(await fetch(`${base}/recommendations?userId=u3&numResults=${n}`, { headers: rootHeaders() }))).toEqual({ status: 400, code: 'REQUEST_INVALID' });
+    const json = rootHeaders({ 'content-type': 'application/json' });
+    expect(await code(await fetch(`${base}/personalized-ranking`, { method: 'POST', headers: json, body: '{"userId": "u3", "inputList": [' }))).toEqual({ status: 400, code: 'REQUEST_MALFORMED' });
+    const huge = JSON.stringify({ userId: 'u3', inputList: Array.from({ length: 150_000 }, (_, i) => `item-${i}`) });
+    expect(huge.length).toBeGreaterThan(config.api.bodyLimitBytes);
+    expect(await code(await fetch(`${base}/personalized-ranking`, { method: 'POST', headers: json, body: huge }))).toEqual({ status: 413, code: 'PAYLOAD_TOO_LARGE' });
+    expect((await get(service.url, `/v1/groups/${group}/recommendations?userId=u3`)).status).toBe(200);
+  });
+
   it('a second instance answers the same for every user; queries for the other instance\'s users are forwarded', async () => {
     second = await startService({ config: loadConfig({ env: envOf(2) }), group, brokers: [brokers], log: silentLogger, apiLogger: false });
     const users = Array.from({ length: 24 }, (_, k) => `u${k * 7}`);
