@@ -15,6 +15,8 @@ import { QueryService } from '../../src/stream/query.js';
 import { Resources } from '../../src/stream/resources.js';
 import { ServingModel } from '../../src/stream/serving.js';
 import type { ServingRecord } from '../../src/stream/versions.js';
+import type { VersionInfo } from '../../src/training/registry.js';
+import { AppError } from '../../src/errors/index.js';
 
 const ROOT = 'root-key-for-the-unit-tests';
 const NOW = Date.UTC(2026, 5, 1);
@@ -58,6 +60,20 @@ function group(seed: number) {
   const resources = new Resources();
   const calls: string[] = [];
   let announced: ServingRecord | undefined = { version: `v-${seed}`, previous: ['v-old'], at: 'then', reason: 'test' };
+  const metrics = { normalized_discounted_cumulative_gain_at_10: 0.3, hit_at_10: 0.5 };
+  // A registry version of the configured solution (sims, no params) and one of another recipe.
+  const versions = [
+    { version: `v-${seed}`, recipe: 'sims', params: {} },
+    { version: 'v-pop', recipe: 'popularity-count', params: {} },
+  ].map(({ version, recipe, params }) => ({
+    version,
+    recipe,
+    createdAt: '2026-06-01T00:00:00.000Z',
+    trainingMs: 12,
+    data: { events: 3000, users: 60, items: 120, from: null, to: null },
+    report: { split: 'loo', metrics, baseline: { recipe: 'popularity-count', metrics: { normalized_discounted_cumulative_gain_at_10: 0.1, hit_at_10: 0.2 } } },
+    training: { recipe, params, seen: 'auto', data: { topic: 'x', events: 3000 } },
+  })) as unknown as VersionInfo[];
   const services: GroupServices = {
     query: new QueryService({
       serving,
@@ -88,9 +104,11 @@ function group(seed: number) {
     },
     solutions: {
       configured: () => ({ recipe: 'sims', params: {} }),
-      versions: () => [],
+      versions: () => versions,
       version: (v) => {
-        throw Object.assign(new Error(`no ${v}`), { statusCode: 500 });
+        const found = versions.find((x) => x.version === v);
+        if (!found) throw new AppError('VERSION_NOT_FOUND', `no version ${v}`, { field: 'version' });
+        return found;
       },
       train: (spec) => {
         calls.push(`train ${spec.recipe}`);
@@ -105,6 +123,7 @@ function group(seed: number) {
 const shop = group(3);
 const other = group(4);
 const sink = new MemorySink();
+const groupNames = new Set(['other', 'shop']);
 let app: FastifyInstance;
 
 async function build(env: Record<string, string> = {}): Promise<FastifyInstance> {
@@ -113,11 +132,20 @@ async function build(env: Record<string, string> = {}): Promise<FastifyInstance>
     config,
     codecs: createCodecs(config),
     sink,
-    groups: { has: async (g) => g === 'shop' || g === 'other' },
+    groups: { has: async (g) => groupNames.has(g) },
     status: () => ({ state: 'running', ready: true }),
     logger: false,
     served: { names: () => ['shop', 'other'], get: (g) => (g === 'shop' ? shop.services : g === 'other' ? other.services : undefined) },
-    groupAdmin: { list: async () => ['other', 'shop'], create: async () => [], delete: async () => undefined },
+    groupAdmin: {
+      list: async () => [...groupNames].sort(),
+      create: async (g) => {
+        groupNames.add(g);
+        return [{ topic: `${g}.interactions`, action: 'created', detail: '' }];
+      },
+      delete: async (g) => {
+        groupNames.delete(g);
+      },
+    },
   });
 }
 
@@ -374,7 +402,7 @@ describe('API keys and scopes', () => {
 describe('solutions and the deployment', () => {
   it('lists the configured solution, creates another, trains a version on request', async () => {
     const list = (await get('/v1/groups/shop/solutions')).json<{ solutions: { name: string; recipe: string }[] }>();
-    expect(list.solutions).toEqual([{ name: 'default', recipe: 'sims', params: {}, versions: 0 }]);
+    expect(list.solutions).toEqual([{ name: 'default', recipe: 'sims', params: {}, versions: 1 }]);
     expect((await post('/v1/groups/shop/solutions', { name: 'pop', recipe: 'popularity-count' })).statusCode).toBe(201);
     expect((await post('/v1/groups/shop/solutions', { name: 'bad', recipe: 'deep-magic' })).statusCode).toBe(400);
     expect((await call({ method: 'POST', url: '/v1/groups/shop/solutions/pop/versions' })).statusCode).toBe(202);
@@ -389,6 +417,40 @@ describe('solutions and the deployment', () => {
     expect((await call({ method: 'POST', url: '/v1/groups/shop/deployments/default/rollback' })).json()).toMatchObject({ version: 'v-3' });
     expect(shop.calls).toEqual(expect.arrayContaining(['promote v-9', 'rollback']));
     expect((await get('/v1/groups/shop/deployments/blue')).statusCode).toBe(404);
+  });
+});
+
+describe('the other resource routes', () => {
+  it('groups: create one (root), describe it and a served one, delete it; a served group cannot be deleted', async () => {
+    const created = await post('/v1/groups', { name: 'fresh-group' });
+    expect(created.statusCode, created.body).toBe(201);
+    expect(created.json()).toEqual({ name: 'fresh-group', topics: [{ topic: 'fresh-group.interactions', action: 'created' }] });
+    expect((await post('/v1/groups', { name: 'bad name!' })).json()).toMatchObject({ code: 'INVALID_GROUP_NAME' });
+    expect((await get('/v1/groups/fresh-group')).json()).toEqual({ name: 'fresh-group', servedHere: false, filters: 0, solutions: 0, apiKeys: 0 });
+    const shopInfo = (await get('/v1/groups/shop')).json<{ servedHere: boolean; deployment: { version: string } }>();
+    expect(shopInfo.servedHere).toBe(true);
+    expect(shopInfo.deployment.version).toBe('v-3');
+    expect((await call({ method: 'DELETE', url: '/v1/groups/shop' })).json()).toMatchObject({ code: 'RESOURCE_EXISTS' });
+    expect((await call({ method: 'DELETE', url: '/v1/groups/fresh-group' })).statusCode).toBe(204);
+    expect((await get('/v1/groups/fresh-group')).json()).toMatchObject({ code: 'GROUP_NOT_FOUND' });
+  });
+
+  it('describe a filter; describe, list versions of and delete a solution; describe a version with its metrics; describe the deployment', async () => {
+    await post('/v1/groups/other/filters', { name: 'cheap', filterExpression: 'INCLUDE ItemID WHERE Items.PRICE < $MAX' });
+    expect((await get('/v1/groups/other/filters/cheap')).json()).toMatchObject({ name: 'cheap', params: ['MAX'], filterExpression: 'INCLUDE ItemID WHERE Items.PRICE < $MAX' });
+    expect((await get('/v1/groups/other/filters/nope')).statusCode).toBe(404);
+    expect((await get('/v1/groups/other/solutions/default')).json()).toEqual({ name: 'default', recipe: 'sims', params: {}, versions: 1 });
+    const listed = (await get('/v1/groups/other/solutions/default/versions')).json<{ versions: { version: string; serving: boolean; metrics: Record<string, number> }[] }>();
+    expect(listed.versions.map((v) => [v.version, v.serving])).toEqual([['v-4', true]]);
+    const one = await get('/v1/groups/other/solutions/default/versions/v-4');
+    expect(one.json()).toMatchObject({ version: 'v-4', split: 'loo', metrics: { normalized_discounted_cumulative_gain_at_10: 0.3 }, baseline: { normalized_discounted_cumulative_gain_at_10: 0.1 } });
+    expect((await get('/v1/groups/other/solutions/default/versions/v-none')).json()).toMatchObject({ code: 'VERSION_NOT_FOUND' });
+    await post('/v1/groups/other/solutions', { name: 'pop', recipe: 'popularity-count' });
+    expect((await get('/v1/groups/other/solutions/pop')).json()).toMatchObject({ name: 'pop', recipe: 'popularity-count', versions: 1 });
+    expect((await call({ method: 'DELETE', url: '/v1/groups/other/solutions/default' })).statusCode).toBe(400);
+    expect((await call({ method: 'DELETE', url: '/v1/groups/other/solutions/pop' })).statusCode).toBe(204);
+    expect((await get('/v1/groups/other/solutions/pop')).statusCode).toBe(404);
+    expect((await get('/v1/groups/other/deployments/default')).json()).toMatchObject({ name: 'default', version: 'v-4', previous: ['v-old'], loadedHere: 'v-4' });
   });
 });
 
