@@ -238,13 +238,16 @@ export class QueryService {
     const live = r.userId === undefined ? undefined : await this.userState(r.userId);
     const meta = r.userId === undefined || live ? undefined : await this.d.user(r.userId);
     const bound = this.bind(r, live, meta);
-    // related() has no exclude set: ask for more each round instead.
-    const first = v.model.related(r.itemId, 1);
-    if (first === undefined && !(await this.d.items([r.itemId])).has(r.itemId)) {
+    // related() has no exclude set: ask for more, and compute again only when more are needed.
+    const model = v.model;
+    let list = model.related(r.itemId, Math.max(2 * r.numResults, 50));
+    if (list === undefined && !(await this.d.items([r.itemId])).has(r.itemId)) {
       throw new AppError('ITEM_NOT_FOUND', `item ${JSON.stringify(r.itemId)} is neither in the served version ${v.version} nor in the items topic`, { field: 'itemId' });
     }
-    const model = v.model;
-    const rank = (k: number, ex: ReadonlySet<string>) => (model.related(r.itemId, k + ex.size) ?? []).filter((s) => !ex.has(s.itemId)).slice(0, k);
+    const rank = (k: number, ex: ReadonlySet<string>) => {
+      if (list !== undefined && list.length < k + ex.size) list = model.related(r.itemId, k + ex.size);
+      return (list ?? []).filter((s) => !ex.has(s.itemId)).slice(0, k);
+    };
     const items = await this.fill(rank, r.numResults, bound, new Set([r.itemId]));
     return this.answer(v, items);
   }

@@ -8,6 +8,7 @@
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
 import type { Consumer, KafkaClient, Producer } from '../kafka/kafkajs.js';
+import { followFromBeginning } from '../kafka/follow.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
 import type { Logger } from '../util/log.js';
 
@@ -137,20 +138,16 @@ export class ResourceFollower {
     } finally {
       await admin.disconnect();
     }
-    const consumer = this.kafka.consumer({ groupId: `streamrec.${this.o.group}.resources.${this.o.instanceId}`, allowAutoTopicCreation: false });
-    this.consumer = consumer;
-    await consumer.connect();
-    await consumer.subscribe({ topics: [this.topic], fromBeginning: true });
     let caughtUp!: () => void;
     const backlog = new Promise<void>((resolve) => (caughtUp = resolve));
     if (high === 0) caughtUp();
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch, resolveOffset }) => {
-        for (const m of batch.messages) {
+    this.consumer = await followFromBeginning(this.kafka, {
+      topic: this.topic,
+      groupId: `streamrec.${this.o.group}.resources.${this.o.instanceId}`,
+      onBatch: (messages) => {
+        for (const m of messages) {
           const key = m.key?.toString();
           if (key) this.resources.apply(key, m.value ? m.value.toString('utf8') : null);
-          resolveOffset(m.offset);
           if (Number(m.offset) + 1 >= high) caughtUp();
         }
       },

@@ -8,6 +8,7 @@
 import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
+import { followFromBeginning } from '../kafka/follow.js';
 import type { Consumer, KafkaClient, Producer } from '../kafka/kafkajs.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
 import { shouldPromote, type PromotionRule, type VersionInfo, type VersionRegistry } from '../training/registry.js';
@@ -132,19 +133,13 @@ export class VersionWatcher {
   }
 
   async start(): Promise<void> {
-    const consumer = this.kafka.consumer({ groupId: `streamrec.${this.o.group}.versions.${this.o.instanceId}`, allowAutoTopicCreation: false });
-    this.consumer = consumer;
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topicName(this.o.group, 'versions')], fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch, resolveOffset }) => {
+    this.consumer = await followFromBeginning(this.kafka, {
+      topic: topicName(this.o.group, 'versions'),
+      groupId: `streamrec.${this.o.group}.versions.${this.o.instanceId}`,
+      onBatch: (messages) => {
         // Only the batch's last announcement matters: the earlier ones were superseded.
         let last: ServingRecord | undefined;
-        for (const m of batch.messages) {
-          if (m.key?.toString() === SERVING_KEY) last = parseServingRecord(m.value) ?? last;
-          resolveOffset(m.offset);
-        }
+        for (const m of messages) if (m.key?.toString() === SERVING_KEY) last = parseServingRecord(m.value) ?? last;
         if (last) {
           this.latest = last;
           this.load(last);
