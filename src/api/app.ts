@@ -6,28 +6,41 @@
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { performance } from 'node:perf_hooks';
 import { AppError } from '../errors/index.js';
 import { topicName, validateGroupName, type TopicName } from '../kafka/topics.js';
 import type { Prepared } from './convert.js';
 import { prepareEvents, prepareItems, prepareUsers } from './convert.js';
 import { errorBody, errorHandler, recordsInvalid } from './errors.js';
+import { boundedSink } from './kafka.js';
 import { registerMetrics, registerOpenApi } from './ops.js';
 import rateLimit from '@fastify/rate-limit';
 import { registerAuth } from './auth.js';
 import { registerQueryRoutes } from './query-routes.js';
 import { registerResourceRoutes } from './resource-routes.js';
-import { GroupParams, Health, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, ingestResponses } from './schemas.js';
+import { GroupParams, Health, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, Unhealthy, ingestResponses } from './schemas.js';
 import type { ApiDeps, GroupServices, ServiceStatus } from './types.js';
 
 export type { ApiDeps, GroupAdmin, GroupDirectory, GroupServices, RecordSink, ServedGroups, ServiceStatus, SinkMessage } from './types.js';
-export { kafkaSink, topicGroupDirectory } from './kafka.js';
+export { boundedSink, kafkaSink, topicGroupDirectory } from './kafka.js';
 
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const now = deps.now ?? Date.now;
   const bodyLimit = deps.config.api.bodyLimitBytes;
+  const { requestTimeoutMs, connectionTimeoutMs, keepAliveTimeoutMs } = deps.config.api;
   const base = Fastify({
     logger: deps.logger ?? { level: 'info' },
     bodyLimit,
+    // A client dripping its request (or not sending it) is answered 408 and cut off: the whole request
+    // within requestTimeout (node checks every connectionsCheckingInterval), no silence longer than
+    // connectionTimeout, idle keep-alive connections closed after keepAliveTimeout.
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: connectionTimeoutMs,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    http: {
+      headersTimeout: Math.min(requestTimeoutMs, 60_000),
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(requestTimeoutMs / 4))),
+    },
     // Validate strictly: no type coercion ("5" is not a number), undeclared fields refused rather than dropped.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     return503OnClosing: true,
@@ -36,28 +49,43 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await registerOpenApi(base);
 
   app.setErrorHandler(errorHandler(bodyLimit));
+  // JSON only: a text/plain body is 415 UNSUPPORTED_MEDIA_TYPE, not a string that fails validation.
+  base.removeContentTypeParser('text/plain');
 
   const served = deps.served;
   const auth = deps.auth ?? { mode: deps.config.api.auth, rootKey: deps.config.api.rootKey };
+  const perMinute = deps.config.api.rateLimitPerMinute;
+  // Registered always (its per-route hooks only when perMinute > 0) for the refused-requests limiter below.
+  await base.register(rateLimit, {
+    global: perMinute > 0,
+    max: perMinute,
+    timeWindow: 60_000,
+    // Per API key (the authenticated principal: the key itself is never kept), else per client address.
+    keyGenerator: (request) => {
+      const p = request.principal;
+      return p?.kind === 'key' ? `key:${p.group}:${p.key.id}` : p?.kind === 'root' ? 'root' : request.ip;
+    },
+    allowList: (request) => request.routeOptions.config.scope === undefined,
+    errorResponseBuilder: (_request, context) => new AppError('RATE_LIMITED', `more than ${context.max} requests per minute for this key; retry in ${Math.ceil(context.ttl / 1000)} s`),
+  });
+  // Authentication runs before the per-key limit, so refused requests (401, 403) are counted per client address here.
+  const refusedPerMinute = deps.config.api.unauthenticatedPerMinute;
+  const refusedLimit = refusedPerMinute > 0 ? base.createRateLimit({ max: refusedPerMinute, timeWindow: 60_000, keyGenerator: (request) => `refused:${request.ip}` }) : undefined;
   registerAuth(base, {
     ...auth,
     groups: () => served?.names() ?? [],
     keys: (group, hash) => served?.get(group)?.resources.keyByHash(hash),
+    ...(refusedLimit
+      ? {
+          onRefused: async (request, reply) => {
+            const r = await refusedLimit(request);
+            if (r.isAllowed || !r.isExceeded) return;
+            void reply.header('retry-after', String(r.ttlInSeconds));
+            throw new AppError('RATE_LIMITED', `more than ${refusedPerMinute} refused requests (no key, unknown key or wrong scope) per minute from this address; retry in ${r.ttlInSeconds} s`);
+          },
+        }
+      : {}),
   });
-  const perMinute = deps.config.api.rateLimitPerMinute;
-  if (perMinute > 0) {
-    await base.register(rateLimit, {
-      max: perMinute,
-      timeWindow: 60_000,
-      // Per API key (the authenticated principal: the key itself is never kept), else per client address.
-      keyGenerator: (request) => {
-        const p = request.principal;
-        return p?.kind === 'key' ? `key:${p.group}:${p.key.id}` : p?.kind === 'root' ? 'root' : request.ip;
-      },
-      allowList: (request) => request.routeOptions.config.scope === undefined,
-      errorResponseBuilder: (_request, context) => new AppError('RATE_LIMITED', `more than ${context.max} requests per minute for this key; retry in ${Math.ceil(context.ttl / 1000)} s`),
-    });
-  }
   app.setNotFoundHandler((request, reply) => {
     const url = request.url.length > 200 ? `${request.url.slice(0, 200)}...` : request.url;
     return reply.code(404).send(errorBody(new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${url}`)));
@@ -72,23 +100,55 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     }
   };
 
-  app.get('/health', { schema: { response: { 200: Health } } }, async (request) => ({ status: 'ok' as const, state: status(request).state }));
+  // Liveness: 503 with the reasons while a component failed for good (not retried); restarting helps then.
+  app.get('/health', { schema: { response: { 200: Health, 503: Unhealthy } } }, async (request, reply) => {
+    const h = deps.metrics?.health?.();
+    if (h && !h.healthy) return reply.code(503).header('cache-control', 'no-store').send({ status: 'failed' as const, state: h.state, reasons: h.reasons });
+    return { status: 'ok' as const, state: status(request).state };
+  });
 
   app.get('/ready', { schema: { response: { 200: Readiness, 503: Readiness } } }, async (request, reply) => {
     const s = status(request);
     return reply.code(s.ready ? 200 : 503).send(s);
   });
 
+  // Fail fast while Kafka is down: a request waits for Kafka (group lookup, then produce) at most
+  // ingest.produceTimeoutMs in all, and at most ingest.maxInFlight produce calls are outstanding.
+  const produceTimeoutMs = deps.config.ingest.produceTimeoutMs;
+  const sink = boundedSink(deps.sink, {
+    timeoutMs: produceTimeoutMs,
+    maxInFlight: deps.config.ingest.maxInFlight,
+    onLate: ({ topic, records, error }) =>
+      error === undefined
+        ? app.log.warn({ topic, records }, 'a produce answered 503 after ingest.produceTimeoutMs was written after all (a client retry duplicates it)')
+        : app.log.warn({ topic, records, err: error }, 'a produce answered 503 after ingest.produceTimeoutMs failed'),
+  });
+  const kafkaDeadline = new WeakMap<FastifyRequest, number>();
+  const kafkaWaitLeft = (request: FastifyRequest): number => {
+    let deadline = kafkaDeadline.get(request);
+    if (deadline === undefined) kafkaDeadline.set(request, (deadline = performance.now() + produceTimeoutMs));
+    return Math.max(50, Math.round(deadline - performance.now()));
+  };
+
   /** 400 for a bad group name, 404 for a group without topics (before the body is validated). */
   const knownGroup = async (request: FastifyRequest): Promise<void> => {
     const { group } = request.params as GroupParams;
     validateGroupName(group);
     let exists: boolean;
+    let timer: NodeJS.Timeout | undefined;
+    const waitMs = kafkaWaitLeft(request);
     try {
-      exists = await deps.groups.has(group);
+      exists = await Promise.race([
+        deps.groups.has(group),
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new AppError('KAFKA_UNREACHABLE', `looking up dataset group ${group} took over ${waitMs} ms (ingest.produceTimeoutMs): Kafka did not answer`)), waitMs);
+        }),
+      ]);
     } catch (err) {
       if (err instanceof AppError) throw err;
-      throw new AppError('KAFKA_UNREACHABLE', `looking up dataset group ${group} failed: ${(err as Error).message}`, { cause: err });
+      throw new AppError('KAFKA_UNREACHABLE', `looking up dataset group ${group} failed: Kafka refused or did not answer`, { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
     if (!exists) {
       throw new AppError('GROUP_NOT_FOUND', `dataset group ${JSON.stringify(group)} does not exist (it has no topic ${topicName(group, 'interactions')})`, {
@@ -97,15 +157,21 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     }
   };
 
+  /** Ingestion: refused at once while ingest.maxInFlight produces are outstanding, before the group lookup waits on Kafka too. */
+  const ingestGroup = async (request: FastifyRequest): Promise<void> => {
+    sink.checkCapacity();
+    await knownGroup(request);
+  };
+
   /** All or nothing: any invalid record -> 400 listing them all and nothing produced; else produce all -> 202. */
-  const produce = async (group: string, topic: TopicName, prepared: Prepared, noun: string, total: number): Promise<{ accepted: number }> => {
+  const produce = async (request: FastifyRequest, group: string, topic: TopicName, prepared: Prepared, noun: string, total: number): Promise<{ accepted: number }> => {
     if (!prepared.ok) throw recordsInvalid(noun, total, prepared.errors);
     const name = topicName(group, topic);
     try {
-      await deps.sink.send(name, prepared.messages);
+      await sink.send(name, prepared.messages, { timeoutMs: kafkaWaitLeft(request) });
     } catch (err) {
       if (err instanceof AppError) throw err;
-      throw new AppError('KAFKA_UNREACHABLE', `producing ${prepared.messages.length} record(s) to ${name} failed: ${(err as Error).message}`, {
+      throw new AppError('KAFKA_UNREACHABLE', `producing ${prepared.messages.length} record(s) to ${name} failed: Kafka refused or did not answer`, {
         cause: err,
       });
     }
@@ -114,26 +180,26 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.post(
     '/v1/groups/:group/events',
-    { schema: { params: GroupParams, body: PutEventsBody, response: ingestResponses }, preValidation: knownGroup, config: { scope: 'ingest' } },
+    { schema: { params: GroupParams, body: PutEventsBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
     async (request, reply) => {
       const body = request.body;
       const prepared = prepareEvents(body, { codecs: deps.codecs, now: now(), maxFutureSkewMs: deps.config.ingest.maxFutureSkewMs });
-      return reply.code(202).send(await produce(request.params.group, 'interactions', prepared, 'events', body.eventList.length));
+      return reply.code(202).send(await produce(request, request.params.group, 'interactions', prepared, 'events', body.eventList.length));
     },
   );
 
   app.post(
     '/v1/groups/:group/items',
-    { schema: { params: GroupParams, body: PutItemsBody, response: ingestResponses }, preValidation: knownGroup, config: { scope: 'ingest' } },
+    { schema: { params: GroupParams, body: PutItemsBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
     async (request, reply) =>
-      reply.code(202).send(await produce(request.params.group, 'items', prepareItems(request.body, deps.codecs), 'items', request.body.items.length)),
+      reply.code(202).send(await produce(request, request.params.group, 'items', prepareItems(request.body, deps.codecs), 'items', request.body.items.length)),
   );
 
   app.post(
     '/v1/groups/:group/users',
-    { schema: { params: GroupParams, body: PutUsersBody, response: ingestResponses }, preValidation: knownGroup, config: { scope: 'ingest' } },
+    { schema: { params: GroupParams, body: PutUsersBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
     async (request, reply) =>
-      reply.code(202).send(await produce(request.params.group, 'users', prepareUsers(request.body, deps.codecs), 'users', request.body.users.length)),
+      reply.code(202).send(await produce(request, request.params.group, 'users', prepareUsers(request.body, deps.codecs), 'users', request.body.users.length)),
   );
 
   if (served) {

@@ -10,10 +10,11 @@
  * or `Authorization: Bearer <key>`.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AppError } from '../errors/index.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, isAppError } from '../errors/index.js';
+import { privateDir } from '../util/paths.js';
 import type { ApiKeyResource, Scope } from '../stream/resources.js';
 
 export type { Scope } from '../stream/resources.js';
@@ -40,6 +41,8 @@ export interface AuthOptions {
   keys: KeyLookup;
   /** The groups whose keys this process knows (the key's group is found among them). */
   groups: () => readonly string[];
+  /** Called for each request refused with 401 or 403 before that answer; may throw instead (429 per client address). */
+  onRefused?: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 }
 
 export function hashKey(key: string): string {
@@ -101,7 +104,7 @@ export function authorize(p: Principal, group: string | undefined, scope: Scope)
 
 /** The onRequest hook that checks every scoped route. */
 export function registerAuth(app: FastifyInstance, o: AuthOptions): void {
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     const scope = request.routeOptions.config.scope;
     if (scope === undefined) return;
     if (o.mode === 'off') {
@@ -109,8 +112,14 @@ export function registerAuth(app: FastifyInstance, o: AuthOptions): void {
       return;
     }
     const group = (request.params as { group?: string } | undefined)?.group;
-    const principal = authenticate(o, request, group);
-    authorize(principal, group, scope);
+    let principal: Principal;
+    try {
+      principal = authenticate(o, request, group);
+      authorize(principal, group, scope);
+    } catch (err) {
+      if (o.onRefused && (isAppError(err, 'UNAUTHENTICATED') || isAppError(err, 'FORBIDDEN'))) await o.onRefused(request, reply);
+      throw err;
+    }
     request.principal = principal;
   });
 }
@@ -123,9 +132,14 @@ export function rootKeyFile(dir: string): { key: string; path: string; created: 
   const path = join(dir, 'root-key');
   if (existsSync(path)) {
     const key = readFileSync(path, 'utf8').trim();
-    if (key.length >= 16) return { key, path, created: false };
+    if (key.length >= 16) {
+      // A file an older version (or a person) left readable by others is narrowed to 600, its folder to 700.
+      if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+      privateDir(dir);
+      return { key, path, created: false };
+    }
   }
-  mkdirSync(dir, { recursive: true });
+  privateDir(dir);
   const key = `sr_root_${randomBytes(32).toString('base64url')}`;
   writeFileSync(path, `${key}\n`, { mode: 0o600 });
   return { key, path, created: true };

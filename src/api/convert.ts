@@ -7,7 +7,7 @@
  */
 import { isAppError } from '../errors/index.js';
 import type { AvroCodec, Codecs, FieldError, Interaction, Item, MetadataValue, RecordTypes, SchemaName, User } from '../serde/avro.js';
-import { checkInteraction } from '../serde/validate.js';
+import { checkInteraction, checkItem, checkUser } from '../serde/validate.js';
 import { parseTimestamp, type Parsed } from '../serde/timestamp.js';
 import type { Event, ItemInput, PutEventsBody, PutItemsBody, PutUsersBody, RecordError, UserInput } from './schemas.js';
 import type { SinkMessage } from './types.js';
@@ -177,12 +177,12 @@ export function prepareEvents(body: PutEventsBody, checks: EventChecks): Prepare
 
 /** PutItems -> Item messages keyed by itemId. */
 export function prepareItems(body: PutItemsBody, codecs: Pick<Codecs, 'Item'>): Prepared {
-  return prepare(body.items, codecs.Item, ITEM_FIELDS, toItem, (r) => r.ITEM_ID);
+  return prepare(body.items, codecs.Item, ITEM_FIELDS, toItem, (r) => r.ITEM_ID, checkItem);
 }
 
 /** PutUsers -> User messages keyed by userId. */
 export function prepareUsers(body: PutUsersBody, codecs: Pick<Codecs, 'User'>): Prepared {
-  return prepare(body.users, codecs.User, USER_FIELDS, toUser, (r) => r.USER_ID);
+  return prepare(body.users, codecs.User, USER_FIELDS, toUser, (r) => r.USER_ID, checkUser);
 }
 
 function prepare<In, N extends SchemaName>(

@@ -98,7 +98,8 @@ export function errorHandler(bodyLimitBytes: number) {
     // A retriable 5xx without a cause (e.g. no model version yet) is a state, not a fault: no stack trace.
     if (app.status >= 500 && app.retriable && app.cause === undefined) request.log.warn({ code: app.code }, app.message);
     else if (app.status >= 500) request.log.error({ err: app.cause ?? err, code: app.code }, app.message);
-    else request.log.info({ code: app.code, field: app.field }, app.message);
+    // A 4xx's cause holds what the client is not told (e.g. a server folder): logged only.
+    else request.log.info({ code: app.code, field: app.field, ...(app.cause !== undefined ? { detail: app.cause } : {}) }, app.message);
     if (app.retriable && app.status === 503) void reply.header('retry-after', '1');
     return reply.code(app.status).send(errorBody(app));
   };

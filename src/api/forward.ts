@@ -49,7 +49,8 @@ export function forwarder(o: ForwarderOptions): (request: FastifyRequest, reply:
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
-      throw new AppError('FORWARD_FAILED', `the instance owning user ${JSON.stringify(userId)}'s partition (${owner.url}) did not answer: ${(err as Error).message}`, { cause: err });
+      // The owner's address and the client's error are for the log (the cause), not for the client.
+      throw new AppError('FORWARD_FAILED', `the instance owning user ${JSON.stringify(userId)}'s partition did not answer`, { cause: Object.assign(err as Error, { ownerUrl: owner.url }) });
     }
     const body = await res.text();
     await reply

@@ -54,6 +54,11 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
 
 /** Where the scrape-time values come from (the running service's components); each is optional. */
 export interface MetricsSource {
+  /**
+   * Liveness: GET /health (app.ts) answers 503 `{status: "failed", state, reasons}` while `healthy`
+   * is false (a component failed for good and is not retried), and `streamrec_healthy` is 0.
+   */
+  health?: () => { healthy: boolean; state: string; reasons: string[] };
   processor?: () => { applied: number; deadLetters: number; partitions: { partition: number; lag: number | null }[] };
   serving?: () => { version: string; recipe: string } | undefined;
   publisher?: () => { published: number; throttled: number; skipped: number; failed: number };
@@ -86,6 +91,20 @@ export function registerMetrics(app: FastifyInstance, source: MetricsSource): vo
       return undefined;
     }
   };
+
+  const health = source.health;
+  if (health) {
+    new Gauge({
+      name: `${p}healthy`,
+      help: 'Whether the service is healthy (1), or a component failed for good (0: GET /health answers 503 with the reasons).',
+      registers,
+      collect() {
+        const h = read('health', health);
+        this.reset();
+        if (h) this.set(h.healthy ? 1 : 0);
+      },
+    });
+  }
 
   const duration = new Histogram({
     name: `${p}http_request_duration_seconds`,
@@ -128,7 +147,7 @@ export function registerMetrics(app: FastifyInstance, source: MetricsSource): vo
     totalOf('dead_letters_total', 'Records the stream processor sent to the dead-letter topic.', () => read('processor status', processor)?.deadLetters);
     new Gauge({
       name: `${p}consumer_lag`,
-      help: 'Records behind the high watermark, by partition of the interactions topic (partitions with an unknown lag are left out).',
+      help: "Records behind the broker's high watermark (read every processor.lagRefreshMs), by assigned partition of the interactions topic; a partition whose lag is unknown (the broker does not answer) is left out, never 0.",
       labelNames: ['partition'] as const,
       registers,
       collect() {

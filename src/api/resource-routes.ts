@@ -25,7 +25,7 @@ import { SCOPES, type ApiKeyResource, type Scope } from '../stream/resources.js'
 import type { VersionInfo } from '../training/registry.js';
 import type { ServingRecord } from '../stream/versions.js';
 import { newApiKey } from './auth.js';
-import { ErrorBody, GroupParams } from './schemas.js';
+import { ErrorBody, GroupParams, IdString } from './schemas.js';
 import type { GroupAdmin, GroupServices } from './types.js';
 
 const Name = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$', description: '1-63 characters from A-Z a-z 0-9 _ . -' });
@@ -258,7 +258,7 @@ export function registerResourceRoutes(base: FastifyInstance, o: ResourceRouteOp
   });
   app.post(
     '/v1/groups/:group/deployments/:name/promote',
-    { ...admin, schema: { summary: 'UpdateCampaign: serve this version (every instance swaps it in)', params: NamedParams, body: Type.Object({ version: Type.String({ minLength: 1 }) }, { additionalProperties: false }), response: { 200: Deployment, ...errors } } },
+    { ...admin, schema: { summary: 'UpdateCampaign: serve this version (every instance swaps it in)', params: NamedParams, body: Type.Object({ version: IdString() }, { additionalProperties: false }), response: { 200: Deployment, ...errors } } },
     async (request) => {
       deploymentName(request.params.name);
       const g = o.group(request.params.group);

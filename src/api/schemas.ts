@@ -3,10 +3,14 @@
  * PutItems and PutUsers) and responses. Request bodies refuse undeclared fields.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { MAX_ID_LENGTH } from '../serde/validate.js';
 
 export const MAX_RECORDS_PER_REQUEST = 100;
 
-const Id = (description: string) => Type.String({ minLength: 1, description });
+/** An id: 1 to MAX_ID_LENGTH (256) characters, as in Personalize. */
+const Id = (description: string) => Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH, description });
+/** An id in a query string or a path: at most MAX_ID_LENGTH characters. */
+export const IdString = (options: { minLength?: number; description?: string } = {}) => Type.String({ minLength: 1, ...options, maxLength: MAX_ID_LENGTH });
 
 /** Epoch seconds (a number below 1e11), epoch milliseconds (a number from 1e11) or an ISO 8601 date-time string. */
 export const Timestamp = Type.Union([Type.Number(), Type.String()], {
@@ -29,7 +33,7 @@ export const Event = Type.Object(
     itemId: Id('ITEM_ID.'),
     sentAt: Timestamp,
     recommendationId: Type.Optional(Id('RECOMMENDATION_ID.')),
-    impression: Type.Optional(Type.Array(Type.String(), { description: 'IMPRESSION: item ids shown, in order.' })),
+    impression: Type.Optional(Type.Array(Type.String({ maxLength: MAX_ID_LENGTH }), { description: 'IMPRESSION: item ids shown, in order.' })),
     properties: Type.Optional(Properties),
   },
   { additionalProperties: false },
@@ -99,13 +103,16 @@ export type ErrorBody = Static<typeof ErrorBody>;
 
 export const Health = Type.Object({ status: Type.Literal('ok'), state: Type.String() });
 
+/** GET /health while a component failed for good: what failed. */
+export const Unhealthy = Type.Object({ status: Type.Literal('failed'), state: Type.String(), reasons: Type.Array(Type.String()) });
+
 export const Readiness = Type.Object({ state: Type.String(), ready: Type.Boolean(), detail: Type.Optional(Type.Unknown()) });
 
 /** Response schemas of the ingestion routes. */
 export const ingestResponses = { 202: Accepted, '4xx': ErrorBody, '5xx': ErrorBody } as const;
 
 const NumResults = Type.String({ pattern: '^[0-9]{1,4}$', description: '1 to 500; default 25' });
-const FilterName = Type.String({ minLength: 1, maxLength: 256, description: 'The name of a filter of the group (GET /v1/groups/G/filters).' });
+const FilterName = Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH, description: 'The name of a filter of the group (GET /v1/groups/G/filters).' });
 const FilterValuesJson = Type.String({ maxLength: 10_000, description: 'JSON object: $PARAM name -> values, e.g. {"GENRES": "\\"Comedy\\",\\"Drama\\""}.' });
 /** filterValues in a JSON body: an object of strings, as in Personalize. */
 export const FilterValues = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_]{1,256}$' }), Type.String({ maxLength: 1000 }), { description: '$PARAM name -> values ("a","b" or numbers).' });
@@ -114,7 +121,7 @@ const Context = Type.Record(Type.String(), Type.String(), { description: 'Contex
 /** GetRecommendations (query string: strings only, parsed by the route). */
 export const RecommendationsQuery = Type.Object(
   {
-    userId: Type.String({ minLength: 1, maxLength: 256 }),
+    userId: IdString(),
     numResults: Type.Optional(NumResults),
     filter: Type.Optional(FilterName),
     filterValues: Type.Optional(FilterValuesJson),
@@ -137,7 +144,7 @@ const PromotionSchema = Type.Object(
 /** GetRecommendations as a JSON body (filterValues and context as objects; promotions). */
 export const RecommendationsBody = Type.Object(
   {
-    userId: Type.String({ minLength: 1, maxLength: 256 }),
+    userId: IdString(),
     numResults: Type.Optional(Type.Integer()),
     filter: Type.Optional(FilterName),
     filterValues: Type.Optional(FilterValues),
@@ -150,9 +157,9 @@ export type RecommendationsBody = Static<typeof RecommendationsBody>;
 
 export const RelatedQuery = Type.Object(
   {
-    itemId: Type.String({ minLength: 1, maxLength: 256 }),
+    itemId: IdString(),
     numResults: Type.Optional(NumResults),
-    userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'For filters on the user\'s interactions.' })),
+    userId: Type.Optional(IdString({ description: 'For filters on the user\'s interactions.' })),
     filter: Type.Optional(FilterName),
     filterValues: Type.Optional(FilterValuesJson),
   },
@@ -162,8 +169,8 @@ export type RelatedQuery = Static<typeof RelatedQuery>;
 
 export const RankingBody = Type.Object(
   {
-    userId: Type.String({ minLength: 1, maxLength: 256 }),
-    inputList: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: 500 }),
+    userId: IdString(),
+    inputList: Type.Array(IdString(), { minItems: 1, maxItems: 500 }),
     filter: Type.Optional(FilterName),
     filterValues: Type.Optional(FilterValues),
     context: Type.Optional(Context),
@@ -177,7 +184,7 @@ export const PopularQuery = Type.Object(
     kind: Type.Optional(Type.Union([Type.Literal('popular'), Type.Literal('trending')], { description: 'popular: most distinct users; trending: time-decayed events. Default popular.' })),
     scope: Type.Optional(Type.Union([Type.Literal('group'), Type.Literal('local')], { description: "group (default): every instance's partitions; local: this instance's only (what instances ask each other)." })),
     numResults: Type.Optional(NumResults),
-    userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    userId: Type.Optional(IdString()),
     filter: Type.Optional(FilterName),
     filterValues: Type.Optional(FilterValuesJson),
   },

@@ -16,7 +16,8 @@ export interface SinkMessage {
 
 /** Where accepted records go; the real one wraps a kafkajs producer (`kafkaSink`). */
 export interface RecordSink {
-  send(topic: string, messages: SinkMessage[]): Promise<void>;
+  /** `timeoutMs`: what is left of the request's wait for Kafka (a bounded sink honours it). */
+  send(topic: string, messages: SinkMessage[], options?: { timeoutMs?: number }): Promise<void>;
 }
 
 /** Which dataset groups exist; the real one looks for `<group>.interactions` (`topicGroupDirectory`). */

@@ -3,7 +3,7 @@
  */
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { configKeys, loadConfig, type Config } from '../config/index.js';
+import { configKeys, loadConfig, redactConfig, type Config } from '../config/index.js';
 import { AppError, isAppError } from '../errors/index.js';
 import type { MetadataType } from '../import/read.js';
 import { offlineSink, runImport, topicSink } from '../import/import.js';
@@ -25,7 +25,8 @@ import { produceRecords, streamRecords } from '../kafka/produce.js';
 import { resolveBrokers } from '../kafka/connect.js';
 import { localKafkaOptions, localKafkaStatus, startLocalKafka, stopLocalKafka } from '../kafka/local-broker.js';
 import { applyTopics, topicDefinitions, topicName, topicOffsets, validateGroupName, type TopicName, type TopicReport } from '../kafka/topics.js';
-import { startService, versionsDir } from '../stream/service.js';
+import { startService, versionsDir, type Service } from '../stream/service.js';
+import type { Logger } from '../util/log.js';
 import { rootKeyFile } from '../api/auth.js';
 import { digestGroupState } from '../state/digest.js';
 import { join, resolve } from 'node:path';
@@ -58,68 +59,106 @@ program
   .addOption(new Option('-p, --port <port>', 'HTTP API port (config api.port; 0: a free one)').argParser(intArg('--port')))
   .option('--no-sample', 'with the local broker: no sample data (neither into an empty interactions topic nor live)')
   .addOption(new Option('--sample-rate <events>', 'with the local broker: live synthetic events per second after the sample data (0: none)').default(10).argParser(intArg('--sample-rate')))
-  .action(async (opts: { group?: string; port?: number; sample: boolean; sampleRate: number }) => {
-    // From the first moment: a signal during start-up waits for start-up, then stops in order.
-    const stopRequested = stopSignal();
-    let c = config({ group: opts.group, 'api.port': opts.port });
-    const group = validateGroupName(c.group);
-    const t0 = Date.now();
-    if (c.api.auth === 'keys' && c.api.rootKey === '') {
-      const root = rootKeyFile(c.state.dir);
-      c = config({ group: opts.group, 'api.port': opts.port, 'api.rootKey': root.key });
-      say(`api: root API key ${root.created ? 'generated into' : 'read from'} ${root.path} (send it as x-api-key; set api.rootKey / STREAMREC_API_ROOT_KEY to choose it)`);
+  .action(async (opts: StartOptions) => {
+    // From the first moment: a signal during start-up waits for start-up, then stops in order; from
+    // the first signal the process ends within shutdown.graceMs whatever hangs, a second one ends it
+    // at once.
+    const shutdown = { graceMs: Number(configKeys().find((k) => k.key === 'shutdown.graceMs')?.default ?? 20_000) };
+    const stopRequested = stopSignal(shutdown);
+    try {
+      await start(opts, stopRequested, shutdown);
+    } catch (err) {
+      // Printed by the catch at the end of this file. A Kafka client or a timer must not keep a
+      // process that failed to start alive: it exits shortly after, non-zero.
+      exitSoon(1);
+      throw err;
     }
-    const { brokers, local } = await resolveBrokers(c, 'owned', note);
-    if (local) {
-      const how = local.reused ? 'using the local Kafka broker already running' : `started a local Kafka ${local.version} broker (KRaft)`;
-      say(`kafka: ${how} at ${local.brokers} (pid ${local.pid}, data ${c.kafka.local.dataDir}) in ${ms(local.elapsedMs)}`);
-      if (local.cleaned.length > 0) say(`kafka: stopped stale broker(s) left by an earlier run: pid ${local.cleaned.join(', ')}`);
-    } else {
-      say(`kafka: using the cluster at ${brokers.join(',')} (KAFKA_BROKERS)`);
-    }
-    const reports = await withAdmin(c, brokers, (admin) => applyTopics(admin, group, c));
-    printTopics(group, reports);
-    // The embedded default: a local broker and nothing to consume yet -> sample data, so that the
-    // first model version trains and the query API answers within a minute or two.
-    if (local && opts.sample) {
-      const empty = await withAdmin(c, brokers, async (admin) => (await topicOffsets(admin, topicName(group, 'interactions'))).every((p) => p.high === 0));
-      if (empty) {
-        const n = await produceSample(c, brokers, group);
-        say(`sample data: ${n} synthetic events (seeded clickstream: Zipf popularity, sessions, item-to-item transitions) into ${topicName(group, 'interactions')}; --no-sample skips this`);
-      }
-    }
-    const log = pino({ level: c.log.level, base: { group } });
-    const service = await startService({ config: c, group, brokers, log, apiLogger: { level: c.log.level === 'info' ? 'warn' : c.log.level } });
-    say(`processor: consuming ${group}.interactions, state in ${c.state.dir}/${group}`);
-    say(`api: listening on ${service.url} (POST /v1/groups/${group}/events|items|users, GET /v1/groups/${group}/recommendations?userId=U, related-items, popular, personalized-ranking, filters; docs ${service.url}/docs, metrics ${service.url}/metrics)`);
-    say(`recommendations: ${c.recommendations.enabled ? `each user's fresh top-${c.recommendations.numResults} to ${topicName(group, 'recommendations')} after their events (at most one per ${c.recommendations.minIntervalMs} ms)` : 'not published (recommendations.enabled false)'}`);
-    say(
-      c.training.recipe === 'none'
-        ? 'training: off (training.recipe none)'
-        : `training: ${c.training.recipe}, a first version as soon as there are events, then every ${c.training.everyEvents} events or ${c.training.everyMinutes} min (versions in ${service.registry.dir})`,
-    );
-    say(`streamrec: group "${group}" up in ${ms(Date.now() - t0)}`);
-    say(`KAFKA_BROKERS=${brokers.join(',')}`);
-    // The demo keeps streaming: a trickle of the same synthetic users and items, stamped now, so
-    // that lists keep flowing to the recommendations topic and trending moves.
-    const live =
-      local && opts.sample && opts.sampleRate > 0
-        ? streamRecords(c, brokers, group, syntheticInteractions({ seed: 2, users: 500, items: 1000, events: Number.MAX_SAFE_INTEGER })[Symbol.iterator](), opts.sampleRate, log)
-        : undefined;
-    if (live) say(`sample data: streaming ${opts.sampleRate} synthetic events/s into ${topicName(group, 'interactions')} (--sample-rate N, 0 for none)`);
-    say('running; Ctrl-C or SIGTERM stops it' + (local && !local.reused ? ' and the broker it started' : ''));
-
-    const signal = await stopRequested;
-    note(`streamrec: ${signal} received, stopping`);
-    await live?.stop();
-    await service.stop();
-    const s = service.processor.status();
-    say(`processor: stopped after ${s.applied} events applied, ${s.deadLetters} dead letters, ${s.batches} batches`);
-    if (local && !local.reused) {
-      const { stopped } = await stopLocalKafka(c.kafka.local.dataDir, c.kafka.local.stopGraceMs);
-      say(`kafka: stopped ${stopped.map((x) => `pid ${x.pid} (${x.how})`).join(', ') || 'nothing'}`);
-    }
+    exitSoon(0);
   });
+
+interface StartOptions {
+  group?: string;
+  port?: number;
+  sample: boolean;
+  sampleRate: number;
+}
+
+async function start(opts: StartOptions, stopRequested: Promise<string>, shutdown: { graceMs: number }): Promise<void> {
+  let c = config({ group: opts.group, 'api.port': opts.port });
+  shutdown.graceMs = c.shutdown.graceMs;
+  const group = validateGroupName(c.group);
+  const t0 = Date.now();
+  if (c.api.auth === 'keys' && c.api.rootKey === '') {
+    const root = rootKeyFile(c.state.dir);
+    c = config({ group: opts.group, 'api.port': opts.port, 'api.rootKey': root.key });
+    say(`api: root API key ${root.created ? 'generated into' : 'read from'} ${root.path} (send it as x-api-key; set api.rootKey / STREAMREC_API_ROOT_KEY to choose it)`);
+  }
+  const { brokers, local } = await resolveBrokers(c, 'owned', note);
+  if (local) {
+    const how = local.reused ? 'using the local Kafka broker already running' : `started a local Kafka ${local.version} broker (KRaft)`;
+    say(`kafka: ${how} at ${local.brokers} (pid ${local.pid}, data ${c.kafka.local.dataDir}) in ${ms(local.elapsedMs)}`);
+    if (local.cleaned.length > 0) say(`kafka: stopped stale broker(s) left by an earlier run: pid ${local.cleaned.join(', ')}`);
+  } else {
+    say(`kafka: using the cluster at ${brokers.join(',')} (KAFKA_BROKERS)`);
+  }
+  // A start-up failure from here on stops the broker this run started (the error is then printed).
+  const stopOwnBroker = async (): Promise<void> => {
+    if (!local || local.reused) return;
+    const { stopped } = await stopLocalKafka(c.kafka.local.dataDir, c.kafka.local.stopGraceMs);
+    say(`kafka: stopped ${stopped.map((x) => `pid ${x.pid} (${x.how})`).join(', ') || 'nothing'}`);
+  };
+  const log = pino({ level: c.log.level, base: { group } });
+  let service: Service;
+  try {
+    service = await startGroup(c, brokers, group, local !== undefined && opts.sample, log);
+  } catch (err) {
+    await stopOwnBroker().catch(() => undefined);
+    throw err;
+  }
+
+  say(`processor: consuming ${group}.interactions, state in ${c.state.dir}/${group}`);
+  say(`api: listening on ${service.url} (POST /v1/groups/${group}/events|items|users, GET /v1/groups/${group}/recommendations?userId=U, related-items, popular, personalized-ranking, filters; docs ${service.url}/docs, metrics ${service.url}/metrics)`);
+  say(`recommendations: ${c.recommendations.enabled ? `each user's fresh top-${c.recommendations.numResults} to ${topicName(group, 'recommendations')} after their events (at most one per ${c.recommendations.minIntervalMs} ms)` : 'not published (recommendations.enabled false)'}`);
+  say(
+    c.training.recipe === 'none'
+      ? 'training: off (training.recipe none)'
+      : `training: ${c.training.recipe}, a first version as soon as there are events, then every ${c.training.everyEvents} events or ${c.training.everyMinutes} min (versions in ${service.registry.dir})`,
+  );
+  say(`streamrec: group "${group}" up in ${ms(Date.now() - t0)}`);
+  say(`KAFKA_BROKERS=${brokers.join(',')}`);
+  // The demo keeps streaming: a trickle of the same synthetic users and items, stamped now, so
+  // that lists keep flowing to the recommendations topic and trending moves.
+  const live =
+    local && opts.sample && opts.sampleRate > 0
+      ? streamRecords(c, brokers, group, syntheticInteractions({ seed: 2, users: 500, items: 1000, events: Number.MAX_SAFE_INTEGER })[Symbol.iterator](), opts.sampleRate, log)
+      : undefined;
+  if (live) say(`sample data: streaming ${opts.sampleRate} synthetic events/s into ${topicName(group, 'interactions')} (--sample-rate N, 0 for none)`);
+  say('running; Ctrl-C or SIGTERM stops it' + (local && !local.reused ? ' and the broker it started' : ''));
+
+  const signal = await stopRequested;
+  note(`streamrec: ${signal} received, stopping (within shutdown.graceMs, ${c.shutdown.graceMs} ms; a second signal exits at once)`);
+  await live?.stop();
+  await service.stop();
+  const s = service.processor.status();
+  say(`processor: stopped after ${s.applied} events applied, ${s.deadLetters} dead letters, ${s.batches} batches`);
+  await stopOwnBroker();
+}
+
+/** The group's topics, the sample data (a local broker), the service. */
+async function startGroup(c: Readonly<Config>, brokers: string[], group: string, sample: boolean, log: Logger): Promise<Service> {
+  const reports = await withAdmin(c, brokers, (admin) => applyTopics(admin, group, c));
+  printTopics(group, reports);
+  // The embedded default: a local broker and nothing to consume yet -> sample data, so that the
+  // first model version trains and the query API answers within a minute or two.
+  if (sample) {
+    const empty = await withAdmin(c, brokers, async (admin) => (await topicOffsets(admin, topicName(group, 'interactions'))).every((p) => p.high === 0));
+    if (empty) {
+      const n = await produceSample(c, brokers, group);
+      say(`sample data: ${n} synthetic events (seeded clickstream: Zipf popularity, sessions, item-to-item transitions) into ${topicName(group, 'interactions')}; --no-sample skips this`);
+    }
+  }
+  return startService({ config: c, group, brokers, log, apiLogger: { level: c.log.level === 'info' ? 'warn' : c.log.level } });
+}
 
 /**
  * Sample data for the embedded default: the 1,000 items' metadata (CATEGORY, PRICE) and 10,000
@@ -478,14 +517,25 @@ program
     say(`${result.lines} lines in ${ms(Date.now() - t0)}, ${result.errors} with an error; results in ${opts.output}`);
   });
 
-/** Resolves on the first SIGINT or SIGTERM; a second one while stopping forces the exit. */
-function stopSignal(): Promise<string> {
+/**
+ * Resolves on the first SIGINT or SIGTERM; a second one while stopping forces the exit. With
+ * `shutdown`, the first signal also bounds the stop: the process exits (code 1) `graceMs` after it,
+ * whatever still runs.
+ */
+function stopSignal(shutdown?: { graceMs: number }): Promise<string> {
   return new Promise((resolve) => {
     let first: string | undefined;
     const on = (sig: string) => {
       if (first === undefined) {
         first = sig;
         resolve(sig);
+        if (shutdown) {
+          const graceMs = shutdown.graceMs;
+          setTimeout(() => {
+            note(`streamrec: still stopping ${graceMs} ms after ${sig} (shutdown.graceMs): exiting now`);
+            process.exit(1);
+          }, graceMs).unref();
+        }
         return;
       }
       note(`streamrec: ${sig} again while stopping: exiting now`);
@@ -494,6 +544,19 @@ function stopSignal(): Promise<string> {
     process.on('SIGINT', () => on('SIGINT'));
     process.on('SIGTERM', () => on('SIGTERM'));
   });
+}
+
+/**
+ * Ends the process soon after a long-running command returned or failed, even when something (a
+ * Kafka client's reconnection, a socket) still holds the event loop: then it says what, and exits
+ * with `process.exitCode` (set by the error handler at the end of this file) or `code`.
+ */
+function exitSoon(code: number, afterMs = 1000): void {
+  setTimeout(() => {
+    const open = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap' && r !== 'Timeout');
+    note(`streamrec: exiting; still open: ${open.join(', ') || 'timers only'}`);
+    process.exit(process.exitCode ?? code);
+  }, afterMs).unref();
 }
 
 /** A progress bar on stderr (drawn on a terminal only) fed by the file reader's onProgress. */
@@ -671,7 +734,7 @@ program
       return;
     }
     const c = config();
-    say(JSON.stringify({ ...c, kafka: { ...c.kafka, sasl: { ...c.kafka.sasl, password: c.kafka.sasl.password ? '***' : '' } } }, null, 2));
+    say(JSON.stringify(redactConfig(c), null, 2));
   });
 
 // ---------------------------------------------------------------- helpers

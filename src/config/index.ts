@@ -171,6 +171,16 @@ function setPath(target: Record<string, unknown>, dotted: string, value: unknown
   node[parts[parts.length - 1]!] = value;
 }
 
+/** The config as it may be shown (`streamrec config`): secrets (the SASL password, the root API key) as `***` when set. */
+export function redactConfig(c: Readonly<Config>): Config {
+  const mask = (v: string): string => (v ? '***' : '');
+  return {
+    ...c,
+    kafka: { ...c.kafka, sasl: { ...c.kafka.sasl, password: mask(c.kafka.sasl.password) } },
+    api: { ...c.api, rootKey: mask(c.api.rootKey) },
+  } as Config;
+}
+
 /** `~/x` -> home; relative paths are taken from the working directory. */
 export function expandPath(p: string): string {
   if (p === '~' || p.startsWith('~/')) return resolve(homedir(), p.slice(2));

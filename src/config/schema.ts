@@ -59,6 +59,16 @@ export const ConfigSchema = Type.Object(
           'STREAMREC_KAFKA_LOG_LEVEL',
           'kafkajs log level.',
         ),
+        restartBackoffMs: leaf(
+          Type.Integer({ default: 500, minimum: 10 }),
+          'STREAMREC_KAFKA_RESTART_BACKOFF_MS',
+          "First wait before a crashed Kafka consumer (the processor's, the metadata reader's, the followers') is made again; it doubles on each failed attempt, minus up to 30% at random.",
+        ),
+        restartMaxBackoffMs: leaf(
+          Type.Integer({ default: 30_000, minimum: 100 }),
+          'STREAMREC_KAFKA_RESTART_MAX_BACKOFF_MS',
+          'Longest wait between two attempts to bring a crashed Kafka consumer back (they go on until it is back: a broker outage needs no restart by hand).',
+        ),
         local: Type.Object(
           {
             dataDir: leaf(
@@ -148,6 +158,26 @@ export const ConfigSchema = Type.Object(
           'STREAMREC_API_ADVERTISED_URL',
           "This instance's API base URL as other instances reach it (queries for users of its partitions are forwarded there). Empty: http://<api.host>:<bound port>.",
         ),
+        unauthenticatedPerMinute: leaf(
+          Type.Integer({ default: 120, minimum: 0 }),
+          'STREAMREC_API_UNAUTHENTICATED_PER_MINUTE',
+          'Requests per minute per client address refused with 401 or 403 (no key, an unknown key, a key without the right); past it they get 429 RATE_LIMITED. 0: no limit.',
+        ),
+        requestTimeoutMs: leaf(
+          Type.Integer({ default: 30_000, minimum: 100 }),
+          'STREAMREC_API_REQUEST_TIMEOUT_MS',
+          'A request (headers and body) must be received within this many ms, else the server answers 408 and closes the connection (checked every second at most).',
+        ),
+        connectionTimeoutMs: leaf(
+          Type.Integer({ default: 60_000, minimum: 100 }),
+          'STREAMREC_API_CONNECTION_TIMEOUT_MS',
+          'A connection with no bytes in either direction for this many ms is closed.',
+        ),
+        keepAliveTimeoutMs: leaf(
+          Type.Integer({ default: 72_000, minimum: 100 }),
+          'STREAMREC_API_KEEP_ALIVE_TIMEOUT_MS',
+          "An idle keep-alive connection is closed after this many ms (keep it above a load balancer's idle timeout).",
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -182,6 +212,16 @@ export const ConfigSchema = Type.Object(
           Type.Integer({ default: 65_536, minimum: 256 }),
           'STREAMREC_INGEST_MAX_RECORD_BYTES',
           'Largest encoded record accepted from a topic; larger ones go to the dead-letter topic.',
+        ),
+        produceTimeoutMs: leaf(
+          Type.Integer({ default: 5000, minimum: 100 }),
+          'STREAMREC_INGEST_PRODUCE_TIMEOUT_MS',
+          'How long an ingestion request waits for Kafka (group lookup and produce) before it answers 503 KAFKA_UNREACHABLE; a produce that timed out may still be written later.',
+        ),
+        maxInFlight: leaf(
+          Type.Integer({ default: 256, minimum: 1 }),
+          'STREAMREC_INGEST_MAX_IN_FLIGHT',
+          'Produce calls not yet answered by Kafka (timed-out ones included) at one time; past it ingestion answers 503 INGEST_OVERLOADED at once.',
         ),
       },
       { additionalProperties: false, default: {} },
@@ -263,6 +303,11 @@ export const ConfigSchema = Type.Object(
           'STREAMREC_PROCESSOR_TRANSACTION_TIMEOUT_MS',
           'Kafka transaction timeout of the changelog producers.',
         ),
+        lagRefreshMs: leaf(
+          Type.Integer({ default: 5000, minimum: 200 }),
+          'STREAMREC_PROCESSOR_LAG_REFRESH_MS',
+          "How often the interactions topic's high watermarks are read from the broker (consumer lag, /ready); a lag whose watermark is older than 3 times this is unknown, and Kafka counts as unreachable.",
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -312,6 +357,16 @@ export const ConfigSchema = Type.Object(
           Type.String({ default: '' }),
           'STREAMREC_TRAINING_VERSIONS_DIR',
           'Where model versions are written and read, shared by every instance of a group; empty: <state.dir>/<group>/versions.',
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    shutdown: Type.Object(
+      {
+        graceMs: leaf(
+          Type.Integer({ default: 20_000, minimum: 1000, maximum: 600_000 }),
+          'STREAMREC_SHUTDOWN_GRACE_MS',
+          'After SIGTERM or Ctrl-C, `streamrec start` stops in order (the batch in flight, the API, the processor, the broker it started) for at most this long, then exits anyway (code 1); a second signal exits at once. Keep it below your supervisor\'s kill timeout (Kubernetes: 30 s).',
         ),
       },
       { additionalProperties: false, default: {} },

@@ -54,6 +54,16 @@ export const ERROR_CODES = {
     retriable: true,
     fix: 'Check KAFKA_BROKERS (and the SSL/SASL settings), or unset it to use the local broker.',
   },
+  INGEST_OVERLOADED: {
+    status: 503,
+    retriable: true,
+    fix: 'Too many produce requests are waiting on Kafka (ingest.maxInFlight): retry after the seconds in the retry-after header; check the broker, or raise ingest.maxInFlight if Kafka is healthy.',
+  },
+  STATE_LOCKED: {
+    status: 500,
+    retriable: false,
+    fix: 'Another streamrec instance (or process) has this state folder open: stop it, or give this instance a state folder of its own (state.dir, STREAMREC_STATE_DIR).',
+  },
   TOPIC_APPLY_FAILED: {
     status: 500,
     retriable: true,
@@ -78,6 +88,11 @@ export const ERROR_CODES = {
     status: 400,
     retriable: false,
     fix: 'The bytes are not a record of the expected Avro schema (or wire format); check the producer.',
+  },
+  RECORD_TOO_LARGE: {
+    status: 413,
+    retriable: false,
+    fix: 'Keep input records under ingest.maxRecordBytes (64 KiB by default), or raise it; the record is in the dead-letter topic.',
   },
   REQUEST_INVALID: {
     status: 400,
@@ -162,7 +177,7 @@ export const ERROR_CODES = {
   RATE_LIMITED: {
     status: 429,
     retriable: true,
-    fix: 'Slow down: wait the seconds in the retry-after header, or raise api.rateLimitPerMinute.',
+    fix: 'Slow down: wait the seconds in the retry-after header, or raise api.rateLimitPerMinute (api.unauthenticatedPerMinute for requests refused with 401 or 403).',
   },
   FORWARD_FAILED: {
     status: 502,

@@ -4,19 +4,53 @@
  * its own per instance, no committed offsets (each start reads the whole topic again), every batch
  * handed over in offset order.
  */
-import type { Consumer, KafkaClient, KafkaMessage } from './kafkajs.js';
+import type { KafkaClient, KafkaMessage } from './kafkajs.js';
+import type { Logger } from '../util/log.js';
+import type { BackoffOptions } from '../util/retry.js';
+import { consumerRetry, SupervisedConsumer } from './supervise.js';
 
-export async function followFromBeginning(kafka: KafkaClient, o: { topic: string; groupId: string; onBatch: (messages: KafkaMessage[]) => void }): Promise<Consumer> {
-  const consumer = kafka.consumer({ groupId: o.groupId, allowAutoTopicCreation: false });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [o.topic], fromBeginning: true });
-  await consumer.run({
-    autoCommit: false,
-    eachBatch: async ({ batch, resolveOffset }) => {
-      o.onBatch(batch.messages);
-      const last = batch.messages.at(-1);
-      if (last) resolveOffset(last.offset);
+export interface FollowOptions {
+  topic: string;
+  groupId: string;
+  onBatch: (messages: KafkaMessage[]) => void;
+  log: Logger;
+  /** The restart policy after a crash (`restartBackoff(config)`). */
+  backoff: BackoffOptions;
+}
+
+/**
+ * Resolves once the consumer has joined; it is restarted after crashes (src/kafka/supervise.ts).
+ * A restarted consumer goes on after the last record handed over (it seeks there), in a group of its
+ * own (`<groupId>.r<n>`: nothing is committed, and a fresh group need not wait for the crashed
+ * member's session to expire), so records are handed over once per start of the process.
+ */
+export async function followFromBeginning(kafka: KafkaClient, o: FollowOptions): Promise<SupervisedConsumer> {
+  const next = new Map<number, string>();
+  const supervisor = new SupervisedConsumer({
+    name: o.topic,
+    log: o.log,
+    backoff: o.backoff,
+    create: (attempt) => kafka.consumer({ groupId: attempt === 0 ? o.groupId : `${o.groupId}.r${attempt}`, allowAutoTopicCreation: false, retry: consumerRetry() }),
+    run: async (consumer) => {
+      consumer.on(consumer.events.GROUP_JOIN, () => {
+        for (const [partition, offset] of next) consumer.seek({ topic: o.topic, partition, offset });
+      });
+      await consumer.connect();
+      await consumer.subscribe({ topics: [o.topic], fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch, resolveOffset, isStale }) => {
+          if (isStale()) return;
+          o.onBatch(batch.messages);
+          const last = batch.messages.at(-1);
+          if (last) {
+            resolveOffset(last.offset);
+            next.set(batch.partition, String(Number(batch.lastOffset()) + 1));
+          }
+        },
+      });
     },
   });
-  return consumer;
+  await supervisor.start();
+  return supervisor;
 }

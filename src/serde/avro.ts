@@ -2,9 +2,12 @@
  * The Avro schemas in avro/, loaded with avsc, and the one way records become bytes and back.
  *
  * - encode: validates first; a bad value is refused with RECORD_INVALID naming the field.
- * - decode: bytes that are not a canonical record of the writer schema (truncated, trailing bytes,
- *   invalid UTF-8, a bad union index, ...) are refused with RECORD_MALFORMED; decoded records are
- *   validated like encoded ones (an empty USER_ID is as bad as a missing one).
+ * - decode: bounded by the record's own size. A record over `maxBytes` is refused with
+ *   RECORD_TOO_LARGE before anything is read; then the bytes are walked against the writer schema
+ *   without allocating (src/serde/bounded.ts: a count the remaining bytes cannot hold is refused),
+ *   and only then decoded. Bytes that are not a canonical record of the writer schema (truncated,
+ *   trailing bytes, invalid UTF-8, a bad union index, ...) are refused with RECORD_MALFORMED;
+ *   decoded records are validated like encoded ones (an empty USER_ID is as bad as a missing one).
  * - schema evolution: a reader decodes records written with an older writer schema (avsc resolver).
  * - wire format: plain Avro binary, or Confluent's (magic byte 0, 4-byte big-endian schema id, Avro).
  */
@@ -13,6 +16,7 @@ import avro from 'avsc';
 import { AppError } from '../errors/index.js';
 import type { Config } from '../config/index.js';
 import { packagePath } from '../util/paths.js';
+import { BoundsError, checkBounds } from './bounded.js';
 
 export const SCHEMA_NAMES = ['Interaction', 'Item', 'User', 'Recommendation', 'DeadLetter'] as const;
 export type SchemaName = (typeof SCHEMA_NAMES)[number];
@@ -61,6 +65,11 @@ export interface DeadLetter {
   FIELD: string | null;
   REASON: string;
   FAILED_AT: number;
+  /** Set when KEY / VALUE were cut: the original length and the SHA-256 (hex) of the original bytes. */
+  KEY_SIZE?: number | null;
+  KEY_SHA256?: string | null;
+  VALUE_SIZE?: number | null;
+  VALUE_SHA256?: string | null;
 }
 
 export interface RecordTypes {
@@ -108,6 +117,9 @@ export interface CodecOptions {
   schemaId?: number;
   /** Where to find writer schemas by id (confluent wire format); the codec's own id is always known. */
   lookup?: SchemaLookup;
+  /** Records longer than this (wire bytes) are refused before decoding; `maxBytesKey` names the setting in the error. */
+  maxBytes?: number;
+  maxBytesKey?: string;
 }
 
 const MAGIC = 0;
@@ -118,6 +130,8 @@ export class AvroCodec<N extends SchemaName> {
   private readonly wireFormat: 'plain' | 'confluent';
   private readonly schemaId: number | undefined;
   private readonly lookup: SchemaLookup | undefined;
+  private readonly maxBytes: number;
+  private readonly maxBytesKey: string;
   private readonly resolvers = new Map<string, avro.Resolver>();
 
   constructor(name: N, options: CodecOptions = {}, type: avro.Type = schemaType(name)) {
@@ -126,6 +140,8 @@ export class AvroCodec<N extends SchemaName> {
     this.wireFormat = options.wireFormat ?? 'plain';
     this.schemaId = options.schemaId;
     this.lookup = options.lookup;
+    this.maxBytes = options.maxBytes ?? Infinity;
+    this.maxBytesKey = options.maxBytesKey ?? 'the size limit';
     if (this.wireFormat === 'confluent' && this.schemaId === undefined) {
       throw new AppError('SCHEMA_NOT_FOUND', `the confluent wire format needs the schema id of ${name}`, { field: 'avro.confluentSchemaIds' });
     }
@@ -185,6 +201,9 @@ export class AvroCodec<N extends SchemaName> {
    * with an older/newer compatible writer schema. Throws RECORD_MALFORMED or RECORD_INVALID.
    */
   decode(bytes: Buffer, writer?: avro.Type): RecordTypes[N] {
+    if (bytes.length > this.maxBytes) {
+      throw new AppError('RECORD_TOO_LARGE', `${this.name}: the record is ${bytes.length} bytes, above ${this.maxBytesKey} (${this.maxBytes})`, { field: '(value)' });
+    }
     let body = bytes;
     let writerType = writer;
     if (this.wireFormat === 'confluent') {
@@ -201,9 +220,10 @@ export class AvroCodec<N extends SchemaName> {
     const w = writerType ?? this.type;
     let written: unknown;
     try {
+      checkBounds(w, body);
       written = w.fromBuffer(body);
     } catch (err) {
-      throw malformed(this.name, (err as Error).message);
+      throw malformed(this.name, err instanceof BoundsError ? `are refused before decoding: ${err.message}` : (err as Error).message);
     }
     // Avro decoding is lenient (invalid UTF-8 becomes U+FFFD, a boolean byte 7 becomes true):
     // only bytes that re-encode to themselves are accepted.
@@ -236,7 +256,10 @@ export class AvroCodec<N extends SchemaName> {
 
 export type Codecs = { [N in SchemaName]: AvroCodec<N> };
 
-/** One codec per schema, in the config's wire format. */
+/** The schemas of the records producers write to a group's input topics: decoding them is size-limited. */
+const INPUT_SCHEMAS: ReadonlySet<SchemaName> = new Set(['Interaction', 'Item', 'User']);
+
+/** One codec per schema, in the config's wire format; input records over `ingest.maxRecordBytes` are refused. */
 export function createCodecs(config: Readonly<Config>, lookup?: SchemaLookup): Codecs {
   const ids = config.avro.confluentSchemaIds;
   const own: SchemaLookup = {
@@ -246,7 +269,12 @@ export function createCodecs(config: Readonly<Config>, lookup?: SchemaLookup): C
     },
   };
   const make = <N extends SchemaName>(name: N): AvroCodec<N> =>
-    new AvroCodec(name, { wireFormat: config.avro.wireFormat, lookup: own, ...(ids[name] === undefined ? {} : { schemaId: ids[name] }) });
+    new AvroCodec(name, {
+      wireFormat: config.avro.wireFormat,
+      lookup: own,
+      ...(ids[name] === undefined ? {} : { schemaId: ids[name] }),
+      ...(INPUT_SCHEMAS.has(name) ? { maxBytes: config.ingest.maxRecordBytes, maxBytesKey: 'ingest.maxRecordBytes' } : {}),
+    });
   return {
     Interaction: make('Interaction'),
     Item: make('Item'),

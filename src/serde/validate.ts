@@ -2,7 +2,26 @@
  * Checks beyond the Avro schema, shared by every way in (HTTP ingestion and the stream processor),
  * so a record refused on one path is refused on the other.
  */
-import type { FieldError, Interaction } from './avro.js';
+import type { FieldError, Interaction, Item, User } from './avro.js';
+
+/**
+ * The longest id (user, item, session, recommendation, event type, impression entries; event ids and
+ * filter names in the HTTP schemas), in characters (code points), as Amazon Personalize allows.
+ */
+export const MAX_ID_LENGTH = 256;
+
+/** Length in code points, as JSON Schema's maxLength counts (cheap for short strings). */
+function tooLong(s: string): boolean {
+  if (s.length <= MAX_ID_LENGTH) return false;
+  if (s.length > 2 * MAX_ID_LENGTH) return true;
+  let n = 0;
+  for (const _ of s) if (++n > MAX_ID_LENGTH) return true;
+  return false;
+}
+
+function idErrors(errors: FieldError[], field: string, value: string | null): void {
+  if (value !== null && tooLong(value)) errors.push({ field, reason: `is longer than the ${MAX_ID_LENGTH} characters an id may have` });
+}
 
 export interface InteractionRules {
   /** An event further than this ahead of `now` is refused (clock skew allowance). */
@@ -24,5 +43,25 @@ export function checkInteraction(e: Interaction, now: number, rules: Interaction
     errors.push({ field: 'EVENT_VALUE', reason: `must be a finite number, got ${e.EVENT_VALUE}` });
   }
   if (e.EVENT_TYPE.trim() === '') errors.push({ field: 'EVENT_TYPE', reason: 'is empty' });
+  idErrors(errors, 'USER_ID', e.USER_ID);
+  idErrors(errors, 'ITEM_ID', e.ITEM_ID);
+  idErrors(errors, 'EVENT_TYPE', e.EVENT_TYPE);
+  idErrors(errors, 'SESSION_ID', e.SESSION_ID);
+  idErrors(errors, 'RECOMMENDATION_ID', e.RECOMMENDATION_ID);
+  e.IMPRESSION.forEach((id, i) => idErrors(errors, `IMPRESSION.${i}`, id));
+  return errors;
+}
+
+/** Problems of an Avro-valid Item beyond the schema (empty when it may be kept). */
+export function checkItem(item: Item): FieldError[] {
+  const errors: FieldError[] = [];
+  idErrors(errors, 'ITEM_ID', item.ITEM_ID);
+  return errors;
+}
+
+/** Problems of an Avro-valid User beyond the schema (empty when it may be kept). */
+export function checkUser(user: User): FieldError[] {
+  const errors: FieldError[] = [];
+  idErrors(errors, 'USER_ID', user.USER_ID);
   return errors;
 }

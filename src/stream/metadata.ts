@@ -9,12 +9,14 @@
  * A record that does not decode, or whose key is not its id, goes to `<group>.dead-letter`.
  */
 import type { Config } from '../config/index.js';
-import { AppError, isAppError } from '../errors/index.js';
+import { AppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
-import type { Consumer, EachBatchPayload, IHeaders, KafkaClient, KafkaMessage, Producer } from '../kafka/kafkajs.js';
+import type { Consumer, EachBatchPayload, KafkaClient, KafkaMessage, Producer } from '../kafka/kafkajs.js';
 import { topicName } from '../kafka/topics.js';
+import { consumerRetry, restartBackoff, SupervisedConsumer, type SupervisedStatus } from '../kafka/supervise.js';
 import { createCodecs, type Codecs, type Item, type User } from '../serde/avro.js';
 import type { KeyValueStore, WriteOp } from '../state/store.js';
+import { chunksBySize, deadLetterRecord, decodeMetadataRecord } from './input.js';
 import type { Logger } from './processor.js';
 
 export const metadataKeys = {
@@ -38,7 +40,8 @@ export class MetadataReader {
   private readonly kafka: KafkaClient;
   private readonly codecs: Codecs;
   private readonly topics: { items: string; users: string; deadLetter: string };
-  private consumer: Consumer | undefined;
+  /** The consumer of items and users, made again after a crash (src/kafka/supervise.ts). */
+  private consumer: SupervisedConsumer | undefined;
   private producer: Producer | undefined;
   private counters = { items: 0, users: 0, deleted: 0, deadLetters: 0 };
 
@@ -87,26 +90,46 @@ export class MetadataReader {
   async start(): Promise<void> {
     this.producer = this.kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();
-    // A group of its own per instance: its only member is assigned every partition.
-    const consumer = this.kafka.consumer({ groupId: `streamrec.${this.o.group}.metadata.${this.o.instanceId}`, allowAutoTopicCreation: false });
-    this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      void (async () => {
-        for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
-          for (const partition of partitions) {
-            const b = await this.o.store.get(metadataKeys.offset(topic, partition));
-            if (b) consumer.seek({ topic, partition, offset: b.toString() });
-          }
-        }
-      })().catch((err: unknown) => this.o.log.error({ err }, 'metadata: seeking to stored offsets failed'));
+    // A group of its own per instance: its only member is assigned every partition. A consumer
+    // made again after a crash takes a fresh group (`.r<n>`): it seeks to the stored offsets anyway,
+    // and need not wait for the crashed member's session to expire.
+    const supervisor = new SupervisedConsumer({
+      name: 'metadata',
+      log: this.o.log,
+      backoff: restartBackoff(this.o.config),
+      create: (attempt) =>
+        this.kafka.consumer({
+          groupId: `streamrec.${this.o.group}.metadata.${this.o.instanceId}${attempt === 0 ? '' : `.r${attempt}`}`,
+          allowAutoTopicCreation: false,
+          retry: consumerRetry(),
+        }),
+      run: async (consumer: Consumer) => {
+        consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+          void (async () => {
+            for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
+              for (const partition of partitions) {
+                const b = await this.o.store.get(metadataKeys.offset(topic, partition));
+                if (b) consumer.seek({ topic, partition, offset: b.toString() });
+              }
+            }
+          })().catch((err: unknown) => this.o.log.error({ err }, 'metadata: seeking to stored offsets failed'));
+        });
+        await consumer.connect();
+        await consumer.subscribe({ topics: [this.topics.items, this.topics.users], fromBeginning: true });
+        await consumer.run({ autoCommit: true, eachBatchAutoResolve: true, eachBatch: (p) => this.onBatch(p) });
+      },
     });
-    await consumer.connect();
-    await consumer.subscribe({ topics: [this.topics.items, this.topics.users], fromBeginning: true });
-    await consumer.run({ autoCommit: true, eachBatchAutoResolve: true, eachBatch: (p) => this.onBatch(p) });
+    this.consumer = supervisor;
+    await supervisor.start();
+  }
+
+  /** The consumer: running, restarting after a crash, or failed (with the reason). */
+  consumerStatus(): SupervisedStatus | undefined {
+    return this.consumer?.status();
   }
 
   async stop(): Promise<void> {
-    await this.consumer?.disconnect();
+    await this.consumer?.stop();
     await this.producer?.disconnect();
   }
 
@@ -117,32 +140,28 @@ export class MetadataReader {
     const dead: { message: KafkaMessage; err: AppError }[] = [];
     const upserted: Item[] = [];
     for (const m of batch.messages) {
-      const key = m.key?.toString() ?? '';
-      try {
-        if (key === '') throw new AppError('RECORD_INVALID', 'the record has no key; items are keyed by ITEM_ID, users by USER_ID', { field: '(key)' });
-        const storeKey = isItems ? metadataKeys.item(key) : metadataKeys.user(key);
-        if (!m.value) {
-          ops.push({ type: 'del', key: storeKey });
-          this.counters.deleted++;
-          continue;
-        }
-        const decoded = isItems ? this.codecs.Item.decode(m.value) : this.codecs.User.decode(m.value);
-        const id = 'ITEM_ID' in decoded ? decoded.ITEM_ID : decoded.USER_ID;
-        if (id !== key) {
-          throw new AppError('RECORD_INVALID', `the record key ${JSON.stringify(key)} is not its ${isItems ? 'ITEM_ID' : 'USER_ID'} ${JSON.stringify(id)}`, { field: '(key)' });
-        }
-        ops.push({ type: 'put', key: storeKey, value: m.value });
-        if ('ITEM_ID' in decoded) upserted.push(decoded);
-        if (isItems) this.counters.items++;
-        else this.counters.users++;
-      } catch (err) {
-        dead.push({ message: m, err: isAppError(err) ? err : new AppError('RECORD_MALFORMED', String(err), { field: '(value)' }) });
+      const decoded = decodeMetadataRecord(this.codecs, isItems ? 'item' : 'user', m);
+      if (decoded instanceof AppError) {
+        dead.push({ message: m, err: decoded });
+        continue;
       }
+      const key = m.key!.toString();
+      const storeKey = isItems ? metadataKeys.item(key) : metadataKeys.user(key);
+      if (decoded === null) {
+        ops.push({ type: 'del', key: storeKey });
+        this.counters.deleted++;
+        continue;
+      }
+      ops.push({ type: 'put', key: storeKey, value: m.value! });
+      if ('ITEM_ID' in decoded) upserted.push(decoded);
+      if (isItems) this.counters.items++;
+      else this.counters.users++;
     }
     const last = batch.messages[batch.messages.length - 1]!;
     ops.push({ type: 'put', key: metadataKeys.offset(batch.topic, batch.partition), value: Buffer.from(String(Number(last.offset) + 1)) });
     if (dead.length > 0) {
-      await this.producer!.send({ topic: this.topics.deadLetter, messages: dead.map(({ message, err }) => deadLetterRecord(this.codecs, batch.topic, batch.partition, message, err)) });
+      const letters = dead.map(({ message, err }) => deadLetterRecord(this.codecs, batch.topic, batch.partition, message, err));
+      for (const messages of chunksBySize(letters)) await this.producer!.send({ topic: this.topics.deadLetter, messages });
       this.counters.deadLetters += dead.length;
     }
     await this.o.store.write(ops);
@@ -156,35 +175,4 @@ export class MetadataReader {
       }
     }
   }
-}
-
-/** The dead-letter record of a bad input record: its raw key and bytes, the reason, in value and headers. */
-export function deadLetterRecord(
-  codecs: Codecs,
-  topic: string,
-  partition: number,
-  m: KafkaMessage,
-  err: AppError,
-  now = Date.now(),
-): { key: Buffer | null; value: Buffer; headers: IHeaders } {
-  const headers: IHeaders = {
-    'source-topic': topic,
-    'source-partition': String(partition),
-    'source-offset': m.offset,
-    'error-code': err.code,
-    'error-field': err.field ?? '',
-    'error-reason': err.message,
-  };
-  const value = codecs.DeadLetter.encode({
-    SOURCE: topic,
-    SOURCE_PARTITION: partition,
-    SOURCE_OFFSET: m.offset,
-    KEY: m.key ?? null,
-    VALUE: m.value ?? null,
-    ERROR_CODE: err.code,
-    FIELD: err.field ?? null,
-    REASON: err.message,
-    FAILED_AT: now,
-  });
-  return { key: m.key ?? null, value, headers };
 }

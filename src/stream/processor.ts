@@ -17,21 +17,31 @@
  *   offset and the changelog checkpoint.
  * A crash between the two leaves the store behind the changelog; the next assignment catches up
  * from the changelog, so nothing is lost and nothing is counted twice.
+ *
+ * Broker outages: the consumer is supervised (src/kafka/supervise.ts). When it crashes, every task
+ * is released (its batch in flight finished first, its producer disconnected, its store closed) and
+ * the processor is `recovering`; a new consumer is made with backoff until it joins the group again,
+ * and the assignment re-opens each task as above (barrier, changelog catch-up, seek to the stored
+ * offset), so the RocksDB state stays the source of truth across any number of restarts. A crash
+ * that no retry can cure (a bug, an authorization failure) leaves it `failed`, with the reason.
+ * The lag is the broker's high watermark (read every `processor.lagRefreshMs` with an admin
+ * client) minus the stored offset, and unknown (null) when the watermark cannot be read.
  */
-import { mkdirSync } from 'node:fs';
+import { privateDir } from '../util/paths.js';
 import { join } from 'node:path';
-import { AppError, isAppError } from '../errors/index.js';
+import { AppError } from '../errors/index.js';
 import type { Config } from '../config/index.js';
 import { createOwnerAssigner, roundRobinAssigner, type OwnersUpdate } from '../kafka/assigner.js';
 import { createKafka } from '../kafka/client.js';
-import type { Cluster, Consumer, EachBatchPayload, KafkaClient, KafkaMessage, PartitionAssigner, Producer } from '../kafka/kafkajs.js';
+import type { Admin, Cluster, Consumer, EachBatchPayload, KafkaClient, KafkaMessage, PartitionAssigner, Producer } from '../kafka/kafkajs.js';
+import { consumerRetry, isRecoverableKafkaError, restartBackoff, SupervisedConsumer, type SupervisedStatus } from '../kafka/supervise.js';
+import { describeError, retry } from '../util/retry.js';
 import { partitionOf } from '../kafka/partition.js';
 import { readPartition } from '../kafka/read-partition.js';
 import { topicName } from '../kafka/topics.js';
 import { createCodecs, type Codecs, type Interaction, type User } from '../serde/avro.js';
-import { checkInteraction } from '../serde/validate.js';
 import { failpoint } from '../util/failpoint.js';
-import { deadLetterRecord } from './metadata.js';
+import { chunksBySize, deadLetterRecord, decodeInteractionRecord } from './input.js';
 import { silentLogger, type Logger } from '../util/log.js';
 
 export type { Logger } from '../util/log.js';
@@ -41,7 +51,8 @@ import { codecs as stateCodecs, keys, type HrnnUserState, type ItemCounts, type 
 import { stepHrnnState, type ServingModel } from './serving.js';
 import type { KeyValueStore, WriteOp } from '../state/store.js';
 
-export type LifecycleState = 'created' | 'starting' | 'rebalancing' | 'running' | 'stopping' | 'stopped' | 'failed';
+/** `recovering`: the consumer crashed (a broker outage) and is being made again; `failed`: it will not be (see `failure`). */
+export type LifecycleState = 'created' | 'starting' | 'rebalancing' | 'running' | 'recovering' | 'stopping' | 'stopped' | 'failed';
 
 
 export interface ProcessorOptions {
@@ -70,8 +81,11 @@ export interface ProcessorOptions {
 export interface PartitionStatus {
   partition: number;
   restored: boolean;
+  /** The next input offset of the partition's state (the last one known while the partition is being re-opened). */
   nextOffset: number;
+  /** The broker's high watermark, null when it could not be read lately. */
   highWatermark: number | null;
+  /** highWatermark − nextOffset; null (unknown, never 0) when either is unknown. */
   lag: number | null;
 }
 
@@ -82,6 +96,12 @@ export interface ProcessorStatus {
   applied: number;
   deadLetters: number;
   batches: number;
+  /** Why the processor is `failed`, else null. */
+  failure: string | null;
+  /** The consumer's supervision: restarts, the latest crash. */
+  consumer: SupervisedStatus | null;
+  /** Whether the broker answered the latest high-watermark read (null before the first). */
+  kafka: { reachable: boolean | null; checkedAt: string | null; error: string | null };
 }
 
 interface Task {
@@ -111,7 +131,22 @@ export class StreamProcessor {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly topics: { interactions: string; changelog: string; deadLetter: string };
-  private consumer: Consumer | undefined;
+  /** The consumer, made again after a crash; `supervisor.current` is the one of the moment. */
+  private supervisor: SupervisedConsumer | undefined;
+  /** Reads the interactions topic's high watermarks (lag, reachability). */
+  private readonly admin: Admin;
+  private readonly watermarks = new Map<number, number>();
+  private watermarksAt: number | undefined;
+  private watermarkError: string | null = null;
+  private watermarkTimer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
+  /** The next input offset of each assigned partition's state, kept while its task is re-opened. */
+  private readonly offsets = new Map<number, number>();
+  /** The batch in flight per partition (a released task's store closes after it). */
+  private readonly inflight = new Map<number, Promise<void>>();
+  /** Bumped on every assignment and crash: task openings of an older one stop retrying. */
+  private generation = 0;
+  private failure: string | null = null;
   private stateValue: LifecycleState = 'created';
   private readonly tasks = new Map<number, Promise<Task>>();
   private readonly ready = new Map<number, Task>();
@@ -128,6 +163,8 @@ export class StreamProcessor {
 
   constructor(private readonly o: ProcessorOptions) {
     this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}`, o.log);
+    // Few retries: a broker that does not answer makes the lag unknown soon, not after kafkajs's backoff.
+    this.admin = this.kafka.admin({ retry: { retries: 1 } });
     this.codecs = createCodecs(o.config);
     this.params = countingParams(o.config.state);
     this.log = o.log ?? silentLogger;
@@ -144,22 +181,94 @@ export class StreamProcessor {
   }
 
   status(): ProcessorStatus {
+    const fresh = this.watermarksFresh();
     const partitions = this.assignment.map((p) => {
       const t = this.ready.get(p);
-      const hw = t?.highWatermark ?? null;
+      const next = t?.nextOffset ?? this.offsets.get(p);
+      const hw = fresh ? (this.watermarks.get(p) ?? null) : null;
       return {
         partition: p,
         restored: t?.restored ?? false,
-        nextOffset: t?.nextOffset ?? 0,
+        nextOffset: next ?? 0,
         highWatermark: hw,
-        lag: t && hw !== null ? Math.max(0, hw - t.nextOffset) : null,
+        lag: hw !== null && next !== undefined ? Math.max(0, hw - next) : null,
       };
     });
-    return { state: this.stateValue, ready: this.stateValue === 'running', partitions, ...this.counters };
+    return {
+      state: this.stateValue,
+      ready: this.stateValue === 'running',
+      partitions,
+      ...this.counters,
+      failure: this.failure,
+      consumer: this.supervisor?.status() ?? null,
+      kafka: {
+        reachable: this.watermarksAt === undefined && this.watermarkError === null ? null : fresh,
+        checkedAt: this.watermarksAt === undefined ? null : new Date(this.watermarksAt).toISOString(),
+        error: this.watermarkError,
+      },
+    };
+  }
+
+  /** The latest high watermarks are recent enough to count (3 refresh periods). */
+  private watermarksFresh(): boolean {
+    return this.watermarksAt !== undefined && this.now() - this.watermarksAt <= 3 * this.o.config.processor.lagRefreshMs;
+  }
+
+  /** Reads the high watermarks of the interactions topic; a failure makes them (and the lag) unknown soon. */
+  private refreshWatermarks(): Promise<void> {
+    this.refreshing ??= (async () => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const timeoutMs = 2 * this.o.config.processor.lagRefreshMs;
+        const offsets = await Promise.race([
+          this.admin.fetchTopicOffsets(this.topics.interactions),
+          new Promise<never>((_r, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs))),
+        ]);
+        for (const o of offsets) this.watermarks.set(o.partition, Number(o.high));
+        this.watermarksAt = this.now();
+        this.watermarkError = null;
+      } catch (err) {
+        if (this.watermarkError === null) this.log.warn({ err: describeError(err) }, 'reading the high watermarks failed: the lag is unknown until it works again');
+        this.watermarkError = `reading the high watermarks of ${this.topics.interactions} failed: ${describeError(err)}`;
+        if (!this.watermarksFresh()) this.watermarks.clear();
+      } finally {
+        clearTimeout(timer);
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
   }
 
   async start(): Promise<void> {
     this.setState('starting');
+    await this.admin.connect();
+    await this.refreshWatermarks();
+    this.watermarkTimer = setInterval(() => void this.refreshWatermarks(), this.o.config.processor.lagRefreshMs);
+    this.watermarkTimer.unref();
+    const supervisor = new SupervisedConsumer({
+      name: 'processor',
+      log: this.log,
+      backoff: restartBackoff(this.o.config),
+      // The processor's group is shared with the other instances: every consumer joins it (a new
+      // member waits for the crashed one's session, processor.sessionTimeoutMs, to expire).
+      create: () => this.createConsumer(),
+      run: (consumer) => this.runConsumer(consumer),
+      onDown: (err, restarting) => this.onConsumerDown(err, restarting),
+    });
+    this.supervisor = supervisor;
+    try {
+      await supervisor.start();
+    } catch (err) {
+      clearInterval(this.watermarkTimer);
+      await this.admin.disconnect().catch(() => undefined);
+      this.failure = describeError(err);
+      this.setState('failed');
+      throw err;
+    }
+    if (this.stateValue === 'starting') this.setState('rebalancing');
+  }
+
+  private createConsumer(): Consumer {
     const url = this.o.advertisedUrl;
     // The owner assigner first, RoundRobin (kafkajs's default, the same balance) as the fallback
     // both sides of a group with and without advertised URLs agree on. Either way the consumer's
@@ -185,15 +294,16 @@ export class StreamProcessor {
       maxBytesPerPartition: this.o.config.processor.maxBytesPerPartition,
       readUncommitted: false,
       allowAutoTopicCreation: false,
+      retry: consumerRetry(),
     });
-    this.consumer = consumer;
+    return consumer;
+  }
+
+  private async runConsumer(consumer: Consumer): Promise<void> {
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      if (this.supervisor?.current !== consumer) return;
       const partitions = (payload.memberAssignment[this.topics.interactions] ?? []).slice().sort((a, b) => a - b);
       this.onAssignment(partitions);
-    });
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      this.log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
-      if (!payload.restart) this.setState('failed');
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [this.topics.interactions], fromBeginning: true });
@@ -203,17 +313,50 @@ export class StreamProcessor {
       eachBatchAutoResolve: false,
       // Partitions are independent (own store, own producer): their batches may overlap.
       partitionsConsumedConcurrently: this.o.config.processor.partitionsConsumedConcurrently,
-      eachBatch: (payload) => this.onBatch(payload),
+      eachBatch: (payload) => this.trackBatch(payload),
     });
-    if (this.stateValue === 'starting') this.setState('rebalancing');
+  }
+
+  /**
+   * The consumer crashed (kafkajs has already stopped it): every task is released — after its batch
+   * in flight — so that the next assignment re-opens it from its store and the changelog; a new
+   * consumer follows (`restarting`), or none (`failed`, with the reason).
+   */
+  private async onConsumerDown(err: unknown, restarting: boolean): Promise<void> {
+    if (this.stateValue === 'stopping' || this.stateValue === 'stopped') return;
+    this.generation++;
+    if (restarting) {
+      this.setState('recovering');
+    } else {
+      this.failure = describeError(err);
+      this.setState('failed');
+    }
+    void this.refreshWatermarks();
+    await Promise.all([...this.tasks.keys()].map((p) => this.release(p)));
+  }
+
+  /**
+   * Failed for good: the consumer leaves the group (so that other instances take the partitions
+   * over) and every task is closed; `/health` reports the reason until the process is restarted.
+   */
+  private async fail(reason: string): Promise<void> {
+    if (this.stateValue === 'failed' || this.stateValue === 'stopping' || this.stateValue === 'stopped') return;
+    this.failure = reason;
+    this.setState('failed');
+    this.generation++;
+    await this.supervisor?.stop();
+    await Promise.all([...this.tasks.keys()].map((p) => this.release(p)));
   }
 
   /** Finishes the batch in flight, leaves the group, closes producers and stores. */
   async stop(): Promise<void> {
     if (this.stateValue === 'stopped' || this.stateValue === 'stopping') return;
     this.setState('stopping');
-    await this.consumer?.disconnect();
+    this.generation++;
+    clearInterval(this.watermarkTimer);
+    await this.supervisor?.stop();
     await Promise.all([...this.tasks.keys()].map((p) => this.release(p)));
+    await this.admin.disconnect().catch(() => undefined);
     this.setState('stopped');
   }
 
@@ -227,13 +370,41 @@ export class StreamProcessor {
   private onAssignment(partitions: number[]): void {
     this.assignment = partitions;
     this.lost.clear();
+    for (const p of [...this.offsets.keys()]) if (!partitions.includes(p)) this.offsets.delete(p);
     for (const p of [...this.tasks.keys()]) if (!partitions.includes(p)) void this.release(p);
-    if (this.stateValue === 'stopping' || this.stateValue === 'stopped') return;
+    if (this.stateValue === 'stopping' || this.stateValue === 'stopped' || this.stateValue === 'failed') return;
     this.setState('rebalancing');
-    for (const p of partitions) this.task(p).catch(() => undefined);
-    void Promise.allSettled(partitions.map((p) => this.task(p))).then(() => {
-      if (this.stateValue === 'rebalancing' && this.assignment.every((p) => this.ready.has(p))) this.setState('running');
-    });
+    void this.refreshWatermarks();
+    const generation = ++this.generation;
+    for (const p of partitions) void this.openAssigned(p, generation);
+  }
+
+  /**
+   * Opens an assigned partition's task, retrying with backoff while the assignment holds: Kafka
+   * failures (a broker restarting) as long as it takes, other failures (a store that does not open)
+   * 4 times; then the processor is `failed`. Programmer errors are not retried.
+   */
+  private async openAssigned(partition: number, generation: number): Promise<void> {
+    const current = () => this.generation === generation && this.assignment.includes(partition);
+    let others = 0;
+    try {
+      await retry(
+        async () => {
+          if (current()) await this.task(partition);
+        },
+        {
+          ...restartBackoff(this.o.config),
+          retriable: (err) => current() && (isRecoverableKafkaError(err) || ++others <= 4),
+          onRetry: (err, attempt, delayMs) => this.log.warn({ partition, attempt: attempt + 1, delayMs, err: describeError(err) }, 'opening the partition failed; trying again'),
+        },
+      );
+    } catch (err) {
+      if (!current() || this.stateValue === 'stopping' || this.stateValue === 'stopped') return;
+      this.log.error({ err, partition }, 'partition could not be opened; the processor has failed');
+      await this.fail(`partition ${partition} could not be opened: ${describeError(err)}`);
+      return;
+    }
+    if (this.stateValue === 'rebalancing' && this.assignment.every((p) => this.ready.has(p))) this.setState('running');
   }
 
   private task(partition: number): Promise<Task> {
@@ -242,21 +413,41 @@ export class StreamProcessor {
       t = this.open(partition);
       this.tasks.set(partition, t);
       t.catch((err: unknown) => {
-        this.log.error({ err, partition }, 'partition could not be restored; it will be retried on the next batch');
+        this.log.warn({ err: describeError(err), partition }, 'partition could not be restored');
         if (this.tasks.get(partition) === t) this.tasks.delete(partition);
       });
     }
     return t;
   }
 
-  private release(partition: number): Promise<void> {
+  /** The batch of `payload`'s partition is in flight until it settles (a release waits for it). */
+  private trackBatch(payload: EachBatchPayload): Promise<void> {
+    const partition = payload.batch.partition;
+    const run = this.onBatch(payload);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inflight.set(partition, settled);
+    void settled.then(() => {
+      if (this.inflight.get(partition) === settled) this.inflight.delete(partition);
+    });
+    return run;
+  }
+
+  /** Closes a partition's task: after its batch in flight (unless called from that batch: `fromBatch`). */
+  private release(partition: number, fromBatch = false): Promise<void> {
     const t = this.tasks.get(partition);
     this.tasks.delete(partition);
     this.ready.delete(partition);
     if (!t) return this.closing.get(partition) ?? Promise.resolve();
+    const batch = fromBatch ? undefined : this.inflight.get(partition);
     const closing = (async () => {
       try {
+        await batch;
         const task = await t;
+        // Opened after the release began (the open was under way): it is not ready either.
+        if (this.ready.get(partition) === task) this.ready.delete(partition);
         await task.producer.disconnect();
         await task.store.close();
       } catch (err) {
@@ -282,8 +473,15 @@ export class StreamProcessor {
       allowAutoTopicCreation: false,
       transactionTimeout: this.o.config.processor.transactionTimeoutMs,
     });
-    await producer.connect();
-    const store = await this.o.openStore(partition);
+    let store: KeyValueStore;
+    try {
+      await producer.connect();
+      store = await this.o.openStore(partition);
+    } catch (err) {
+      // Nothing may stay connected (it would keep the process alive) or open.
+      await producer.disconnect().catch(() => undefined);
+      throw err;
+    }
     try {
       const txn = await producer.transaction();
       const [meta] = await txn.send({
@@ -320,6 +518,7 @@ export class StreamProcessor {
         cache: new StateCache(this.o.config.state.cacheEntries),
       };
       this.ready.set(partition, task);
+      this.offsets.set(partition, task.nextOffset);
       this.seek(task);
       this.log.info({ partition, from, barrier, restored, nextOffset: task.nextOffset, ms: Date.now() - t0 }, 'partition restored');
       return task;
@@ -334,6 +533,8 @@ export class StreamProcessor {
     if (batch.topic !== this.topics.interactions || this.lost.has(batch.partition)) return;
     const task = await this.task(batch.partition);
     task.highWatermark = Number(batch.highWatermark);
+    // A fetch's watermark is at least as new as the admin's last read.
+    if (task.highWatermark > (this.watermarks.get(batch.partition) ?? -1) && this.watermarksFresh()) this.watermarks.set(batch.partition, task.highWatermark);
     // Nothing is resolved (so nothing is committed) unless it was applied: an early return means
     // the same records come again.
     if (!isRunning() || isStale()) return;
@@ -348,6 +549,7 @@ export class StreamProcessor {
       // We did seek there and the log still starts later: those records are gone (retention).
       this.log.warn({ partition: task.partition, from: task.nextOffset, to: fetched }, 'input records below the log start were deleted before they were applied');
       task.nextOffset = fetched;
+      this.offsets.set(task.partition, fetched);
     }
     const fresh = batch.messages.filter((m) => Number(m.offset) >= task.nextOffset);
     if (fresh.length === 0) {
@@ -402,14 +604,14 @@ export class StreamProcessor {
           // or re-opening it would fence the new owner in turn.
           this.log.warn({ partition: task.partition }, 'fenced: another instance owns this partition now; dropping the batch');
           this.lost.add(task.partition);
-          await this.release(task.partition);
+          await this.release(task.partition, true);
           return;
         }
         // The transaction may or may not have committed (a timeout, a lost connection): drop the
         // partition so that the retry re-opens it, restoring from the changelog first; a batch that
         // did commit is then skipped, not applied (and dead-lettered) twice.
         this.log.warn({ err, partition: task.partition }, 'changelog transaction failed; the partition is re-opened before the batch is retried');
-        await this.release(task.partition);
+        await this.release(task.partition, true);
         throw err;
       }
       failpoint('after-changelog-commit');
@@ -420,6 +622,7 @@ export class StreamProcessor {
       view.keepIn(task.cache);
       const t4 = performance.now();
       task.nextOffset = nextOffset;
+      this.offsets.set(task.partition, nextOffset);
       if (this.o.onApplied && good.length > 0) {
         try {
           const users = new Map<string, number>();
@@ -503,7 +706,7 @@ export class StreamProcessor {
   /** Points the consumer at the partition's stored offset (not the group's committed one). */
   private seek(task: Task): void {
     task.soughtTo = task.nextOffset;
-    this.consumer?.seek({ topic: this.topics.interactions, partition: task.partition, offset: String(task.nextOffset) });
+    this.supervisor?.current?.seek({ topic: this.topics.interactions, partition: task.partition, offset: String(task.nextOffset) });
   }
 
   /** One Kafka transaction: the state changes to the changelog, bad records to the dead-letter topic. */
@@ -511,30 +714,15 @@ export class StreamProcessor {
     const txn = await task.producer.transaction();
     try {
       let last = -1;
-      let chunk: { key: string; value: Buffer | null; partition: number }[] = [];
-      let bytes = 0;
-      const flush = async () => {
-        if (chunk.length === 0) return;
-        const meta = await txn.send({ topic: this.topics.changelog, messages: chunk });
-        for (const m of meta) last = Math.max(last, Number(m.baseOffset) + chunk.length - 1);
-        chunk = [];
-        bytes = 0;
-      };
-      for (const op of ops) {
-        const value = op.type === 'put' ? op.value : null;
-        chunk.push({ key: op.key, value, partition: task.partition });
-        bytes += op.key.length + (value?.length ?? 0) + 32;
-        if (bytes >= CHANGELOG_CHUNK_BYTES || chunk.length >= CHANGELOG_CHUNK_RECORDS) await flush();
+      const changes = ops.map((op) => ({ key: op.key, value: op.type === 'put' ? op.value : null, partition: task.partition }));
+      for (const messages of chunksBySize(changes, CHANGELOG_CHUNK_BYTES, CHANGELOG_CHUNK_RECORDS)) {
+        const meta = await txn.send({ topic: this.topics.changelog, messages });
+        for (const m of meta) last = Math.max(last, Number(m.baseOffset) + messages.length - 1);
       }
-      await flush();
-      if (dead.length > 0) {
-        await txn.send({
-          topic: this.topics.deadLetter,
-          // The source partition's number: each dead-letter partition then has one transactional
-          // writer, which keeps read_committed consumers' filtering of aborted records simple.
-          messages: dead.map(({ message, err }) => ({ ...deadLetterRecord(this.codecs, this.topics.interactions, sourcePartition, message, err, this.now()), partition: sourcePartition })),
-        });
-      }
+      // The source partition's number: each dead-letter partition then has one transactional
+      // writer, which keeps read_committed consumers' filtering of aborted records simple.
+      const letters = dead.map(({ message, err }) => ({ ...deadLetterRecord(this.codecs, this.topics.interactions, sourcePartition, message, err, this.now()), partition: sourcePartition }));
+      for (const messages of chunksBySize(letters)) await txn.send({ topic: this.topics.deadLetter, messages });
       await txn.commit();
       return last;
     } catch (err) {
@@ -544,29 +732,7 @@ export class StreamProcessor {
   }
 
   private decode(m: KafkaMessage, now: number): Interaction | AppError {
-    try {
-      if (!m.value) throw new AppError('RECORD_MALFORMED', 'the record has no value', { field: '(value)' });
-      if (m.value.length > this.o.config.ingest.maxRecordBytes) {
-        throw new AppError('RECORD_INVALID', `the record is ${m.value.length} bytes, above ingest.maxRecordBytes (${this.o.config.ingest.maxRecordBytes})`, {
-          field: '(value)',
-        });
-      }
-      const e = this.codecs.Interaction.decode(m.value);
-      const problems = checkInteraction(e, now, this.o.config.ingest);
-      if (problems.length > 0) {
-        throw new AppError('RECORD_INVALID', `Interaction: ${problems.map((p) => `${p.field} ${p.reason}`).join('; ')}`, { field: problems[0]!.field });
-      }
-      const key = m.key?.toString();
-      if (key !== e.USER_ID) {
-        throw new AppError('RECORD_INVALID', `the record key ${JSON.stringify(key ?? null)} is not its USER_ID ${JSON.stringify(e.USER_ID)}; interactions are keyed by userId`, {
-          field: '(key)',
-        });
-      }
-      return e;
-    } catch (err) {
-      if (isAppError(err)) return err;
-      return new AppError('RECORD_MALFORMED', String((err as Error).message ?? err), { field: '(value)', cause: err });
-    }
+    return decodeInteractionRecord(this.codecs, m, now, this.o.config.ingest);
   }
 }
 
@@ -591,7 +757,6 @@ function isFenced(err: unknown): boolean {
 
 /** The directory of one partition's store: `<state.dir>/<group>/p<partition>`. */
 export function partitionStoreDir(config: Readonly<Config>, group: string, partition: number): string {
-  const dir = join(config.state.dir, group, `p${partition}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
+  // 0700 (a looser existing folder is narrowed): the folder's mode keeps RocksDB's files (written with the umask) from other local users.
+  return privateDir(join(config.state.dir, group, `p${partition}`));
 }

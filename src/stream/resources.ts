@@ -7,8 +7,9 @@
  */
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
-import type { Consumer, KafkaClient, Producer } from '../kafka/kafkajs.js';
+import type { KafkaClient, Producer } from '../kafka/kafkajs.js';
 import { followFromBeginning } from '../kafka/follow.js';
+import { restartBackoff, type SupervisedConsumer, type SupervisedStatus } from '../kafka/supervise.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
 import type { Logger } from '../util/log.js';
 
@@ -117,7 +118,7 @@ export class ResourceFollower {
   readonly resources: Resources;
   private readonly kafka: KafkaClient;
   private readonly topic: string;
-  private consumer: Consumer | undefined;
+  private consumer: SupervisedConsumer | undefined;
 
   constructor(private readonly o: ResourceFollowerOptions) {
     this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}-resources`, o.log);
@@ -144,6 +145,8 @@ export class ResourceFollower {
     this.consumer = await followFromBeginning(this.kafka, {
       topic: this.topic,
       groupId: `streamrec.${this.o.group}.resources.${this.o.instanceId}`,
+      log: this.o.log,
+      backoff: restartBackoff(this.o.config),
       onBatch: (messages) => {
         for (const m of messages) {
           const key = m.key?.toString();
@@ -158,7 +161,12 @@ export class ResourceFollower {
     await backlog.finally(() => clearTimeout(timeout));
   }
 
+  /** The follower's consumer: running, restarting after a crash, or failed (with the reason). */
+  consumerStatus(): SupervisedStatus | undefined {
+    return this.consumer?.status();
+  }
+
   async stop(): Promise<void> {
-    await this.consumer?.disconnect();
+    await this.consumer?.stop();
   }
 }

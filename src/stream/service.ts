@@ -11,6 +11,9 @@ import { createKafka } from '../kafka/client.js';
 import type { Admin, Producer } from '../kafka/kafkajs.js';
 import { createCodecs } from '../serde/avro.js';
 import { openRocksStore } from '../state/rocksdb-store.js';
+import type { KeyValueStore } from '../state/store.js';
+import { AppError } from '../errors/index.js';
+import type { SupervisedStatus } from '../kafka/supervise.js';
 import { MetadataReader } from './metadata.js';
 import { partitionStoreDir, StreamProcessor, type Logger } from './processor.js';
 import { VersionRegistry } from '../training/registry.js';
@@ -24,8 +27,8 @@ import { ServingModel } from './serving.js';
 import { HrnnModel } from '../recipes/hrnn.js';
 import { trainingParams } from '../training/stream-train.js';
 import { VersionWatcher } from './versions.js';
-import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { privateDir } from '../util/paths.js';
 
 export interface ServiceOptions {
   config: Readonly<Config>;
@@ -63,7 +66,56 @@ export function versionsDir(config: Readonly<Config>, group: string): string {
   return config.training.versionsDir || join(config.state.dir, group, 'versions');
 }
 
+/** What a service's health and readiness rest on (GET /health, GET /ready). */
+export interface ServiceHealth {
+  /** false: a component has failed for good (not retried): a restart of the process is needed. */
+  healthy: boolean;
+  /** true: Kafka answers, the processor runs with every assigned partition restored, and no consumer is restarting. */
+  ready: boolean;
+  /** Why not healthy, or not ready. */
+  reasons: string[];
+}
+
+/** Things to undo, newest last, when start-up fails half way. */
+type Closers = { what: string; close: () => Promise<unknown> }[];
+
+/**
+ * Starts the service. When any step fails, what was already started is stopped again (each part
+ * given at most 5 s) before the error is thrown, so that nothing keeps the process alive; a state
+ * folder another process holds is `STATE_LOCKED`.
+ */
 export async function startService(o: ServiceOptions): Promise<Service> {
+  const closers: Closers = [];
+  try {
+    return await startServiceParts(o, closers);
+  } catch (err) {
+    for (const { what, close } of closers.reverse()) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([close(), new Promise((r) => (timer = setTimeout(r, 5000)))])
+        .catch((e: unknown) => o.log.warn({ err: e, what }, 'undoing a partial start failed'))
+        .finally(() => clearTimeout(timer));
+    }
+    throw err;
+  }
+}
+
+/** A RocksDB store of the state folder; a LOCK held by another process is `STATE_LOCKED`. */
+export async function openStateStore(dir: string): Promise<KeyValueStore> {
+  try {
+    return await openRocksStore(dir);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    if (/LOCK/.test(reason)) {
+      throw new AppError('STATE_LOCKED', `state folder ${resolve(dir)} is in use by another instance (RocksDB's LOCK file is held: ${reason.replace(/^Cannot open the RocksDB store in \S+: /, '')})`, {
+        field: 'state.dir',
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
+
+async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<Service> {
   const { config, group } = o;
   const id = instanceId(config);
   const serving = new ServingModel();
@@ -72,10 +124,11 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   const kafka = createKafka(config, o.brokers, '-api', o.log);
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   const admin: Admin = kafka.admin();
+  closers.push({ what: 'kafka clients', close: () => Promise.allSettled([producer.disconnect(), admin.disconnect()]) });
   await Promise.all([producer.connect(), admin.connect()]);
 
-  mkdirSync(join(config.state.dir, group, 'meta'), { recursive: true });
-  const metaStore = await openRocksStore(join(config.state.dir, group, 'meta'));
+  const metaStore = await openStateStore(privateDir(join(config.state.dir, group, 'meta')));
+  closers.push({ what: 'metadata store', close: () => metaStore.close() });
   // hrnn-coldstart: items that arrive after the served version was trained join it at once.
   const metadata = new MetadataReader({ config, group, brokers: o.brokers, instanceId: id, store: metaStore, log: o.log, onItem: (item) => serving.hrnn?.model.addItem(item) });
   const resources = new ResourceFollower({ config, group, brokers: o.brokers, instanceId: id, producer, log: o.log });
@@ -105,6 +158,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
         log: o.log,
       })
     : undefined;
+  if (publisher) closers.push({ what: 'publisher', close: () => publisher.stop() });
   const versions = new VersionWatcher({ config, group, brokers: o.brokers, instanceId: id, registry, serving, log: o.log });
   serving.on('swap', (v) => {
     if (v.model instanceof HrnnModel && v.model.meta?.tower) {
@@ -114,6 +168,31 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   });
   let retrainer!: Retrainer;
   let advertised = '';
+  /**
+   * Healthy unless something failed for good: the processor (`failed`, with its reason) or one of
+   * the other consumers. Ready when, besides, the processor is running with every assigned
+   * partition restored, the broker answered the latest high-watermark read, and no consumer is
+   * restarting.
+   */
+  const health = (): ServiceHealth => {
+    if (processor === undefined) return { healthy: true, ready: false, reasons: ['starting'] };
+    const s = processor.status();
+    const down: string[] = [];
+    const notReady: string[] = [];
+    if (s.state === 'failed') down.push(`processor failed: ${s.failure ?? 'unknown reason'}`);
+    else if (!s.ready) notReady.push(`processor ${s.state}${s.consumer?.lastError && s.state === 'recovering' ? ` after: ${s.consumer.lastError}` : ''}`);
+    if (s.kafka.reachable === false) notReady.push(`Kafka unreachable: ${s.kafka.error ?? 'no answer'}`);
+    const consumers: [string, SupervisedStatus | undefined][] = [
+      ['metadata reader', metadata.consumerStatus()],
+      ['versions follower', versions.consumerStatus()],
+      ['resources follower', resources.consumerStatus()],
+    ];
+    for (const [name, c] of consumers) {
+      if (c?.state === 'failed') down.push(`${name} failed: ${c.failure ?? c.lastError ?? 'unknown reason'}`);
+      else if (c?.state === 'restarting') notReady.push(`${name} restarting after: ${c.lastError ?? 'a crash'}`);
+    }
+    return { healthy: down.length === 0, ready: down.length === 0 && notReady.length === 0, reasons: [...down, ...notReady] };
+  };
   const services: GroupServices = {
     query,
     resources: resources.resources,
@@ -144,7 +223,21 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     groups: topicGroupDirectory(admin),
     status: () => {
       const s = processor.status();
-      return { state: s.state, ready: s.ready, detail: { ...s, metadata: metadata.status(), versions: versions.status(), training: retrainer.status(), publisher: publisher?.status() ?? null } };
+      const h = health();
+      return {
+        state: s.state,
+        ready: h.ready,
+        detail: {
+          ...s,
+          healthy: h.healthy,
+          reasons: h.reasons,
+          metadata: { ...metadata.status(), consumer: metadata.consumerStatus() ?? null },
+          versions: { ...versions.status(), consumer: versions.consumerStatus() ?? null },
+          resources: { consumer: resources.consumerStatus() ?? null },
+          training: retrainer.status(),
+          publisher: publisher?.status() ?? null,
+        },
+      };
     },
     logger: o.apiLogger ?? false,
     served: { names: () => [group], get: (g) => (g === group ? services : undefined) },
@@ -158,6 +251,10 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       },
     },
     metrics: {
+      health: () => {
+        const h = health();
+        return { healthy: h.healthy, state: processor.status().state, reasons: h.reasons };
+      },
       processor: () => processor.status(),
       serving: () => {
         const v = serving.current;
@@ -170,6 +267,8 @@ export async function startService(o: ServiceOptions): Promise<Service> {
       },
     },
   });
+  closers.push({ what: 'resources', close: () => resources.stop() });
+  closers.push({ what: 'api', close: () => app.close() });
   await resources.start();
   const url = await app.listen({ host: config.api.host, port: config.api.port });
   advertised = config.api.advertisedUrl || url;
@@ -182,7 +281,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     instanceId: id,
     log: o.log,
     serving,
-    openStore: (p) => openRocksStore(partitionStoreDir(config, group, p)),
+    openStore: (p) => openStateStore(partitionStoreDir(config, group, p)),
     userMetadata: (ids) => metadata.users(ids),
     onApplied: (users: ReadonlyMap<string, number>) => {
       // Queries' kept states first, so that the lists published next are from the new state.
@@ -191,7 +290,12 @@ export async function startService(o: ServiceOptions): Promise<Service> {
     },
   });
   retrainer = new Retrainer({ config, group, brokers: o.brokers, processor, watcher: versions, registry, producer, log: o.log });
-  await Promise.all([processor.start(), metadata.start(), versions.start()]);
+  closers.push({ what: 'stream', close: () => Promise.allSettled([processor.stop(), metadata.stop(), versions.stop()]) });
+  // All three are attempted, so that none is left running when another fails.
+  const started = await Promise.allSettled([processor.start(), metadata.start(), versions.start()]);
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  closers.push({ what: 'retrainer', close: () => retrainer.stop() });
   await retrainer.start();
 
   let stopping: Promise<void> | undefined;

@@ -9,7 +9,8 @@ import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
 import { followFromBeginning } from '../kafka/follow.js';
-import type { Consumer, KafkaClient, Producer } from '../kafka/kafkajs.js';
+import type { KafkaClient, Producer } from '../kafka/kafkajs.js';
+import { restartBackoff, type SupervisedConsumer, type SupervisedStatus } from '../kafka/supervise.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
 import { shouldPromote, type PromotionRule, type VersionInfo, type VersionRegistry } from '../training/registry.js';
 import type { Logger } from '../util/log.js';
@@ -114,7 +115,7 @@ export interface VersionWatcherOptions {
 /** Follows `<group>.versions` and swaps each announced version in. */
 export class VersionWatcher {
   private readonly kafka: KafkaClient;
-  private consumer: Consumer | undefined;
+  private consumer: SupervisedConsumer | undefined;
   private latest: ServingRecord | undefined;
   private loaded: string | undefined;
   private failures = 0;
@@ -136,6 +137,8 @@ export class VersionWatcher {
     this.consumer = await followFromBeginning(this.kafka, {
       topic: topicName(this.o.group, 'versions'),
       groupId: `streamrec.${this.o.group}.versions.${this.o.instanceId}`,
+      log: this.o.log,
+      backoff: restartBackoff(this.o.config),
       onBatch: (messages) => {
         // Only the batch's last announcement matters: the earlier ones were superseded.
         let last: ServingRecord | undefined;
@@ -162,7 +165,12 @@ export class VersionWatcher {
     }
   }
 
+  /** The watcher's consumer: running, restarting after a crash, or failed (with the reason). */
+  consumerStatus(): SupervisedStatus | undefined {
+    return this.consumer?.status();
+  }
+
   async stop(): Promise<void> {
-    await this.consumer?.disconnect();
+    await this.consumer?.stop();
   }
 }

@@ -8,9 +8,10 @@
  * machine, a shared mount for several).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../errors/index.js';
+import { privateDir } from '../util/paths.js';
 import { loadModel, saveModel, type ModelBundle, type TrainingSpec } from './model-files.js';
 import type { TrainReport } from './train.js';
 
@@ -40,12 +41,15 @@ export class VersionRegistry {
 
   /** Writes a new version; returns its info. */
   create(bundle: ModelBundle, report: TrainReport, training: TrainingSpec, data: VersionInfo['data'], trainingMs: number, now = new Date()): VersionInfo {
-    mkdirSync(this.dir, { recursive: true });
+    // The registry (0700) and each version (0700, files 0600) are the owner's only: models carry users' histories.
+    privateDir(this.dir);
     const version = newVersionId(report.recipe, now);
     const tmp = join(this.dir, `.${version}.tmp-${process.pid}`);
     saveModel(tmp, bundle, report, training);
     const info: VersionInfo = { version, recipe: report.recipe, createdAt: now.toISOString(), trainingMs, data, report, training };
-    writeFileSync(join(tmp, 'version.json'), `${JSON.stringify(info, null, 2)}\n`);
+    writeFileSync(join(tmp, 'version.json'), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+    for (const name of readdirSync(tmp)) chmodSync(join(tmp, name), 0o600);
+    chmodSync(tmp, 0o700);
     renameSync(tmp, join(this.dir, version));
     return info;
   }
@@ -55,7 +59,13 @@ export class VersionRegistry {
   }
 
   info(version: string): VersionInfo {
-    if (!this.has(version)) throw new AppError('VERSION_NOT_FOUND', `no model version ${JSON.stringify(version)} in ${this.dir}`, { field: 'version' });
+    if (!this.has(version)) {
+      // The folder is for the log (the cause), not for the message: the message reaches HTTP clients.
+      throw new AppError('VERSION_NOT_FOUND', `no model version ${JSON.stringify(version)} in the versions registry (training.versionsDir)`, {
+        field: 'version',
+        cause: { versionsDir: this.dir },
+      });
+    }
     return JSON.parse(readFileSync(join(this.dir, version, 'version.json'), 'utf8')) as VersionInfo;
   }
 

@@ -26,7 +26,7 @@ beforeAll(async () => {
   admin = kafka.admin();
   await admin.connect();
   await applyTopics(admin, group, config);
-  producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   app = await buildApp({
     config,

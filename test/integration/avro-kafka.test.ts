@@ -124,7 +124,7 @@ describe('Avro through Kafka', () => {
       CONTEXT: (i % 4 === 0 ? { DEVICE: 'mobile', LOCALE: 'de-DE' } : {}) as Record<string, string>,
     }));
 
-    const producer = kafka.producer({ allowAutoTopicCreation: false });
+    const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     await producer.send({ topic, messages: sent.map((e) => ({ key: e.USER_ID, value: codecs.Interaction.encode(e) })) });
     await producer.disconnect();

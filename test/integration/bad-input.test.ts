@@ -40,7 +40,7 @@ const event = (user: string, item: string, t = now - 60_000): Interaction => ({
 
 beforeAll(async () => {
   admin = kafka.admin();
-  producer = kafka.producer({ allowAutoTopicCreation: false });
+  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   await Promise.all([admin.connect(), producer.connect()]);
   await applyTopics(admin, group, config);
   const stateDir = mkdtempSync(join(tmpdir(), 'streamrec-bad-'));
@@ -119,7 +119,7 @@ describe('bad input', () => {
       { key: 'k3', value: wrongTypes.toBuffer({ USER_ID: 'k3', ITEM_ID: 7, TIMESTAMP: 'noon' }), code: 'RECORD_MALFORMED' },
       { key: 'k4', value: codecs.Interaction.encode(event('k4', 'i4', now + 365 * 86_400_000)), code: 'RECORD_INVALID', field: 'TIMESTAMP' },
       { key: 'k5', value: invalidUtf8, code: 'RECORD_MALFORMED' },
-      { key: 'k6', value: codecs.Interaction.encode({ ...event('k6', 'i6'), CONTEXT: { NOTE: 'x'.repeat(5000) } }), code: 'RECORD_INVALID', field: '(value)' },
+      { key: 'k6', value: codecs.Interaction.encode({ ...event('k6', 'i6'), CONTEXT: { NOTE: 'x'.repeat(5000) } }), code: 'RECORD_TOO_LARGE', field: '(value)' },
       { key: 'someone-else', value: codecs.Interaction.encode(event('k7', 'i7')), code: 'RECORD_INVALID', field: '(key)' },
     ];
     const goodEvents = Array.from({ length: 40 }, (_, i) => event(`g${i % 9}`, `i${i % 13}`, now - 100_000 + i));

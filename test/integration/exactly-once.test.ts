@@ -76,7 +76,7 @@ async function deadLetterCount(group: string): Promise<Map<string, number>> {
 
 beforeAll(async () => {
   admin = kafka.admin();
-  producer = kafka.producer({ allowAutoTopicCreation: false });
+  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   await Promise.all([admin.connect(), producer.connect()]);
 });
 afterAll(async () => {

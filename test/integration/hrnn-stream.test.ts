@@ -69,7 +69,7 @@ beforeAll(async () => {
   await admin.connect();
   await applyTopics(admin, group, config);
   await admin.disconnect();
-  producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   await send(events());
   await producer.send({

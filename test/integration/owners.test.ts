@@ -29,7 +29,7 @@ let producer: Producer;
 
 beforeAll(async () => {
   admin = kafka.admin();
-  producer = kafka.producer({ allowAutoTopicCreation: false });
+  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   await Promise.all([admin.connect(), producer.connect()]);
 });
 afterAll(async () => {

@@ -48,7 +48,7 @@ function restoredPartitions(output: string): { partition: number; restored: numb
 
 beforeAll(async () => {
   admin = kafka.admin();
-  producer = kafka.producer({ allowAutoTopicCreation: false });
+  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   await Promise.all([admin.connect(), producer.connect()]);
 });
 afterAll(async () => {

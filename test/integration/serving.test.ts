@@ -59,7 +59,7 @@ beforeAll(async () => {
   await admin.connect();
   await applyTopics(admin, group, config);
   await admin.disconnect();
-  producer = kafka.producer({ allowAutoTopicCreation: false });
+  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   const events = [...syntheticInteractions({ seed: 5, users: 200, items: 300, events: 6000, start: NOW - 6_000_000 })];
   await producer.send({ topic: topicName(group, 'items'), messages: [...syntheticItems({ seed: 5, items: 300 })].map((i) => ({ key: i.ITEM_ID, value: codecs.Item.encode(i) })) });

@@ -1,6 +1,7 @@
 /** The API's Kafka adapters against in-memory doubles of the kafkajs admin and producer. */
 import { describe, expect, it } from 'vitest';
-import { kafkaSink, topicGroupDirectory } from '../../src/api/kafka.js';
+import { performance } from 'node:perf_hooks';
+import { boundedSink, kafkaSink, topicGroupDirectory } from '../../src/api/kafka.js';
 import { AppError } from '../../src/errors/index.js';
 import type { Producer, ProducerRecord } from '../../src/kafka/kafkajs.js';
 
@@ -83,5 +84,129 @@ describe('kafkaSink', () => {
     expect(err).toMatchObject({ code: 'KAFKA_UNREACHABLE', status: 503, retriable: true });
     expect((err as AppError).message).toContain('g.items');
     expect((err as AppError).cause).toBe(failure);
+  });
+});
+
+/** A producer double whose sends wait until released (or failed) by the test: a broker that does not answer. */
+function stalledProducer() {
+  const pending: { record: ProducerRecord; settle: (err?: Error) => void }[] = [];
+  const producer = {
+    send: (record: ProducerRecord) =>
+      new Promise((resolve, reject) => {
+        pending.push({ record, settle: (err) => (err ? reject(err) : resolve([])) });
+      }),
+  } as unknown as Producer;
+  return { producer, pending };
+}
+
+const message = [{ key: 'u1', value: Buffer.from([1]) }];
+
+describe('boundedSink (fail fast while Kafka does not answer)', () => {
+  it('answers KAFKA_UNREACHABLE once the produce wait is over, keeps the slot until the producer settles, and reports a late write', async () => {
+    const { producer, pending } = stalledProducer();
+    const late: { topic: string; records: number; error?: unknown }[] = [];
+    const sink = boundedSink(kafkaSink(producer), { timeoutMs: 150, maxInFlight: 10, onLate: (l) => late.push(l) });
+    const started = performance.now();
+    const err = await sink.send('g.interactions', message).catch((e: unknown) => e);
+    const waited = performance.now() - started;
+    expect(err).toMatchObject({ code: 'KAFKA_UNREACHABLE', status: 503, retriable: true });
+    expect((err as AppError).message).toContain('may still be written');
+    expect(waited).toBeGreaterThanOrEqual(140);
+    expect(waited).toBeLessThan(2000);
+    // The produce was not cancelled: it holds its slot until the producer answers.
+    expect(pending).toHaveLength(1);
+    expect(sink.inFlight()).toBe(1);
+    pending[0]!.settle();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(sink.inFlight()).toBe(0);
+    expect(late).toEqual([{ topic: 'g.interactions', records: 1 }]);
+
+    // A call may ask for less than the bound (what is left of its request's wait), never for more.
+    const t0 = performance.now();
+    await expect(sink.send('g.items', message, { timeoutMs: 20 })).rejects.toMatchObject({ code: 'KAFKA_UNREACHABLE' });
+    expect(performance.now() - t0).toBeLessThan(140);
+    pending[1]!.settle(new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092'));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(late[1]).toMatchObject({ topic: 'g.items', records: 1, error: expect.any(AppError) });
+  });
+
+  it('refuses at once with INGEST_OVERLOADED past maxInFlight, and takes sends again as the producer answers', async () => {
+    const { producer, pending } = stalledProducer();
+    const sink = boundedSink(kafkaSink(producer), { timeoutMs: 60_000, maxInFlight: 3 });
+    const waiting = [0, 1, 2].map(() => sink.send('g.interactions', message));
+    expect(sink.inFlight()).toBe(3);
+    const started = performance.now();
+    const err = await sink.send('g.interactions', message).catch((e: unknown) => e);
+    expect(performance.now() - started).toBeLessThan(100);
+    expect(err).toMatchObject({ code: 'INGEST_OVERLOADED', status: 503, retriable: true });
+    expect(pending).toHaveLength(3); // the refused one never reached the producer
+    pending[0]!.settle();
+    await waiting[0];
+    expect(sink.inFlight()).toBe(2);
+    const next = sink.send('g.interactions', message);
+    expect(pending).toHaveLength(4);
+    pending[1]!.settle(new Error('broker gone'));
+    await expect(waiting[1]).rejects.toMatchObject({ code: 'KAFKA_UNREACHABLE' });
+    for (const p of pending.slice(2)) p.settle();
+    await Promise.all([waiting[2], next]);
+    expect(sink.inFlight()).toBe(0);
+    // Empty sends cost nothing.
+    await sink.send('g.interactions', []);
+    expect(pending).toHaveLength(4);
+  });
+
+  it('keeps the broker address out of the message (the cause keeps it, for the log)', async () => {
+    const failure = new Error('Connection error: connect ECONNREFUSED 10.1.2.3:9092');
+    const sink = kafkaSink({ send: async () => Promise.reject(failure) } as unknown as Producer);
+    const err = (await sink.send('g.users', message).catch((e: unknown) => e)) as AppError;
+    expect(err.code).toBe('KAFKA_UNREACHABLE');
+    expect(err.message).not.toContain('10.1.2.3');
+    expect(err.message).not.toContain('9092');
+    expect(err.cause).toBe(failure);
+
+    const down = fakeAdmin([]);
+    down.failure = failure;
+    const lookup = (await topicGroupDirectory(down).has('g').catch((e: unknown) => e)) as AppError;
+    expect(lookup.code).toBe('KAFKA_UNREACHABLE');
+    expect(lookup.message).not.toContain('10.1.2.3');
+  });
+});
+
+describe('topicGroupDirectory while Kafka does not answer', () => {
+  it('answers a known group at once from the previous list, a miss after at most staleWaitMs (at once on a failure), and takes the fresh list when it comes', async () => {
+    const topics = ['shop.interactions'];
+    let release: (() => void) | undefined;
+    let fail = false;
+    let calls = 0;
+    const admin = {
+      listTopics: async (): Promise<string[]> => {
+        calls += 1;
+        if (calls === 1) return [...topics];
+        if (fail) throw new Error('connect ECONNREFUSED 127.0.0.1:9092');
+        await new Promise<void>((r) => (release = r));
+        return [...topics];
+      },
+    };
+    let clock = 0;
+    const groups = topicGroupDirectory(admin, 5000, () => clock, 2000);
+    expect(await groups.has('shop')).toBe(true);
+    clock += 5000; // the list is stale; the refresh hangs
+    topics.push('new.interactions');
+    const t0 = performance.now();
+    expect(await groups.has('shop')).toBe(true);
+    expect(performance.now() - t0).toBeLessThan(1500); // not waiting on the refresh
+    const t1 = performance.now();
+    expect(await groups.has('new')).toBe(false);
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(1900);
+    expect(performance.now() - t1).toBeLessThan(6000);
+    expect(calls).toBe(2); // one refresh shared
+    release!();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await groups.has('new')).toBe(true);
+
+    clock += 5000;
+    fail = true;
+    expect(await groups.has('shop')).toBe(true); // refresh failed: the previous list answers
+    expect(calls).toBe(3);
   });
 });
