@@ -183,7 +183,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     { schema: { params: GroupParams, body: PutEventsBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
     async (request, reply) => {
       const body = request.body;
-      const prepared = prepareEvents(body, { codecs: deps.codecs, now: now(), maxFutureSkewMs: deps.config.ingest.maxFutureSkewMs });
+      const prepared = prepareEvents(body, { codecs: deps.codecs, now: now(), maxFutureSkewMs: deps.config.ingest.maxFutureSkewMs, minTimestampMs: deps.config.ingest.minTimestampMs });
       return reply.code(202).send(await produce(request, request.params.group, 'interactions', prepared, 'events', body.eventList.length));
     },
   );

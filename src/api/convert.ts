@@ -165,11 +165,12 @@ export interface EventChecks {
   /** The clock, epoch ms. */
   now: number;
   maxFutureSkewMs: number;
+  minTimestampMs?: number;
 }
 
 /** PutEvents -> Interaction messages keyed by userId. */
 export function prepareEvents(body: PutEventsBody, checks: EventChecks): Prepared {
-  const rules = { maxFutureSkewMs: checks.maxFutureSkewMs };
+  const rules = { maxFutureSkewMs: checks.maxFutureSkewMs, ...(checks.minTimestampMs === undefined ? {} : { minTimestampMs: checks.minTimestampMs }) };
   return prepare(body.eventList, checks.codecs.Interaction, EVENT_FIELDS, (event, i) => toInteraction(body, event, i), (r) => r.USER_ID, (r) =>
     checkInteraction(r, checks.now, rules),
   );

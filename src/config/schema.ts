@@ -208,6 +208,11 @@ export const ConfigSchema = Type.Object(
           'STREAMREC_INGEST_MAX_FUTURE_SKEW_MS',
           'An event timestamp further than this ahead of the clock is refused (HTTP 400, or the dead-letter topic).',
         ),
+        minTimestampMs: leaf(
+          Type.Integer({ default: 315_532_800_000, minimum: 0 }),
+          'STREAMREC_INGEST_MIN_TIMESTAMP_MS',
+          'An event timestamp before this (epoch ms; default 1980-01-01) is refused as implausible (HTTP 400, or the dead-letter topic): epoch seconds sent as milliseconds fall in January 1970.',
+        ),
         maxRecordBytes: leaf(
           Type.Integer({ default: 65_536, minimum: 256 }),
           'STREAMREC_INGEST_MAX_RECORD_BYTES',

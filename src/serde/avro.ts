@@ -204,20 +204,29 @@ export class AvroCodec<N extends SchemaName> {
     if (bytes.length > this.maxBytes) {
       throw new AppError('RECORD_TOO_LARGE', `${this.name}: the record is ${bytes.length} bytes, above ${this.maxBytesKey} (${this.maxBytes})`, { field: '(value)' });
     }
-    let body = bytes;
-    let writerType = writer;
-    if (this.wireFormat === 'confluent') {
-      if (bytes.length < 5 || bytes.readUInt8(0) !== MAGIC) {
-        throw malformed(this.name, 'does not start with the Confluent magic byte 0 and a 4-byte schema id');
-      }
-      const id = bytes.readUInt32BE(1);
-      body = bytes.subarray(5);
-      if (id !== this.schemaId) {
-        writerType = this.lookup?.byId(id);
-        if (!writerType) throw new AppError('RECORD_MALFORMED', `${this.name}: unknown writer schema id ${id}`, { field: '(schema id)' });
+    if (this.wireFormat === 'plain') {
+      try {
+        return this.decodeBody(bytes, writer ?? this.type);
+      } catch (err) {
+        throw this.framingHint(bytes, 'confluent') ?? err;
       }
     }
-    const w = writerType ?? this.type;
+    if (bytes.length < 5 || bytes.readUInt8(0) !== MAGIC) {
+      throw (
+        this.framingHint(bytes, 'plain') ?? malformed(this.name, 'do not start with the Confluent magic byte 0 and a 4-byte schema id (avro.wireFormat is confluent)')
+      );
+    }
+    const id = bytes.readUInt32BE(1);
+    let writerType = writer;
+    if (id !== this.schemaId) {
+      writerType = this.lookup?.byId(id);
+      if (!writerType) throw new AppError('RECORD_MALFORMED', `${this.name}: unknown writer schema id ${id}`, { field: '(schema id)' });
+    }
+    return this.decodeBody(bytes.subarray(5), writerType ?? this.type);
+  }
+
+  /** Avro binary of writer schema `w`, bounded, canonical, resolved to this schema. */
+  private decodeBody(body: Buffer, w: avro.Type): RecordTypes[N] {
     let written: unknown;
     try {
       checkBounds(w, body);
@@ -235,6 +244,26 @@ export class AvroCodec<N extends SchemaName> {
     const errors = this.emptyIds(value);
     if (errors.length > 0) throw invalid(this.name, errors);
     return value as RecordTypes[N];
+  }
+
+  /**
+   * When bytes that failed to decode would decode in the other wire format, the error that says
+   * so and names the setting: a Confluent-framed record on a plain group, or plain Avro on a
+   * confluent group (`actual` is the format the bytes seem to be in).
+   */
+  private framingHint(bytes: Buffer, actual: 'plain' | 'confluent'): AppError | undefined {
+    const body = actual === 'confluent' ? (bytes.length >= 5 && bytes.readUInt8(0) === MAGIC ? bytes.subarray(5) : undefined) : bytes;
+    if (body === undefined) return undefined;
+    try {
+      this.decodeBody(body, this.type);
+    } catch {
+      return undefined;
+    }
+    const reason =
+      actual === 'confluent'
+        ? `look like Confluent Schema Registry framing (magic byte 0, schema id ${bytes.readUInt32BE(1)}) around Avro of ${this.name}, but avro.wireFormat is plain: set avro.wireFormat to confluent (STREAMREC_AVRO_WIRE_FORMAT) with avro.confluentSchemaIds, or produce plain Avro`
+        : `are plain Avro of ${this.name} without the Confluent framing (magic byte 0 and a schema id), but avro.wireFormat is confluent: produce with the Schema Registry serializer, or set avro.wireFormat to plain (STREAMREC_AVRO_WIRE_FORMAT)`;
+    return new AppError('RECORD_MALFORMED', `${this.name}: the bytes ${reason}`, { field: '(framing)' });
   }
 
   private resolver(writer: avro.Type): avro.Resolver {

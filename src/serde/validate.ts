@@ -26,13 +26,33 @@ function idErrors(errors: FieldError[], field: string, value: string | null): vo
 export interface InteractionRules {
   /** An event further than this ahead of `now` is refused (clock skew allowance). */
   maxFutureSkewMs: number;
+  /** An event before this (epoch ms) is refused as implausible; default DEFAULT_MIN_TIMESTAMP_MS (ingest.minTimestampMs). */
+  minTimestampMs?: number;
+}
+
+/** 1980-01-01T00:00:00Z: epoch seconds of any date since 1971 read as milliseconds fall before it. */
+export const DEFAULT_MIN_TIMESTAMP_MS = 315_532_800_000;
+
+/** Why a timestamp before the bound is probably wrong, from its size. */
+function unitHint(ts: number): string {
+  const asSeconds = ts * 1000;
+  if (asSeconds >= DEFAULT_MIN_TIMESTAMP_MS && asSeconds < 4_102_444_800_000) {
+    return `: it looks like epoch seconds, not milliseconds (as seconds it is ${new Date(asSeconds).toISOString()}); multiply by 1000`;
+  }
+  return '';
 }
 
 /** Semantic problems of an Avro-valid Interaction (empty when it may be applied). */
 export function checkInteraction(e: Interaction, now: number, rules: InteractionRules): FieldError[] {
   const errors: FieldError[] = [];
+  const min = rules.minTimestampMs ?? DEFAULT_MIN_TIMESTAMP_MS;
   if (!Number.isSafeInteger(e.TIMESTAMP) || e.TIMESTAMP <= 0) {
     errors.push({ field: 'TIMESTAMP', reason: `must be epoch milliseconds after 1970, got ${e.TIMESTAMP}` });
+  } else if (e.TIMESTAMP < min) {
+    errors.push({
+      field: 'TIMESTAMP',
+      reason: `${new Date(e.TIMESTAMP).toISOString()} (${e.TIMESTAMP}) is before ${new Date(min).toISOString()} (ingest.minTimestampMs)${unitHint(e.TIMESTAMP)}`,
+    });
   } else if (e.TIMESTAMP > now + rules.maxFutureSkewMs) {
     errors.push({
       field: 'TIMESTAMP',

@@ -83,6 +83,7 @@ describe('bad input', () => {
       { body: events([{ ...good, sentAt: 'yesterday' }]), status: 400, code: 'RECORD_INVALID', field: /eventList\[0\]\.sentAt/ },
       { body: events([{ ...good, itemId: 42 }]), status: 400, code: 'REQUEST_INVALID', field: /itemId/ },
       { body: events([good, { ...good, sentAt: Math.floor(now / 1000) + 86_400 * 365 }]), status: 400, code: 'RECORD_INVALID', field: /eventList\[1\]\.sentAt/ },
+      { body: events([{ ...good, sentAt: 1000 }]), status: 400, code: 'RECORD_INVALID', field: /eventList\[0\]\.sentAt/ },
       { body: '{"userId": "h1", "eventList": [', status: 400, code: 'REQUEST_MALFORMED' },
       { body: events(Array.from({ length: 100 }, () => ({ ...good, properties: { NOTE: 'x'.repeat(20_000) } }))), status: 413, code: 'PAYLOAD_TOO_LARGE' },
       { body: events([good]), status: 404, code: 'GROUP_NOT_FOUND', path: '/v1/groups/no-such-group/events' },
@@ -121,6 +122,10 @@ describe('bad input', () => {
       { key: 'k5', value: invalidUtf8, code: 'RECORD_MALFORMED' },
       { key: 'k6', value: codecs.Interaction.encode({ ...event('k6', 'i6'), CONTEXT: { NOTE: 'x'.repeat(5000) } }), code: 'RECORD_TOO_LARGE', field: '(value)' },
       { key: 'someone-else', value: codecs.Interaction.encode(event('k7', 'i7')), code: 'RECORD_INVALID', field: '(key)' },
+      // Epoch seconds where milliseconds belong: January 1970.
+      { key: 'k8', value: codecs.Interaction.encode(event('k8', 'i8', Math.floor(now / 1000))), code: 'RECORD_INVALID', field: 'TIMESTAMP', reason: /looks like epoch seconds/ },
+      // A Confluent Schema Registry framed record on this plain group.
+      { key: 'k9', value: Buffer.concat([Buffer.from([0, 0, 0, 0, 42]), codecs.Interaction.encode(event('k9', 'i9'))]), code: 'RECORD_MALFORMED', field: '(framing)', reason: /schema id 42.*avro\.wireFormat/ },
     ];
     const goodEvents = Array.from({ length: 40 }, (_, i) => event(`g${i % 9}`, `i${i % 13}`, now - 100_000 + i));
     const messages: { key: string; value: Buffer }[] = [];
@@ -154,6 +159,7 @@ describe('bad input', () => {
       if (b.field) expect(l!.headers!['error-field']!.toString(), b.key).toBe(b.field);
       expect(l!.headers!['source-topic']!.toString()).toBe(topicName(group, 'interactions'));
       expect(l!.headers!['error-reason']!.toString().length).toBeGreaterThan(10);
+      if (b.reason) expect(l!.headers!['error-reason']!.toString(), b.key).toMatch(b.reason);
       const envelope = codecs.DeadLetter.decode(l!.value!);
       expect(envelope.VALUE!.equals(b.value), `${b.key}: raw bytes kept`).toBe(true);
       expect(envelope.SOURCE_OFFSET).toBe(l!.headers!['source-offset']!.toString());
@@ -165,7 +171,7 @@ describe('bad input', () => {
     expect(after.deadLetters - before.deadLetters).toBe(bad.length);
     await new Promise((r) => setTimeout(r, 1000));
     const meta = (await ready()).detail.metadata;
-    expect(meta).toEqual({ items: 2, users: 0, deleted: 1, deadLetters: 1 });
+    expect(meta).toMatchObject({ items: 2, users: 0, deleted: 1, deadLetters: 1, consumer: { state: 'running', restarts: 0 } });
     expect((await fetch(`${url}/health`)).status).toBe(200);
   });
 });

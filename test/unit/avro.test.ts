@@ -165,3 +165,29 @@ describe('Confluent wire format', () => {
     expect(thrown(() => codecs.User.decode(body)).code).toBe('RECORD_MALFORMED');
   });
 });
+
+describe('the wrong wire format is named, with the setting that fixes it', () => {
+  const confluent = createCodecs(
+    loadConfig({ env: { STREAMREC_AVRO_WIRE_FORMAT: 'confluent', STREAMREC_AVRO_CONFLUENT_SCHEMA_IDS: '{"Interaction":11,"Item":12,"User":13,"Recommendation":14,"DeadLetter":15}' } }),
+  );
+  const plain = createCodecs(loadConfig({ env: {} }));
+
+  it('a Confluent-framed record on a plain group', () => {
+    const err = thrown(() => plain.Interaction.decode(confluent.Interaction.encode(event)));
+    expect(err.code).toBe('RECORD_MALFORMED');
+    expect(err.field).toBe('(framing)');
+    expect(err.message).toMatch(/Confluent Schema Registry framing \(magic byte 0, schema id 11\).*avro\.wireFormat to confluent/);
+  });
+
+  it('plain Avro on a confluent group', () => {
+    const err = thrown(() => confluent.Interaction.decode(plain.Interaction.encode(event)));
+    expect(err.code).toBe('RECORD_MALFORMED');
+    expect(err.message).toMatch(/plain Avro of Interaction without the Confluent framing.*avro\.wireFormat to plain/);
+  });
+
+  it('bytes that are neither get no framing hint', () => {
+    const junk = Buffer.from([0, 0, 0, 0, 11, 0xff, 0xff, 0xff]);
+    expect(thrown(() => plain.Interaction.decode(junk)).field).not.toBe('(framing)');
+    expect(thrown(() => confluent.Interaction.decode(Buffer.from('nope'))).message).toMatch(/do not start with the Confluent magic byte/);
+  });
+});

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { AppError } from '../../src/errors/index.js';
 import { createCodecs } from '../../src/serde/avro.js';
-import { chunksBySize, DEAD_LETTER_CHUNK_BYTES, DEAD_LETTER_MAX_KEY_BYTES, DEAD_LETTER_MAX_VALUE_BYTES, deadLetterRecord } from '../../src/stream/input.js';
+import { chunksBySize, DEAD_LETTER_CHUNK_BYTES, DEAD_LETTER_MAX_KEY_BYTES, DEAD_LETTER_MAX_VALUE_BYTES, deadLetterRecord, decodeInteractionRecord } from '../../src/stream/input.js';
 
 const codecs = createCodecs(loadConfig({ env: {} }));
 const err = new AppError('RECORD_MALFORMED', 'Interaction: the bytes are refused', { field: '(bytes)' });
@@ -64,5 +64,24 @@ describe('chunksBySize', () => {
     expect(chunks.map((c) => c.map((m) => m.i))).toEqual([[0], [1], [2]]);
     const capped = chunksBySize(Array.from({ length: 10 }, (_, i) => msg(1, i)), 1_000_000, 3);
     expect(capped.map((c) => c.length)).toEqual([3, 3, 3, 1]);
+  });
+});
+
+describe('implausible timestamps', () => {
+  const rules = { maxFutureSkewMs: 3_600_000 };
+  const at = (TIMESTAMP: number) =>
+    codecs.Interaction.encode({ USER_ID: 'u', ITEM_ID: 'i', TIMESTAMP, EVENT_TYPE: 'click', EVENT_VALUE: null, SESSION_ID: null, IMPRESSION: [], RECOMMENDATION_ID: null, CONTEXT: {} });
+
+  it('refuses epoch seconds sent as milliseconds, naming the likely cause', () => {
+    const r = decodeInteractionRecord(codecs, { key: Buffer.from('u'), value: at(1_765_000_000) }, 1_765_000_000_000, rules);
+    expect(r).toMatchObject({ code: 'RECORD_INVALID', field: 'TIMESTAMP' });
+    expect((r as AppError).message).toMatch(/looks like epoch seconds, not milliseconds \(as seconds it is 2025-12-06T/);
+  });
+
+  it('uses the configured bound, and applies what is after it', () => {
+    expect(decodeInteractionRecord(codecs, { key: Buffer.from('u'), value: at(400_000_000_000) }, 1_765_000_000_000, rules)).not.toBeInstanceOf(Error);
+    const r = decodeInteractionRecord(codecs, { key: Buffer.from('u'), value: at(400_000_000_000) }, 1_765_000_000_000, { ...rules, minTimestampMs: 500_000_000_000 });
+    expect(r).toMatchObject({ code: 'RECORD_INVALID', field: 'TIMESTAMP' });
+    expect((r as AppError).message).not.toMatch(/seconds/);
   });
 });
