@@ -12,7 +12,7 @@ import type { Producer } from '../kafka/kafkajs.js';
 import { Presets, SingleBar } from 'cli-progress';
 import { RECIPES, trainAndEvaluate, type SeenRule, type SplitName, type TrainReport } from '../training/train.js';
 import { loadInteractions, loadTrainingMetadata, type DataSpec, type LoadedData } from '../training/data.js';
-import { loadModel, loadTraining, saveModel, userHistories } from '../training/model-files.js';
+import { loadModel, loadTraining, saveModel, userData } from '../training/model-files.js';
 import { VersionRegistry } from '../training/registry.js';
 import { trainFromTopic } from '../training/stream-train.js';
 import { announce, promoteIfAllowed, readServing, rollback, type ServingRecord } from '../stream/versions.js';
@@ -429,16 +429,19 @@ program
       }
       const { rows, rejects } = await readTrainingData(spec);
       const metadata = await loadTrainingMetadata(spec);
+      // The seen-items rule covers what the stream remembers: state.maxSeenItemsPerUser.
+      const seenBound = config().state.maxSeenItemsPerUser;
       const { model, report } = await trainAndEvaluate(rows, {
         recipe: opts.recipe,
         split: opts.split,
         seen: opts.seen,
+        seenBound,
         metadata,
         hooks: (phase) => ({ onProgress: stepProgress(phase === 'evaluation' ? `train (${opts.split})` : 'train (all)') }),
         ...(params ? { params } : {}),
       });
       if (opts.output) {
-        saveModel(opts.output, { model, excludeSeen: report.seen.excludeSeen, histories: userHistories(rows) }, report, {
+        saveModel(opts.output, { model, excludeSeen: report.seen.excludeSeen, ...userData(rows, seenBound) }, report, {
           data: spec,
           recipe: opts.recipe,
           seen: opts.seen,
@@ -468,6 +471,7 @@ program
       recipe: training.recipe,
       split: opts.split,
       seen: training.seen,
+      ...(training.seenBound ? { seenBound: training.seenBound } : {}),
       final: false,
       hooks: () => ({ onProgress: stepProgress(`train (${opts.split})`) }),
       ...(training.params ? { params: training.params } : {}),

@@ -210,6 +210,10 @@ export class QueryService {
     const { live, meta } = await this.knownUser(r.userId);
     const bound = this.bind(r, live, meta);
     const at = this.now();
+    // Seen items: the user state's seen list, every distinct item the user touched up to
+    // state.maxSeenItemsPerUser (not the stored events, which keep only the latest
+    // state.maxEventsPerUser); the same set a model folder and offline evaluation leave out
+    // (src/training/seen.ts). The popular fill-in and promotions leave them out too.
     const exclude = v.excludeSeen && live ? new Set(live.user.seen) : new Set<string>();
     let rank: (k: number, ex: ReadonlySet<string>) => Scored[];
     if (v.model instanceof HrnnModel) {

@@ -5,12 +5,14 @@
  *   {"userId": "u1", "itemList": ["a", ...]}  -> personalized ranking (unknown items last)
  * Each output line is {"input": {...}, "output": {"recommendedItems": [...], "scores": [...]}, "error": null},
  * or with `output: null` and `error` saying what was wrong with that line; a bad line never stops the run.
- * A user the model does not know gets popular items.
+ * A user the model does not know gets popular items. Under the `exclude` seen-items rule a user's
+ * list leaves out every item of the user's seen list in the model folder (the whole training
+ * history up to state.maxSeenItemsPerUser distinct items), not only the latest history.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import type { ModelBundle } from './model-files.js';
+import { seenOf, type ModelBundle } from './model-files.js';
 
 export interface BatchResult {
   lines: number;
@@ -47,7 +49,7 @@ export function inferLine(bundle: ModelBundle, line: string, numResults: number)
     return ok([...known.map((x) => ({ itemId: x.itemId, score: x.score! })), ...unknown]);
   }
   if (typeof userId === 'string') {
-    const exclude = bundle.excludeSeen ? new Set(history.map((h) => h.ITEM_ID)) : undefined;
+    const exclude = bundle.excludeSeen ? seenOf(bundle, userId) : undefined;
     return ok(bundle.model.recommend({ history, numResults, ...(exclude ? { exclude } : {}) }));
   }
   if (typeof itemId === 'string') {

@@ -16,7 +16,7 @@ import type { KafkaMessage } from '../kafka/kafkajs.js';
 import type { TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
 import type { Logger } from '../util/log.js';
-import { userHistories } from './model-files.js';
+import { userData } from './model-files.js';
 import { VersionRegistry, type VersionInfo } from './registry.js';
 import { trainAndEvaluate } from './train.js';
 
@@ -113,13 +113,15 @@ export async function trainFromTopic(o: TopicTrainingOptions): Promise<VersionIn
   const rows = await readInteractions(o, training.maxEvents);
   const metadata = training.recipe === 'hrnn-metadata' || training.recipe === 'hrnn-coldstart' ? await readMetadata(o) : undefined;
   const t0 = performance.now();
-  const { model, report } = await trainAndEvaluate(rows, { recipe: training.recipe, split: training.split, params, ...(metadata ? { metadata } : {}) });
+  // The seen-items rule covers what the stream's user state remembers (state.maxSeenItemsPerUser).
+  const seenBound = o.config.state.maxSeenItemsPerUser;
+  const { model, report } = await trainAndEvaluate(rows, { recipe: training.recipe, split: training.split, seenBound, params, ...(metadata ? { metadata } : {}) });
   const trainingMs = Math.round(performance.now() - t0);
   const registry = new VersionRegistry(o.versionsDir);
   return registry.create(
-    { model, excludeSeen: report.seen.excludeSeen, histories: userHistories(rows) },
+    { model, excludeSeen: report.seen.excludeSeen, ...userData(rows, seenBound) },
     report,
-    { data: { topic: topicName(o.group, 'interactions'), events: rows.length }, recipe: training.recipe, seen: 'auto', params },
+    { data: { topic: topicName(o.group, 'interactions'), events: rows.length }, recipe: training.recipe, seen: 'auto', seenBound, params },
     { events: rows.length, users: report.users, items: report.items, from: rows[0]?.TIMESTAMP ?? null, to: rows.at(-1)?.TIMESTAMP ?? null },
     trainingMs,
   );

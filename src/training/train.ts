@@ -10,6 +10,7 @@ import { sims } from '../recipes/sims.js';
 import type { Model, Recipe, TrainHooks, TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
 import { evaluate, MRR_CUTOFF, type MetricReport } from './metrics.js';
+import { SEEN_ITEMS_PER_USER, seenItems } from './seen.js';
 import { leaveOneOutSplit, personalizeSplit, timeSplit, type SplitResult } from './split.js';
 
 type AnyRecipe = Recipe<Record<string, unknown>, Model, Model | Promise<Model>>;
@@ -72,21 +73,37 @@ export function split<T extends InteractionFields>(interactions: readonly T[], n
   return timeSplit(interactions);
 }
 
+/**
+ * Each test user's top `numResults` from the user's input, as evaluation asks for it. With
+ * `excludeSeen`, the user's seen items over the input (src/training/seen.ts: distinct, at most
+ * `seenBound`, as the stream's user state and a model folder keep them) are left out.
+ */
+export function testRecommendations(
+  model: Model,
+  s: SplitResult<InteractionFields>,
+  excludeSeen: boolean,
+  seenBound: number = SEEN_ITEMS_PER_USER,
+  numResults: number = MRR_CUTOFF,
+): { userId: string; recommended: string[]; truth: string[] }[] {
+  return s.tests.map((t) => ({
+    userId: t.userId,
+    recommended: model
+      .recommend({
+        history: t.input,
+        numResults,
+        // The request comes when the user's next (held-out) event happens.
+        ...(t.truth[0] ? { at: t.truth[0].TIMESTAMP } : {}),
+        ...(excludeSeen ? { exclude: new Set(seenItems(t.input.map((e) => e.ITEM_ID), seenBound)) } : {}),
+      })
+      .map((r) => r.itemId),
+    truth: t.truth.map((e) => e.ITEM_ID),
+  }));
+}
+
 /** Metrics of `model` on the split's test users (top 25 from each user's input). */
-export function evaluateModel(model: Model, s: SplitResult<InteractionFields>, catalogueSize: number, excludeSeen: boolean): MetricReport {
+export function evaluateModel(model: Model, s: SplitResult<InteractionFields>, catalogueSize: number, excludeSeen: boolean, seenBound: number = SEEN_ITEMS_PER_USER): MetricReport {
   return evaluate(
-    s.tests.map((t) => ({
-      recommended: model
-        .recommend({
-          history: t.input,
-          numResults: MRR_CUTOFF,
-          // The request comes when the user's next (held-out) event happens.
-          ...(t.truth[0] ? { at: t.truth[0].TIMESTAMP } : {}),
-          ...(excludeSeen ? { exclude: new Set(t.input.map((e) => e.ITEM_ID)) } : {}),
-        })
-        .map((r) => r.itemId),
-      truth: t.truth.map((e) => e.ITEM_ID),
-    })),
+    testRecommendations(model, s, excludeSeen, seenBound).map(({ recommended, truth }) => ({ recommended, truth })),
     catalogueSize,
   );
 }
@@ -98,7 +115,8 @@ export interface TrainReport {
   users: number;
   items: number;
   testUsers: number;
-  seen: { rule: SeenRule; excludeSeen: boolean; repeatRate: number };
+  /** `bound`: how many distinct seen items per user the rule covers (state.maxSeenItemsPerUser). */
+  seen: { rule: SeenRule; excludeSeen: boolean; repeatRate: number; bound: number };
   metrics: MetricReport;
   baseline: { recipe: 'popularity-count'; metrics: MetricReport };
   trainMs: number;
@@ -115,6 +133,8 @@ export async function trainAndEvaluate(
     recipe: string;
     split?: SplitName;
     seen?: SeenRule;
+    /** Seen items per user the `exclude` rule covers (state.maxSeenItemsPerUser); default SEEN_ITEMS_PER_USER. */
+    seenBound?: number;
     params?: Record<string, unknown>;
     seed?: number;
     /** Also train the returned model on everything (default); false: return the evaluated model. */
@@ -139,9 +159,10 @@ export async function trainAndEvaluate(
   const hooks = (phase: 'evaluation' | 'final'): TrainHooks => ({ ...o.hooks?.(phase), ...(o.metadata ? { metadata: o.metadata } : {}) });
   const evalModel = await recipe.train(s.train, o.params, hooks('evaluation'));
   const t1 = performance.now();
-  const metrics = evaluateModel(evalModel, s, catalogue, seen.excludeSeen);
+  const seenBound = o.seenBound ?? SEEN_ITEMS_PER_USER;
+  const metrics = evaluateModel(evalModel, s, catalogue, seen.excludeSeen, seenBound);
   const t2 = performance.now();
-  const baseline = evaluateModel(popularityCount.train(s.train), s, catalogue, seen.excludeSeen);
+  const baseline = evaluateModel(popularityCount.train(s.train), s, catalogue, seen.excludeSeen, seenBound);
   const model = o.final === false ? evalModel : await recipe.train(interactions, o.params, hooks('final'));
   return {
     model,
@@ -152,7 +173,7 @@ export async function trainAndEvaluate(
       users: new Set(interactions.map((e) => e.USER_ID)).size,
       items: catalogue,
       testUsers: s.tests.length,
-      seen: { rule: seenChoice, ...seen },
+      seen: { rule: seenChoice, ...seen, bound: seenBound },
       metrics,
       baseline: { recipe: 'popularity-count', metrics: baseline },
       trainMs: Math.round(t1 - t0),

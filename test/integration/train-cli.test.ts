@@ -127,4 +127,58 @@ describe('streamrec generate + train', () => {
     expect(ev.code, ev.stderr).toBe(0);
     expect((JSON.parse(ev.stdout) as TrainReport).split).toBe('personalize');
   }, 600_000);
+
+  it('under --seen exclude, batch-infer gives a user with 360 interactions none of them back, the earliest included', async () => {
+    // 40 users share the popular items p0..p29; "heavy" touches all of them first, then 330 other
+    // items: the latest 50 interactions (all a model folder used to leave out) hold no popular item.
+    const lines = ['USER_ID,ITEM_ID,TIMESTAMP'];
+    let ts = 1_700_000_000;
+    for (let u = 0; u < 40; u++) {
+      for (let p = 0; p < 30; p++) if ((u + p) % 5 !== 0) lines.push(`o${u},p${p},${ts++}`);
+      for (let t = 330 + u; t < 450; t += 40) lines.push(`o${u},t${t},${ts++}`);
+    }
+    const heavy = new Set<string>();
+    for (let p = 0; p < 30; p++) heavy.add(`p${p}`);
+    for (let t = 0; t < 330; t++) heavy.add(`t${t}`);
+    for (const item of heavy) lines.push(`heavy,${item},${ts++}`);
+    const csv = join(dir, 'heavy.csv');
+    writeFileSync(csv, `${lines.join('\n')}\n`);
+    const model = join(dir, 'heavy-model');
+    // A bound set by config (state.maxSeenItemsPerUser) is the one the model folder keeps.
+    const small = await runCli(['train', '-i', csv, '-r', 'popularity-count', '--split', 'loo', '--seen', 'exclude', '-o', join(dir, 'heavy-small'), '--json'], { STREAMREC_STATE_MAX_SEEN_ITEMS_PER_USER: '100' });
+    expect(small.code, small.stderr).toBe(0);
+    expect((JSON.parse(small.stdout) as TrainReport).seen).toMatchObject({ excludeSeen: true, bound: 100 });
+    const train = await runCli(['train', '-i', csv, '-r', 'popularity-count', '--split', 'loo', '--seen', 'exclude', '-o', model, '--json']);
+    expect(train.code, train.stderr).toBe(0);
+    expect((JSON.parse(train.stdout) as TrainReport).seen).toMatchObject({ rule: 'exclude', excludeSeen: true, bound: 5000 });
+    const saved = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8')) as { seenBound: number; seen: [string, string[]][] };
+    expect(saved.seenBound).toBe(5000);
+    expect(new Set(saved.seen.find(([u]) => u === 'heavy')![1])).toEqual(heavy);
+    expect(saved.seen.find(([u]) => u === 'heavy')![1]).toHaveLength(360);
+    const smallSaved = JSON.parse(readFileSync(join(dir, 'heavy-small', 'model.json'), 'utf8')) as { seenBound: number; seen: [string, string[]][] };
+    expect(smallSaved.seenBound).toBe(100);
+    expect(smallSaved.seen.find(([u]) => u === 'heavy')![1]).toEqual([...heavy].slice(-100));
+
+    const input = join(dir, 'heavy-in.jsonl');
+    const output = join(dir, 'heavy-out.jsonl');
+    writeFileSync(input, '{"userId":"heavy"}\n');
+    for (const [folder, expectBack] of [[model, false], [join(dir, 'heavy-small'), true]] as const) {
+      const bi = await runCli(['batch-infer', '--model', folder, '-i', input, '-o', output, '-n', '60']);
+      expect(bi.code, bi.stderr).toBe(0);
+      const [line] = readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { output: { recommendedItems: string[] } });
+      const items = line!.output.recommendedItems;
+      expect(items.length, folder).toBeGreaterThan(0);
+      if (!expectBack) {
+        expect(items).toHaveLength(60);
+        expect(items.filter((i) => heavy.has(i))).toEqual([]);
+      } else {
+        // Bound 100: the 260 items touched first are forgotten, and the popular ones come back first.
+        expect(items.slice(0, 5).every((i) => /^p/.test(i))).toBe(true);
+        expect(items.filter((i) => [...heavy].slice(-100).includes(i))).toEqual([]);
+      }
+    }
+    const ev = await runCli(['evaluate', '--model', join(dir, 'heavy-small'), '--split', 'loo', '--json']);
+    expect(ev.code, ev.stderr).toBe(0);
+    expect((JSON.parse(ev.stdout) as TrainReport).seen.bound).toBe(100);
+  }, 300_000);
 });

@@ -6,7 +6,7 @@
  *
  * The bound stated in the README: every record is answered (a record or a RECORD_* error) in time
  * and memory proportional to its own size; here, no case takes more than CASE_BOUND_MS (a hang
- * guard, two orders of magnitude above the slowest case seen) and the heap never grows by more than
+ * guard: a case takes microseconds, but a GC pause on a loaded 2-core CI machine took one to 324 ms) and the heap never grows by more than
  * HEAP_BOUND_BYTES while 120k cases run.
  */
 import { describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import { createCodecs, SCHEMA_NAMES, type Codecs, type Interaction, type Item, t
 import { decodeInteractionRecord, decodeMetadataRecord } from '../../src/stream/input.js';
 import { prng as rng } from '../../src/data/synthetic.js';
 
-const CASE_BOUND_MS = 250;
+const CASE_BOUND_MS = 1000;
 const HEAP_BOUND_BYTES = 256 * 1024 * 1024;
 const REFUSALS = new Set(['RECORD_MALFORMED', 'RECORD_INVALID', 'RECORD_TOO_LARGE']);
 
