@@ -69,6 +69,16 @@ export const ERROR_CODES = {
     retriable: true,
     fix: 'Read the broker error quoted in the message; the topic definitions are in topics/topics.json.',
   },
+  PARTITIONS_CHANGE_REFUSED: {
+    status: 409,
+    retriable: false,
+    fix: 'A group with data keeps its partition count (more partitions would move users away from their state): keep topics.partitions at the count the topics have, or create a new dataset group with the new count and import the events into it again.',
+  },
+  RECORD_MISROUTED: {
+    status: 500,
+    retriable: false,
+    fix: 'A record on <group>.interactions-repartition is in a partition that does not own its user: the topic must have as many partitions as <group>.interactions (streamrec topics create --group G reports both); only streamrec writes that topic.',
+  },
   SCHEMA_NOT_FOUND: {
     status: 500,
     retriable: false,
@@ -188,6 +198,26 @@ export const ERROR_CODES = {
     status: 404,
     retriable: false,
     fix: 'Check the method and path against the routes listed in the README (HTTP ingestion).',
+  },
+  METHOD_NOT_ALLOWED: {
+    status: 405,
+    retriable: false,
+    fix: 'Use one of the methods in the allow header for this path (the routes are listed in GET /openapi.json).',
+  },
+  RESOURCE_IN_USE: {
+    status: 409,
+    retriable: false,
+    fix: 'The resource is in use and cannot be deleted now: stop the service that serves the dataset group first; the solution "default" is the configured training (change training.recipe instead).',
+  },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    retriable: true,
+    fix: 'Send the whole request (headers and body) within api.requestTimeoutMs.',
+  },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    retriable: false,
+    fix: 'Keep the request line and headers under 16 KiB (a long query string counts): send long inputs in a JSON body (POST .../recommendations) instead.',
   },
   INTERNAL_ERROR: {
     status: 500,

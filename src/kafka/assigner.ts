@@ -3,8 +3,9 @@
  * advertised HTTP address) owns each partition, as Kafka Streams does with `application.server`.
  *
  * - Each member's subscription userData carries its advertised URL: JSON `{"url": "..."}`.
- * - The leader assigns as kafkajs's RoundRobinAssigner does (members by id, partitions in order,
- *   partition i to member i mod n: the same balance), and puts in EVERY member's assignment
+ * - The leader assigns CO-PARTITIONED: partition p of every subscribed topic goes to the same
+ *   member, member p mod n of the members sorted by id (the processor's task of partition p reads
+ *   interactions p and interactions-repartition p into one store), and puts in EVERY member's assignment
  *   userData the full owner table of the subscribed topic: JSON
  *   `{"topic", "partitions", "urls": [url, ...], "owners": [index into urls, or -1 per partition]}`
  *   (URLs by index: with many partitions and members the group's metadata record stays small).
@@ -18,13 +19,36 @@
 import kafkajs from 'kafkajs';
 import { AssignerProtocol, type Assigner, type Broker, type Cluster, type GroupMember, type GroupMemberAssignment, type PartitionAssigner } from './kafkajs.js';
 
-/** The group protocol name of the owner assigner. */
-export const OWNER_ASSIGNER_NAME = 'streamrec-v1';
+/**
+ * The group protocol name of the owner assigner. v2: co-partitioned (v1 was round robin over all
+ * topics' partitions in a row, which splits partition p of two topics between members): members of
+ * the two versions share no protocol, so a group never mixes them (upgrade all instances at once).
+ */
+export const OWNER_ASSIGNER_NAME = 'streamrec-v2';
+/** The protocol name of the co-partitioned assigner without owner URLs. */
+export const CO_PARTITIONED_ASSIGNER_NAME = 'streamrec-copartitioned-v1';
 const VERSION = 1;
 const MAX_URL_LENGTH = 2048;
 
-/** kafkajs's RoundRobinAssigner: listed after the owner assigner, members without it can still share a group. */
+/** kafkajs's RoundRobinAssigner (not co-partitioned: kept for comparison in tests only). */
 export const roundRobinAssigner: PartitionAssigner = kafkajs.PartitionAssigners.roundRobin;
+
+/**
+ * Partition p of every topic to member p mod n (members sorted by id): the assignment without
+ * owner URLs, listed after the owner assigner so members without an advertised URL still share
+ * a group with the others (and get the same balance).
+ */
+export const coPartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
+  name: CO_PARTITIONED_ASSIGNER_NAME,
+  version: VERSION,
+  async assign({ members, topics }) {
+    const byTopic = [...topics].sort().map((topic) => ({ topic, partitions: cluster.findTopicPartitionMetadata(topic).map((m) => m.partitionId) }));
+    return assignCoPartitioned(members, byTopic, false);
+  },
+  protocol({ topics }) {
+    return { name: CO_PARTITIONED_ASSIGNER_NAME, metadata: AssignerProtocol.MemberMetadata.encode({ version: VERSION, topics, userData: Buffer.alloc(0) }) };
+  },
+});
 
 /** What one assignment tells a member about the group. */
 export interface OwnersUpdate {
@@ -118,11 +142,20 @@ export function decodeAssignmentOwners(memberAssignment: Buffer | null | undefin
 // the leader's assignment (pure)
 
 /**
- * Round robin as kafkajs's RoundRobinAssigner (members sorted by id; every topic's partitions in
- * order, one after the other; the i-th to member i mod n), and every member's assignment carries
- * the owner table of the first topic. Every member gets an assignment, possibly empty.
+ * Co-partitioned (members sorted by id; partition p of every topic to member p mod n), and every
+ * member's assignment carries the owner table of the first topic (topics sorted by name). Every
+ * member gets an assignment, possibly empty.
  */
 export function assignWithOwners(members: readonly GroupMember[], topics: readonly { topic: string; partitions: readonly number[] }[]): GroupMemberAssignment[] {
+  return assignCoPartitioned(members, topics, true);
+}
+
+/** Partition p of every topic to member p mod n (members sorted by id); with the owner table when `withOwners`. */
+export function assignCoPartitioned(
+  members: readonly GroupMember[],
+  topics: readonly { topic: string; partitions: readonly number[] }[],
+  withOwners: boolean,
+): GroupMemberAssignment[] {
   const ids = [...new Set(members.map((m) => m.memberId))].sort();
   if (ids.length === 0) return [];
   const urls = new Map<string, string | undefined>();
@@ -130,17 +163,16 @@ export function assignWithOwners(members: readonly GroupMember[], topics: readon
   const assignment = new Map<string, Record<string, number[]>>(ids.map((id) => [id, Object.create(null) as Record<string, number[]>]));
   const first = topics[0];
   const owners = new Map<number, string>();
-  let i = 0;
   for (const { topic, partitions } of topics) {
     for (const p of [...partitions].sort((a, b) => a - b)) {
-      const id = ids[i++ % ids.length]!;
+      const id = ids[p % ids.length]!;
       const a = assignment.get(id)!;
       (a[topic] ??= []).push(p);
       const url = urls.get(id);
       if (topic === first?.topic && url !== undefined) owners.set(p, url);
     }
   }
-  const userData = encodeOwnersUserData({ topic: first?.topic, partitions: first?.partitions.length, owners });
+  const userData = withOwners ? encodeOwnersUserData({ topic: first?.topic, partitions: first?.partitions.length, owners }) : Buffer.alloc(0);
   return ids.map((memberId) => ({
     memberId,
     memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: VERSION, assignment: assignment.get(memberId)!, userData }),

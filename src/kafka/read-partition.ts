@@ -5,6 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AssignerProtocol, type KafkaClient, type KafkaMessage, type PartitionAssigner } from './kafkajs.js';
+import { installReadCommittedFix } from './read-committed.js';
+
+installReadCommittedFix();
 
 export interface ReadPartitionOptions {
   topic: string;

@@ -5,7 +5,16 @@ import type { Config } from '../config/index.js';
 import { packagePath } from '../util/paths.js';
 
 /** The topics of a dataset group, as declared in topics/topics.json. */
-export type TopicName = 'interactions' | 'items' | 'users' | 'recommendations' | 'dead-letter' | 'changelog' | 'versions' | 'resources';
+export type TopicName = 'interactions' | 'items' | 'users' | 'recommendations' | 'dead-letter' | 'changelog' | 'versions' | 'resources' | 'interactions-repartition';
+
+/**
+ * Topics whose partition p belongs to the state of input partition p (a user lives in partition
+ * partitionOf(userId, n) of each): their partition count is the group's, and never changes once
+ * the group has data (more partitions would move users away from their state).
+ */
+const STATE_PARTITIONED: ReadonlySet<TopicName> = new Set<TopicName>(['interactions', 'interactions-repartition', 'changelog']);
+/** Created with the interactions topic's count when that exists (each is written per input partition). */
+const CO_PARTITIONED: ReadonlySet<TopicName> = new Set<TopicName>(['interactions-repartition', 'changelog', 'dead-letter']);
 
 export interface TopicDefinition {
   name: TopicName;
@@ -65,13 +74,47 @@ export function groupTopics(group: string, config: Readonly<Config>): ResolvedTo
  * Makes the group's topics match their definitions, idempotently: creates the missing ones, adds
  * partitions where there are too few, sets differing configs (keeping configs set by others), and
  * reports each topic. Never deletes a topic or a partition.
+ *
+ * The state-partitioned topics (interactions, interactions-repartition, changelog) of a group that
+ * has data are never given more partitions: that would route users to partitions that do not hold
+ * their state. It is refused with PARTITIONS_CHANGE_REFUSED before anything is changed. A missing
+ * co-partitioned topic (repartition, changelog, dead letters) is created with the interactions
+ * topic's count when that topic exists.
  */
 export async function applyTopics(admin: Admin, group: string, config: Readonly<Config>): Promise<TopicReport[]> {
   const wanted = groupTopics(group, config);
   const existing = new Set(await admin.listTopics());
-  const missing = wanted.filter((t) => !existing.has(t.topic));
   const reports: TopicReport[] = [];
   try {
+    const interactions = wanted.find((t) => t.name === 'interactions')!;
+    const stateTopics = wanted.filter((t) => STATE_PARTITIONED.has(t.name) && existing.has(t.topic));
+    const counts = new Map<string, number>();
+    if (stateTopics.length > 0) {
+      const { topics: meta } = await admin.fetchTopicMetadata({ topics: stateTopics.map((t) => t.topic) });
+      for (const m of meta) counts.set(m.name, m.partitions.length);
+    }
+    const growing = stateTopics.filter((t) => (counts.get(t.topic) ?? 0) < t.partitions);
+    if (growing.length > 0) {
+      const withData: string[] = [];
+      for (const t of stateTopics) {
+        const offsets = await topicOffsets(admin, t.topic);
+        const records = offsets.reduce((n, o) => n + o.high, 0);
+        if (records > 0) withData.push(`${t.topic} (${records} records written)`);
+      }
+      if (withData.length > 0) {
+        const have = growing.map((t) => `${t.topic} has ${counts.get(t.topic)}`).join(', ');
+        throw new AppError(
+          'PARTITIONS_CHANGE_REFUSED',
+          `group ${group} has data (${withData.join(', ')}): its partitions cannot grow to topics.partitions=${interactions.partitions} (${have}), since users would move to partitions that do not hold their state. Keep topics.partitions at ${counts.get(interactions.topic) ?? counts.get(growing[0]!.topic)}, or create a new dataset group with ${interactions.partitions} partitions and import the events into it again.`,
+          { field: 'topics.partitions' },
+        );
+      }
+    }
+    const interactionsCount = counts.get(interactions.topic);
+    if (interactionsCount !== undefined) {
+      for (const t of wanted) if (CO_PARTITIONED.has(t.name) && !existing.has(t.topic)) t.partitions = interactionsCount;
+    }
+    const missing = wanted.filter((t) => !existing.has(t.topic));
     if (missing.length > 0) {
       await createTopicsAndWait(
         admin,

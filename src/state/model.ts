@@ -8,6 +8,7 @@
  * | `c/<itemId>`                 | CoOccurrence | items co-occurring in users' histories (SIMS), bounded        |
  * | `h/<userId>`                 | HrnnUserState| the user's HRNN state under one model version (hrnn recipes)  |
  * | `__offset`                   | Offset       | next input offset of this partition (in the same batch)      |
+ * | `__offset.repartition`       | Offset       | next offset of the same partition of interactions-repartition |
  * | `__checkpoint`               | Offset       | changelog offset the local store reflects (local only)       |
  *
  * Values are Avro (avsc) — compact and fast to decode. Every key but `__checkpoint` is mirrored to
@@ -138,6 +139,8 @@ export const keys = {
   co: (itemId: string): string => `c/${itemId}`,
   hrnn: (userId: string): string => `h/${userId}`,
   offset: '__offset',
+  /** The next offset of the task's interactions-repartition partition. */
+  repartitionOffset: '__offset.repartition',
   checkpoint: '__checkpoint',
 } as const;
 

@@ -1,6 +1,20 @@
 /**
- * The stream processor: a kafkajs consumer group over `<group>.interactions` that applies each
- * batch to the state of its partition, exactly once.
+ * The stream processor: a kafkajs consumer group over `<group>.interactions` (and its internal
+ * `<group>.interactions-repartition`) that applies each event to the state of its user's
+ * partition, partitionOf(userId, n) (murmur2, as the Java client and kafkajs), exactly once.
+ *
+ * Input partitioned otherwise (librdkafka's default CRC32 partitioner, an explicit partition) is
+ * repartitioned, as Kafka Streams does: a valid record of a user that partition q does not own is
+ * not applied in q but forwarded, unchanged (key, value, timestamp, headers, plus
+ * forwarded-from-topic/-partition/-offset), to partition partitionOf(userId, n) of the repartition
+ * topic, inside q's transaction (with q's changelog records and q's next input offset). The task
+ * of partition p reads interactions p AND interactions-repartition p (the assignment is
+ * co-partitioned, src/kafka/assigner.ts) into one store, one batch at a time, with a stored next
+ * offset per topic (`__offset`, `__offset.repartition`). A user's records that arrived in one
+ * partition stay in order; records of one user split by the producer over several partitions are
+ * applied in no guaranteed order between those partitions (as Kafka gives none).
+ * The repartition topic has several transactional writers per partition, which kafkajs's
+ * read_committed gets wrong: src/kafka/read-committed.ts fixes it for the process.
  *
  * Per owned partition (a "task", as Kafka Streams calls it):
  * - a RocksDB store of its own and a transactional producer (`transactional.id` per group and
@@ -31,9 +45,10 @@ import { privateDir } from '../util/paths.js';
 import { join } from 'node:path';
 import { AppError } from '../errors/index.js';
 import type { Config } from '../config/index.js';
-import { createOwnerAssigner, roundRobinAssigner, type OwnersUpdate } from '../kafka/assigner.js';
+import { coPartitionedAssigner, createOwnerAssigner, type OwnersUpdate } from '../kafka/assigner.js';
+import { installReadCommittedFix } from '../kafka/read-committed.js';
 import { createKafka } from '../kafka/client.js';
-import type { Admin, Cluster, Consumer, EachBatchPayload, KafkaClient, KafkaMessage, PartitionAssigner, Producer } from '../kafka/kafkajs.js';
+import type { Admin, Cluster, Consumer, EachBatchPayload, IHeaders, KafkaClient, KafkaMessage, PartitionAssigner, Producer } from '../kafka/kafkajs.js';
 import { consumerRetry, isRecoverableKafkaError, restartBackoff, SupervisedConsumer, type SupervisedStatus } from '../kafka/supervise.js';
 import { describeError, retry } from '../util/retry.js';
 import { partitionOf } from '../kafka/partition.js';
@@ -45,6 +60,10 @@ import { chunksBySize, deadLetterRecord, decodeInteractionRecord } from './input
 import { silentLogger, type Logger } from '../util/log.js';
 
 export type { Logger } from '../util/log.js';
+
+// The repartition topic has several transactional writers per partition, which kafkajs's own
+// read_committed filter gets wrong (src/kafka/read-committed.ts).
+installReadCommittedFix();
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
 import { BatchView, StateCache } from '../state/batch-view.js';
 import { codecs as stateCodecs, keys, type HrnnUserState, type ItemCounts, type UserState } from '../state/model.js';
@@ -96,6 +115,8 @@ export interface ProcessorStatus {
   applied: number;
   deadLetters: number;
   batches: number;
+  /** Records of other partitions' users forwarded to the repartition topic. */
+  forwarded: number;
   /** Why the processor is `failed`, else null. */
   failure: string | null;
   /** The consumer's supervision: restarts, the latest crash. */
@@ -104,15 +125,22 @@ export interface ProcessorStatus {
   kafka: { reachable: boolean | null; checkedAt: string | null; error: string | null };
 }
 
+/** The two input topics of a task: its interactions partition and its repartition partition. */
+type Source = 'interactions' | 'repartition';
+
 interface Task {
   partition: number;
   store: KeyValueStore;
   producer: Producer;
+  /** The next offset of interactions partition `partition` (stored under `__offset`). */
   nextOffset: number;
+  /** The next offset of interactions-repartition partition `partition` (stored under `__offset.repartition`). */
+  repartitionOffset: number;
   highWatermark: number | null;
   restored: boolean;
-  /** The offset this task last sought the consumer to. */
+  /** The offset this task last sought the consumer to, per input topic. */
   soughtTo: number | null;
+  repartitionSoughtTo: number | null;
   /** Decoded state kept between batches. */
   cache: StateCache;
 }
@@ -130,7 +158,7 @@ export class StreamProcessor {
   private readonly params: CountingParams;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly topics: { interactions: string; changelog: string; deadLetter: string };
+  private readonly topics: { interactions: string; repartition: string; changelog: string; deadLetter: string };
   /** The consumer, made again after a crash; `supervisor.current` is the one of the moment. */
   private supervisor: SupervisedConsumer | undefined;
   /** Reads the interactions topic's high watermarks (lag, reachability). */
@@ -159,7 +187,7 @@ export class StreamProcessor {
   private cluster: Cluster | undefined;
   /** The latest owner table the group's assignment carried (advertisedUrl only). */
   private owners: OwnersUpdate | undefined;
-  private counters = { applied: 0, deadLetters: 0, batches: 0 };
+  private counters = { applied: 0, deadLetters: 0, batches: 0, forwarded: 0 };
 
   constructor(private readonly o: ProcessorOptions) {
     this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}`, o.log);
@@ -171,6 +199,7 @@ export class StreamProcessor {
     this.now = o.now ?? Date.now;
     this.topics = {
       interactions: topicName(o.group, 'interactions'),
+      repartition: topicName(o.group, 'interactions-repartition'),
       changelog: topicName(o.group, 'changelog'),
       deadLetter: topicName(o.group, 'dead-letter'),
     };
@@ -270,17 +299,18 @@ export class StreamProcessor {
 
   private createConsumer(): Consumer {
     const url = this.o.advertisedUrl;
-    // The owner assigner first, RoundRobin (kafkajs's default, the same balance) as the fallback
-    // both sides of a group with and without advertised URLs agree on. Either way the consumer's
-    // cluster is kept, for the interactions topic's partition count.
+    // The owner assigner first, the co-partitioned one (the same balance, no URLs) as the fallback
+    // both sides of a group with and without advertised URLs agree on. Both give partition p of
+    // interactions and of interactions-repartition to the same member (one task, one store).
+    // Either way the consumer's cluster is kept, for the interactions topic's partition count.
     const assigners: PartitionAssigner[] =
       url === undefined
-        ? [roundRobinAssigner]
+        ? [coPartitionedAssigner]
         : [
             createOwnerAssigner(url, (_owners, update) => {
               if (update.topic === undefined || update.topic === this.topics.interactions) this.owners = update;
             }),
-            roundRobinAssigner,
+            coPartitionedAssigner,
           ];
     const consumer = this.kafka.consumer({
       partitionAssigners: assigners.map((create): PartitionAssigner => (args) => {
@@ -306,7 +336,7 @@ export class StreamProcessor {
       this.onAssignment(partitions);
     });
     await consumer.connect();
-    await consumer.subscribe({ topics: [this.topics.interactions], fromBeginning: true });
+    await consumer.subscribe({ topics: [this.topics.interactions, this.topics.repartition], fromBeginning: true });
     await consumer.run({
       autoCommit: true,
       autoCommitThreshold: 1,
@@ -420,10 +450,15 @@ export class StreamProcessor {
     return t;
   }
 
-  /** The batch of `payload`'s partition is in flight until it settles (a release waits for it). */
+  /**
+   * The batch of `payload`'s partition is in flight until it settles (a release waits for it).
+   * A task's two input partitions (interactions p, interactions-repartition p) share its store, cache
+   * and transactional producer: their batches run one after the other, never at the same time.
+   */
   private trackBatch(payload: EachBatchPayload): Promise<void> {
     const partition = payload.batch.partition;
-    const run = this.onBatch(payload);
+    const before = this.inflight.get(partition);
+    const run = before ? before.then(() => this.onBatch(payload)) : this.onBatch(payload);
     const settled = run.then(
       () => undefined,
       () => undefined,
@@ -506,21 +541,24 @@ export class StreamProcessor {
         },
       });
       await store.write([{ type: 'put', key: keys.checkpoint, value: stateCodecs.offset.encode(barrier + 1) }]);
-      const offsetBytes = await store.get(keys.offset);
+      const [offsetBytes, repartitionBytes] = await store.getMany([keys.offset, keys.repartitionOffset]);
       const task: Task = {
         partition,
         store,
         producer,
         nextOffset: offsetBytes ? stateCodecs.offset.decode(offsetBytes) : 0,
+        repartitionOffset: repartitionBytes ? stateCodecs.offset.decode(repartitionBytes) : 0,
         highWatermark: null,
         restored: true,
         soughtTo: null,
+        repartitionSoughtTo: null,
         cache: new StateCache(this.o.config.state.cacheEntries),
       };
       this.ready.set(partition, task);
       this.offsets.set(partition, task.nextOffset);
-      this.seek(task);
-      this.log.info({ partition, from, barrier, restored, nextOffset: task.nextOffset, ms: Date.now() - t0 }, 'partition restored');
+      this.seek(task, 'interactions');
+      this.seek(task, 'repartition');
+      this.log.info({ partition, from, barrier, restored, nextOffset: task.nextOffset, repartitionOffset: task.repartitionOffset, ms: Date.now() - t0 }, 'partition restored');
       return task;
     } catch (err) {
       await producer.disconnect().catch(() => undefined);
@@ -529,29 +567,51 @@ export class StreamProcessor {
     }
   }
 
+  /**
+   * One fetched batch of a task's input: interactions p, or interactions-repartition p (records of
+   * partition p's users that arrived elsewhere). Each record is decoded and checked; a bad one is
+   * dead-lettered; a good one of a user partition p owns is applied; a good one of another
+   * partition's user (interactions only: the producer used another partitioner, or an explicit
+   * partition) is forwarded, unchanged, to that partition of the repartition topic; on the
+   * repartition topic, a record of another partition's user (only when partition counts differ) is
+   * dead-lettered (RECORD_MISROUTED). The changes, the topic's next offset, the dead letters and
+   * the forwards go in ONE transaction, so each record is applied, forwarded or dead-lettered once.
+   */
   private async onBatch({ batch, heartbeat, isRunning, isStale, resolveOffset, commitOffsetsIfNecessary }: EachBatchPayload): Promise<void> {
-    if (batch.topic !== this.topics.interactions || this.lost.has(batch.partition)) return;
+    const source: Source | undefined = batch.topic === this.topics.interactions ? 'interactions' : batch.topic === this.topics.repartition ? 'repartition' : undefined;
+    if (source === undefined || this.lost.has(batch.partition)) return;
+    // A batch queued behind the other topic's batch of a partition released meanwhile: not re-opened.
+    if (!this.assignment.includes(batch.partition)) return;
     const task = await this.task(batch.partition);
-    task.highWatermark = Number(batch.highWatermark);
-    // A fetch's watermark is at least as new as the admin's last read.
-    if (task.highWatermark > (this.watermarks.get(batch.partition) ?? -1) && this.watermarksFresh()) this.watermarks.set(batch.partition, task.highWatermark);
+    if (source === 'interactions') {
+      task.highWatermark = Number(batch.highWatermark);
+      // A fetch's watermark is at least as new as the admin's last read.
+      if (task.highWatermark > (this.watermarks.get(batch.partition) ?? -1) && this.watermarksFresh()) this.watermarks.set(batch.partition, task.highWatermark);
+    }
     // Nothing is resolved (so nothing is committed) unless it was applied: an early return means
     // the same records come again.
     if (!isRunning() || isStale()) return;
+    const sourceTopic = source === 'interactions' ? this.topics.interactions : this.topics.repartition;
+    const stored = () => (source === 'interactions' ? task.nextOffset : task.repartitionOffset);
+    const setStored = (offset: number) => {
+      if (source === 'interactions') {
+        task.nextOffset = offset;
+        this.offsets.set(task.partition, offset);
+      } else task.repartitionOffset = offset;
+    };
     // The offset this fetch started at (kafkajs has it on every batch; its types leave it out).
     const fetched = Number((batch as unknown as { fetchedOffset: string }).fetchedOffset);
-    if (fetched > task.nextOffset) {
-      if (task.soughtTo !== task.nextOffset) {
+    if (fetched > stored()) {
+      if ((source === 'interactions' ? task.soughtTo : task.repartitionSoughtTo) !== stored()) {
         // The group's committed offset is ahead of the state: go back to where the state is.
-        this.seek(task);
+        this.seek(task, source);
         return;
       }
       // We did seek there and the log still starts later: those records are gone (retention).
-      this.log.warn({ partition: task.partition, from: task.nextOffset, to: fetched }, 'input records below the log start were deleted before they were applied');
-      task.nextOffset = fetched;
-      this.offsets.set(task.partition, fetched);
+      this.log.warn({ partition: task.partition, topic: sourceTopic, from: stored(), to: fetched }, 'input records below the log start were deleted before they were applied');
+      setStored(fetched);
     }
-    const fresh = batch.messages.filter((m) => Number(m.offset) >= task.nextOffset);
+    const fresh = batch.messages.filter((m) => Number(m.offset) >= stored());
     if (fresh.length === 0) {
       const last = batch.messages[batch.messages.length - 1];
       if (last) resolveOffset(last.offset);
@@ -560,11 +620,28 @@ export class StreamProcessor {
 
     const good: Interaction[] = [];
     const dead: { message: KafkaMessage; err: AppError }[] = [];
+    const forwards: Forward[] = [];
     const now = this.now();
+    const partitions = this.partitionCount();
     for (const m of fresh) {
       const result = this.decode(m, now);
-      if (result instanceof AppError) dead.push({ message: m, err: result });
-      else good.push(result);
+      if (result instanceof AppError) {
+        dead.push({ message: m, err: result });
+        continue;
+      }
+      const owner = partitionOf(result.USER_ID, partitions);
+      if (owner === task.partition) good.push(result);
+      else if (source === 'interactions') forwards.push(forwardRecord(m, sourceTopic, task.partition, owner));
+      else {
+        dead.push({
+          message: m,
+          err: new AppError(
+            'RECORD_MISROUTED',
+            `user ${JSON.stringify(result.USER_ID)} belongs to partition ${owner} of ${partitions}, but the record is in partition ${task.partition} of ${sourceTopic}: the repartition topic must have as many partitions as ${this.topics.interactions}`,
+            { field: 'USER_ID' },
+          ),
+        });
+      }
     }
 
     const t0 = performance.now();
@@ -590,14 +667,16 @@ export class StreamProcessor {
         applyInteraction(view, e, this.params);
       }
       const lastOffset = fresh[fresh.length - 1]!.offset;
-      const nextOffset = Number(lastOffset) + 1;
+      // Past the batch's trailing records that are not data (transaction markers, aborted records:
+      // the repartition topic has them), so the next fetch starts where the stored offset is.
+      const nextOffset = Math.max(Number(lastOffset), Number(batch.lastOffset())) + 1;
       const ops: WriteOp[] = view.changes();
-      ops.push({ type: 'put', key: keys.offset, value: stateCodecs.offset.encode(nextOffset) });
+      ops.push({ type: 'put', key: source === 'interactions' ? keys.offset : keys.repartitionOffset, value: stateCodecs.offset.encode(nextOffset) });
 
       const t2 = performance.now();
       let lastChangelogOffset: number;
       try {
-        lastChangelogOffset = await this.commitTransaction(task, ops, dead, batch.partition);
+        lastChangelogOffset = await this.commitTransaction(task, ops, dead, sourceTopic, batch.partition, forwards);
       } catch (err) {
         if (isFenced(err)) {
           // Another instance owns the partition now; stay away from it until the next assignment,
@@ -621,8 +700,7 @@ export class StreamProcessor {
       committed = true;
       view.keepIn(task.cache);
       const t4 = performance.now();
-      task.nextOffset = nextOffset;
-      this.offsets.set(task.partition, nextOffset);
+      setStored(nextOffset);
       if (this.o.onApplied && good.length > 0) {
         try {
           const users = new Map<string, number>();
@@ -634,12 +712,15 @@ export class StreamProcessor {
       }
       this.counters.applied += good.length;
       this.counters.deadLetters += dead.length;
+      this.counters.forwarded += forwards.length;
       this.counters.batches += 1;
       this.log.debug(
         {
           partition: task.partition,
+          topic: sourceTopic,
           events: good.length,
           deadLetters: dead.length,
+          forwarded: forwards.length,
           changes: ops.length,
           nextOffset,
           ms: { read: Math.round(t1 - t0), apply: Math.round(t2 - t1), changelog: Math.round(t3 - t2), write: Math.round(t4 - t3) },
@@ -703,14 +784,26 @@ export class StreamProcessor {
     }
   }
 
-  /** Points the consumer at the partition's stored offset (not the group's committed one). */
-  private seek(task: Task): void {
-    task.soughtTo = task.nextOffset;
-    this.supervisor?.current?.seek({ topic: this.topics.interactions, partition: task.partition, offset: String(task.nextOffset) });
+  /** Points the consumer at the partition's stored offset of `source` (not the group's committed one). */
+  private seek(task: Task, source: Source): void {
+    const offset = source === 'interactions' ? task.nextOffset : task.repartitionOffset;
+    if (source === 'interactions') task.soughtTo = offset;
+    else task.repartitionSoughtTo = offset;
+    this.supervisor?.current?.seek({ topic: source === 'interactions' ? this.topics.interactions : this.topics.repartition, partition: task.partition, offset: String(offset) });
   }
 
-  /** One Kafka transaction: the state changes to the changelog, bad records to the dead-letter topic. */
-  private async commitTransaction(task: Task, ops: WriteOp[], dead: { message: KafkaMessage; err: AppError }[], sourcePartition: number): Promise<number> {
+  /**
+   * One Kafka transaction: the state changes (with the input offset) to the changelog, bad records
+   * to the dead-letter topic, and the records of other partitions' users to the repartition topic.
+   */
+  private async commitTransaction(
+    task: Task,
+    ops: WriteOp[],
+    dead: { message: KafkaMessage; err: AppError }[],
+    sourceTopic: string,
+    sourcePartition: number,
+    forwards: Forward[] = [],
+  ): Promise<number> {
     const txn = await task.producer.transaction();
     try {
       let last = -1;
@@ -721,8 +814,11 @@ export class StreamProcessor {
       }
       // The source partition's number: each dead-letter partition then has one transactional
       // writer, which keeps read_committed consumers' filtering of aborted records simple.
-      const letters = dead.map(({ message, err }) => ({ ...deadLetterRecord(this.codecs, this.topics.interactions, sourcePartition, message, err, this.now()), partition: sourcePartition }));
+      const letters = dead.map(({ message, err }) => ({ ...deadLetterRecord(this.codecs, sourceTopic, sourcePartition, message, err, this.now()), partition: sourcePartition }));
       for (const messages of chunksBySize(letters)) await txn.send({ topic: this.topics.deadLetter, messages });
+      // Raw key, value, timestamp and headers; in offset order, so a user's records that arrived
+      // in one partition stay in order in the owning repartition partition.
+      for (const messages of chunksBySize(forwards, CHANGELOG_CHUNK_BYTES, CHANGELOG_CHUNK_RECORDS)) await txn.send({ topic: this.topics.repartition, messages });
       await txn.commit();
       return last;
     } catch (err) {
@@ -737,6 +833,26 @@ export class StreamProcessor {
 }
 
 const BARRIER_KEY = '__barrier';
+
+/** A record forwarded to the repartition topic's partition that owns its user. */
+interface Forward {
+  key: Buffer | null;
+  value: Buffer | null;
+  timestamp: string;
+  partition: number;
+  headers: IHeaders;
+}
+
+/** The forwarded record of `m`, which arrived in `topic`/`partition`, for partition `target`. */
+function forwardRecord(m: KafkaMessage, topic: string, partition: number, target: number): Forward {
+  return {
+    key: m.key ?? null,
+    value: m.value ?? null,
+    timestamp: m.timestamp,
+    partition: target,
+    headers: { ...(m.headers ?? {}), 'forwarded-from-topic': topic, 'forwarded-from-partition': String(partition), 'forwarded-from-offset': m.offset },
+  };
+}
 
 /** Changelog records as store writes (a null value deletes; barriers are not state). */
 export function changelogOps(messages: KafkaMessage[]): WriteOp[] {

@@ -2,6 +2,15 @@
  * Exactly-once state: the same input applied by an uninterrupted processor and by one that is
  * SIGKILLed at random moments while the events stream in (and restarted each time) ends in the same
  * state, byte for byte, and the same dead letters, each once.
+ *
+ * A quarter of the users are misrouted: all their records are produced to an explicit partition
+ * that does not own them (as a librdkafka producer's partitioner would put them), so the processor
+ * forwards them through `<group>.interactions-repartition` inside its transactions: every forward
+ * is committed exactly once (counted on the topic), and the state equals that of the same events
+ * produced with murmur2 (every record in its user's partition). The digest is of the state, not of
+ * the input offsets (src/state/digest.ts). The runs use a co-occurrence cap out of reach: past the
+ * cap, partner lists are trimmed (lossy counting) at moments that depend on how users' records
+ * interleave in a partition, which the repartition topic changes from run to run.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +23,9 @@ import type { Admin, Producer } from '../../src/kafka/kafkajs.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
 import { createCodecs, parseSchema } from '../../src/serde/avro.js';
 import { isAlive } from '../../src/util/process.js';
+import { partitionOf } from '../../src/kafka/partition.js';
 import { freshGroup, readTopic, serviceEnv, startCli, stateDigest, stopChild, waitCaughtUp } from './helpers.js';
+import { waitRepartitionApplied } from './repartition-helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const config = loadConfig({ env: { KAFKA_BROKERS: brokers } });
@@ -24,10 +35,14 @@ let admin: Admin;
 let producer: Producer;
 
 const N = 24_000;
-type Msg = { key: string | null; value: Buffer };
+const P = config.topics.partitions;
+type Msg = { key: string | null; value: Buffer; partition?: number };
 
-/** The input: synthetic events with a bad record every 997 (five kinds of bad). */
-function input(): { messages: Msg[]; bad: number } {
+/** A quarter of the users: produced to the partition after their own. */
+const misrouted = (userId: string): boolean => partitionOf(userId, 4) === 0;
+
+/** The input: synthetic events with a bad record every 997 (five kinds of bad); misrouted users' records to a wrong partition. */
+function input(): { messages: Msg[]; bad: number; forwards: number } {
   const raw = parseSchema({ type: 'record', name: 'Interaction', namespace: 'streamrec', fields: [{ name: 'ITEM_ID', type: 'string' }] });
   const messages: Msg[] = [];
   let bad = 0;
@@ -46,10 +61,17 @@ function input(): { messages: Msg[]; bad: number } {
     }
     messages.push({ key: e.USER_ID, value: codecs.Interaction.encode(e) });
   }
-  return { messages, bad };
+  let forwards = 0;
+  for (const [i, m] of messages.entries()) {
+    const userId = m.key === 'someone-else' ? null : m.key;
+    if (userId === null || !misrouted(userId)) continue;
+    m.partition = (partitionOf(userId, P) + 1) % P;
+    if ((i + 1) % 997 !== 0) forwards++;
+  }
+  return { messages, bad, forwards };
 }
 
-const { messages, bad } = input();
+const { messages, bad, forwards } = input();
 
 async function produce(group: string, slice: Msg[]): Promise<void> {
   for (let i = 0; i < slice.length; i += 2000) {
@@ -57,7 +79,7 @@ async function produce(group: string, slice: Msg[]): Promise<void> {
   }
 }
 
-const env = (stateDir: string, extra: NodeJS.ProcessEnv = {}) => serviceEnv(brokers, stateDir, extra);
+const env = (stateDir: string, extra: NodeJS.ProcessEnv = {}) => serviceEnv(brokers, stateDir, { STREAMREC_CO_OCCURRENCE_MAX_PER_ITEM: '100000', ...extra });
 
 async function digest(group: string, stateDir: string): Promise<{ digest: string; keys: number }> {
   const { digest: d, keys } = await stateDigest(group, env(stateDir));
@@ -94,6 +116,8 @@ describe('exactly-once state', () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'streamrec-eos-ref-'));
     const { child } = await startCli(['start', '--group', group], env(stateDir), 'running;');
     await waitCaughtUp(admin, group);
+    expect(forwards).toBeGreaterThan(3000);
+    await waitRepartitionApplied(kafka, admin, group, forwards);
     await stopChild(child);
     reference = await digest(group, stateDir);
     expect(reference.keys).toBeGreaterThan(1000);
@@ -101,6 +125,22 @@ describe('exactly-once state', () => {
     expect([...referenceDeadLetters.values()].reduce((a, b) => a + b, 0)).toBe(bad);
     expect(referenceDeadLetters.get('RECORD_MALFORMED')).toBeGreaterThan(0);
     expect(referenceDeadLetters.get('RECORD_INVALID')).toBeGreaterThan(0);
+  });
+
+  it('the same events produced with murmur2 (no record misrouted) end in the same state, with nothing forwarded', async () => {
+    const group = freshGroup('eos-murmur2');
+    await applyTopics(admin, group, config);
+    await produce(
+      group,
+      messages.map(({ key, value }) => ({ key, value })),
+    );
+    const stateDir = mkdtempSync(join(tmpdir(), 'streamrec-eos-murmur2-'));
+    const { child } = await startCli(['start', '--group', group], env(stateDir), 'running;');
+    await waitCaughtUp(admin, group);
+    await stopChild(child);
+    expect(await digest(group, stateDir)).toEqual(reference);
+    const ends = await admin.fetchTopicOffsets(topicName(group, 'interactions-repartition'));
+    expect(ends.reduce((n, e) => n + Number(e.high), 0)).toBe(0);
   });
 
   it('a run SIGKILLed at random moments while events stream in ends in the same state, several times over', async () => {
@@ -144,6 +184,8 @@ describe('exactly-once state', () => {
       const t1 = Date.now();
       const { child } = await startCli(['start', '--group', group], env(stateDir), 'running;');
       await waitCaughtUp(admin, group);
+      // Every forward committed once, whatever was aborted by the kills.
+      await waitRepartitionApplied(kafka, admin, group, forwards);
       await stopChild(child);
       console.log(`round ${round}: final run ${Date.now() - t1} ms`);
       expect(await digest(group, stateDir), `round ${round}`).toEqual(reference);

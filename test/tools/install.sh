@@ -15,8 +15,12 @@ apt_install() {
 }
 
 # Debian packages (one line per tool, with the reason)
+# kcat: a librdkafka producer with its default partitioner (test/integration/librdkafka.test.ts)
+apt_install kcat
 
 # PyPI packages, into a virtualenv of the project's (test/tools/.venv)
 venv=test/tools/.venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 pip_install() { "$venv/bin/pip" install -q --disable-pip-version-check "$@"; }
+# schemathesis: the OpenAPI document against the running service (test/integration/schemathesis.test.ts)
+pip_install schemathesis==4.32.0

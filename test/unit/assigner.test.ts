@@ -1,6 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
 import {
+  assignCoPartitioned,
   assignWithOwners,
+  CO_PARTITIONED_ASSIGNER_NAME,
+  coPartitionedAssigner,
   createOwnerAssigner,
   decodeAssignmentOwners,
   decodeOwnersUserData,
@@ -120,6 +123,40 @@ describe('the leader assignment', () => {
     expect(b.table.owners).toEqual(new Map([[0, 'http://a:1'], [2, 'http://a:1']]));
   });
 
+  it('co-partitions: partition p of every topic goes to one member (kafkajs round robin would split them)', async () => {
+    const REPARTITION = `${TOPIC}-repartition`;
+    const topics = [
+      { topic: TOPIC, partitions: [0, 1, 2, 3, 4] },
+      { topic: REPARTITION, partitions: [4, 3, 2, 1, 0] },
+    ];
+    for (const n of [1, 2, 3, 4, 7]) {
+      const ms = Array.from({ length: n }, (_, i) => member(`m${i}`, `http://m${i}:1`));
+      for (const result of [assignWithOwners(ms, topics), assignCoPartitioned(ms, topics, false)]) {
+        const owner = new Map<string, string>();
+        for (const r of result) {
+          const a = AssignerProtocol.MemberAssignment.decode(r.memberAssignment)!.assignment;
+          for (const [topic, ps] of Object.entries(a)) for (const p of ps) owner.set(`${topic}:${p}`, r.memberId);
+        }
+        expect(owner.size).toBe(10);
+        for (let p = 0; p < 5; p++) expect(owner.get(`${REPARTITION}:${p}`), `n=${n} p=${p}`).toBe(owner.get(`${TOPIC}:${p}`));
+      }
+    }
+    // kafkajs's RoundRobinAssigner over the same two topics does split them: why it is not used.
+    const cluster = { findTopicPartitionMetadata: (t: string) => meta(t === TOPIC || t === REPARTITION ? 5 : 0) } as unknown as Cluster;
+    const ms = [member('a', undefined), member('b', undefined)];
+    const rr = await roundRobinAssigner({ cluster, groupId: 'g', logger }).assign({ members: ms, topics: [TOPIC, REPARTITION] });
+    const a = AssignerProtocol.MemberAssignment.decode(rr.find((r) => r.memberId === 'a')!.memberAssignment)!.assignment;
+    expect(a[TOPIC]).not.toEqual(a[REPARTITION]);
+    // The fallback assigner without URLs: same partitions, no owner table.
+    const fallback = await coPartitionedAssigner({ cluster, groupId: 'g', logger }).assign({ members: ms, topics: [REPARTITION, TOPIC] });
+    for (const r of fallback) {
+      const d = AssignerProtocol.MemberAssignment.decode(r.memberAssignment)!;
+      expect(d.assignment[TOPIC]).toEqual(d.assignment[REPARTITION]);
+      expect(d.userData.length).toBe(0);
+    }
+    expect(coPartitionedAssigner({ cluster, groupId: 'g', logger }).name).toBe(CO_PARTITIONED_ASSIGNER_NAME);
+  });
+
   it('more members than partitions: the extra members get an empty assignment with the table', () => {
     const result = assignWithOwners([member('a', 'http://a:1'), member('b', 'http://b:2'), member('c', 'http://c:3')], [{ topic: TOPIC, partitions: [0, 1] }]);
     expect(result).toHaveLength(3);
@@ -130,12 +167,12 @@ describe('the leader assignment', () => {
 });
 
 describe('createOwnerAssigner', () => {
-  it('advertises its URL in the subscription under the streamrec-v1 protocol', () => {
+  it('advertises its URL in the subscription under the streamrec-v2 protocol', () => {
     const { cluster } = fakeCluster(3);
     const assigner = createOwnerAssigner('http://a:1', () => {})({ cluster, groupId: 'g', logger });
     const state = assigner.protocol({ topics: [TOPIC] });
     expect(state.name).toBe(OWNER_ASSIGNER_NAME);
-    expect(assigner.name).toBe('streamrec-v1');
+    expect(assigner.name).toBe('streamrec-v2');
     const m = AssignerProtocol.MemberMetadata.decode(state.metadata)!;
     expect(m.topics).toEqual([TOPIC]);
     expect(decodeSubscriptionUserData(m.userData)).toBe('http://a:1');

@@ -5,7 +5,7 @@ import { groupTopics, topicName, validateGroupName } from '../../src/kafka/topic
 describe('topic definitions', () => {
   const config = loadConfig({ env: { STREAMREC_TOPIC_PARTITIONS: '4' } });
 
-  it('define the eight topics of a group, named <group>.<topic>', () => {
+  it('define the nine topics of a group, named <group>.<topic>', () => {
     const topics = groupTopics('shop', config);
     expect(topics.map((t) => t.topic)).toEqual([
       'shop.interactions',
@@ -16,6 +16,7 @@ describe('topic definitions', () => {
       'shop.versions',
       'shop.resources',
       'shop.changelog',
+      'shop.interactions-repartition',
     ]);
   });
 
@@ -30,6 +31,7 @@ describe('topic definitions', () => {
       versions: 'compact',
       resources: 'compact',
       changelog: 'compact',
+      'interactions-repartition': 'delete',
     });
     expect(groupTopics('shop', config).find((t) => t.name === 'versions')?.partitions).toBe(1);
     expect(groupTopics('shop', config).find((t) => t.name === 'resources')?.partitions).toBe(1);
@@ -43,6 +45,7 @@ describe('topic definitions', () => {
     expect(byName.interactions).toBe(4);
     expect(byName.changelog).toBe(byName.interactions);
     expect(byName['dead-letter']).toBe(byName.interactions);
+    expect(byName['interactions-repartition']).toBe(byName.interactions);
   });
 
   it('refuse group names that would make ambiguous or illegal topic names', () => {
