@@ -4,21 +4,23 @@
  * (query-routes.ts), the resources (resource-routes.ts), API keys and scopes (auth.ts), rate
  * limits, OpenAPI and metrics (ops.ts), liveness and readiness.
  */
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Duplex } from 'node:stream';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { STATUS_CODES } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { AppError } from '../errors/index.js';
 import { topicName, validateGroupName, type TopicName } from '../kafka/topics.js';
 import type { Prepared } from './convert.js';
 import { prepareEvents, prepareItems, prepareUsers } from './convert.js';
-import { errorBody, errorHandler, recordsInvalid } from './errors.js';
+import { errorBody, errorHandler, recordsInvalid, toAppError } from './errors.js';
 import { boundedSink } from './kafka.js';
 import { registerMetrics, registerOpenApi } from './ops.js';
 import rateLimit from '@fastify/rate-limit';
 import { registerAuth } from './auth.js';
 import { registerQueryRoutes } from './query-routes.js';
 import { registerResourceRoutes } from './resource-routes.js';
-import { GroupParams, Health, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, Unhealthy, ingestResponses } from './schemas.js';
+import { DOC, ErrorBody, GroupParams, Health, JSON_PARAM, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, Unhealthy, ingestResponses } from './schemas.js';
 import type { ApiDeps, GroupServices, ServiceStatus } from './types.js';
 
 export type { ApiDeps, GroupAdmin, GroupDirectory, GroupServices, RecordSink, ServedGroups, ServiceStatus, SinkMessage } from './types.js';
@@ -42,13 +44,39 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(requestTimeoutMs / 4))),
     },
     // Validate strictly: no type coercion ("5" is not a number), undeclared fields refused rather than dropped.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    // (The query string's integers are numbers before validation: coerceQueryIntegers below.) The
+    // keywords are the OpenAPI document's annotations (schemas.ts DOC, JSON_PARAM), not checks.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, keywords: [DOC, JSON_PARAM] } },
     return503OnClosing: true,
+    // Path segments up to 1,000 characters reach the route (ids: at most 256, checked by the schemas: 400).
+    maxParamLength: 1000,
+    // Node's HTTP parser refused the request (headers over 16 KiB: a long query string; not HTTP; too slow): the documented error body.
+    clientErrorHandler: clientError,
+    // A URL that is not valid (bad percent-encoding), a path segment over maxParamLength: 400 with the documented body.
+    frameworkErrors: (err, request, reply) => {
+      const e = toAppError(err, bodyLimit);
+      const app =
+        (err as { code?: string }).code === 'FST_ERR_MAX_PARAM_LENGTH' ? new AppError('REQUEST_INVALID', 'a path segment is longer than 1000 characters (ids: at most 256)', { field: 'path' }) : e;
+      request.log.info({ code: app.code }, app.message);
+      void (reply as FastifyReply).code(app.status).send(errorBody(app));
+    },
+  });
+  // Every route's path pattern and methods, for 405 METHOD_NOT_ALLOWED with allow (not 404) below.
+  const routes = new Map<string, { pattern: RegExp; methods: Set<string> }>();
+  base.addHook('onRoute', (route) => {
+    let r = routes.get(route.url);
+    if (!r) routes.set(route.url, (r = { pattern: routePattern(route.url), methods: new Set() }));
+    for (const m of [route.method].flat()) r.methods.add(m.toUpperCase());
   });
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   await registerOpenApi(base);
 
-  app.setErrorHandler(errorHandler(bodyLimit));
+  const handleError = errorHandler(bodyLimit);
+  // An error before the not-found handler ran (QUERY without a content type, a body of an unknown route that
+  // cannot be parsed) is answered as that handler would: the path or the method does not exist.
+  app.setErrorHandler((err, request, reply) => (request.is404 ? notFound(request, reply) : handleError(err, request, reply)));
+  // numResults is an integer from 1 to 500 in the document and in the schemas: a query string's digits are that number.
+  base.addHook('preValidation', async (request) => coerceQueryIntegers(request.query));
   // JSON only: a text/plain body is 415 UNSUPPORTED_MEDIA_TYPE, not a string that fails validation.
   base.removeContentTypeParser('text/plain');
 
@@ -86,10 +114,22 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
         }
       : {}),
   });
-  app.setNotFoundHandler((request, reply) => {
+  /** 405 with allow when the path has routes (of other methods), else 404. */
+  const notFound = (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const url = request.url.length > 200 ? `${request.url.slice(0, 200)}...` : request.url;
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = new Set<string>();
+    for (const r of routes.values()) if (r.pattern.test(path)) for (const m of r.methods) allowed.add(m);
+    if (allowed.size > 0 && !allowed.has(request.method)) {
+      const allow = [...allowed].sort().join(', ');
+      return reply
+        .code(405)
+        .header('allow', allow)
+        .send(errorBody(new AppError('METHOD_NOT_ALLOWED', `${request.method} is not a method of ${url.split('?')[0]}; allowed: ${allow}`)));
+    }
     return reply.code(404).send(errorBody(new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${url}`)));
-  });
+  };
+  app.setNotFoundHandler(notFound);
 
   const status = (request?: FastifyRequest): ServiceStatus => {
     try {
@@ -101,13 +141,13 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   };
 
   // Liveness: 503 with the reasons while a component failed for good (not retried); restarting helps then.
-  app.get('/health', { schema: { response: { 200: Health, 503: Unhealthy } } }, async (request, reply) => {
+  app.get('/health', { schema: { summary: 'Liveness: 503 with the reasons when a component failed for good', response: { 200: Health, 503: Unhealthy, '4xx': ErrorBody, '5xx': ErrorBody } } }, async (request, reply) => {
     const h = deps.metrics?.health?.();
     if (h && !h.healthy) return reply.code(503).header('cache-control', 'no-store').send({ status: 'failed' as const, state: h.state, reasons: h.reasons });
     return { status: 'ok' as const, state: status(request).state };
   });
 
-  app.get('/ready', { schema: { response: { 200: Readiness, 503: Readiness } } }, async (request, reply) => {
+  app.get('/ready', { schema: { summary: 'Readiness: Kafka reachable, every partition restored, consumers running', response: { 200: Readiness, 503: Readiness, '4xx': ErrorBody, '5xx': ErrorBody } } }, async (request, reply) => {
     const s = status(request);
     return reply.code(s.ready ? 200 : 503).send(s);
   });
@@ -180,7 +220,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.post(
     '/v1/groups/:group/events',
-    { schema: { params: GroupParams, body: PutEventsBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
+    { schema: { summary: 'PutEvents: 1-100 events of a user to <group>.interactions', params: GroupParams, body: PutEventsBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
     async (request, reply) => {
       const body = request.body;
       const prepared = prepareEvents(body, { codecs: deps.codecs, now: now(), maxFutureSkewMs: deps.config.ingest.maxFutureSkewMs, minTimestampMs: deps.config.ingest.minTimestampMs });
@@ -190,14 +230,14 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.post(
     '/v1/groups/:group/items',
-    { schema: { params: GroupParams, body: PutItemsBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
+    { schema: { summary: 'PutItems: 1-100 items to <group>.items', params: GroupParams, body: PutItemsBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
     async (request, reply) =>
       reply.code(202).send(await produce(request, request.params.group, 'items', prepareItems(request.body, deps.codecs), 'items', request.body.items.length)),
   );
 
   app.post(
     '/v1/groups/:group/users',
-    { schema: { params: GroupParams, body: PutUsersBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
+    { schema: { summary: 'PutUsers: 1-100 users to <group>.users', params: GroupParams, body: PutUsersBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
     async (request, reply) =>
       reply.code(202).send(await produce(request, request.params.group, 'users', prepareUsers(request.body, deps.codecs), 'users', request.body.users.length)),
   );
@@ -216,4 +256,43 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
 
   registerMetrics(base, deps.metrics ?? {});
   return base;
+}
+
+/** A route's path pattern as a regular expression of request paths (`:param` one segment, `*` the rest). */
+function routePattern(url: string): RegExp {
+  const source = url
+    .split('/')
+    .map((seg) => (seg === '*' ? '.*' : seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${source}/?$`);
+}
+
+/** The query string's integer parameters: digits become the number (ajv then checks the range), anything else stays and is refused. */
+const QUERY_INTEGERS = ['numResults'];
+function coerceQueryIntegers(query: unknown): void {
+  if (query === null || typeof query !== 'object') return;
+  const q = query as Record<string, unknown>;
+  for (const k of QUERY_INTEGERS) {
+    const v = q[k];
+    if (typeof v === 'string' && /^-?[0-9]{1,16}$/.test(v)) q[k] = Number(v);
+  }
+}
+
+/** Node's HTTP parser refused a request before fastify saw it: answer with the documented error body, then close. */
+function clientError(this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const app =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new AppError('HEADERS_TOO_LARGE', 'the request line and headers are over 16 KiB (a long query string counts); send long inputs in a JSON body')
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new AppError('REQUEST_TIMEOUT', 'the request did not arrive within api.requestTimeoutMs')
+        : new AppError('REQUEST_MALFORMED', 'the request is not valid HTTP/1.1');
+  this.log.info({ code: app.code, detail: err.code }, app.message);
+  const body = JSON.stringify(errorBody(app));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${app.status} ${STATUS_CODES[app.status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }

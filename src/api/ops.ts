@@ -9,6 +9,63 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { packagePath } from '../util/paths.js';
+import { DOC, ErrorBody, JSON_PARAM } from './schemas.js';
+
+/** The document's tags, one per resource (as Personalize's API reference groups its operations), in this order. */
+const TAGS: [string, string][] = [
+  ['events', 'PutEvents: interactions into <group>.interactions'],
+  ['items', 'PutItems: item metadata into <group>.items'],
+  ['users', 'PutUsers: user metadata into <group>.users'],
+  ['recommendations', 'GetRecommendations'],
+  ['ranking', 'GetPersonalizedRanking'],
+  ['related items', 'Items related to an item'],
+  ['popular', 'Popular and trending items'],
+  ['filters', 'Filters (Personalize filter expressions)'],
+  ['solutions', 'Solutions: a recipe and its parameters'],
+  ['versions', 'Solution versions: trained models with their metrics'],
+  ['deployments', 'The campaign: which version serves'],
+  ['api keys', 'API keys of a dataset group'],
+  ['groups', 'Dataset groups'],
+  ['operations', 'Liveness, readiness, metrics, this document'],
+];
+
+/** A route's tag from its path. */
+export function tagOf(url: string): string {
+  const m = /^\/v1\/groups(?:\/:group(?:\/([a-z-]+)(?:\/:[a-z]+\/(versions))?)?)?/.exec(url);
+  if (!m) return 'operations';
+  const resource = m[2] ?? m[1];
+  if (resource === undefined) return 'groups';
+  const tag = { events: 'events', items: 'items', users: 'users', recommendations: 'recommendations', 'personalized-ranking': 'ranking', 'related-items': 'related items', popular: 'popular', filters: 'filters', solutions: 'solutions', versions: 'versions', deployments: 'deployments', 'api-keys': 'api keys' }[resource];
+  return tag ?? 'groups';
+}
+
+/**
+ * The document as served: each schema's DOC annotation (what the server checks after validation)
+ * replaces the schema, and a query parameter marked JSON_PARAM is described as what it holds, a
+ * JSON object of strings (`content: application/json`).
+ */
+function documentView(doc: Record<string, unknown>): Record<string, unknown> {
+  const swap = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(swap);
+    if (node === null || typeof node !== 'object') return node;
+    const o = node as Record<string, unknown>;
+    if (o[DOC] !== undefined) {
+      const { [DOC]: documented, ...rest } = o;
+      return swap({ ...rest, ...(documented as object) });
+    }
+    if (o.in === 'query' && (o.schema as Record<string, unknown> | undefined)?.[JSON_PARAM] === true) {
+      const { schema, ...param } = o;
+      const { description } = schema as { description?: string };
+      return {
+        ...param,
+        ...(description !== undefined && param.description === undefined ? { description } : {}),
+        content: { 'application/json': { schema: { type: 'object', additionalProperties: { type: 'string', maxLength: 1000 } } } },
+      };
+    }
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, swap(v)]));
+  };
+  return swap(doc) as Record<string, unknown>;
+}
 
 /**
  * Whether a route is answered without an API key: the auth hook (auth.ts) checks only routes that
@@ -41,12 +98,23 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       },
       components: { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } } },
       security: [{ apiKey: [] }],
+      tags: TAGS.map(([name, description]) => ({ name, description })),
     },
-    transform: ({ schema, url, route }) => ({
+    transform: ({ schema, url, route }) => {
       // Copy: route.schema is the object fastify validates with.
-      schema: isPublic(url, route.config) ? { ...(schema ?? {}), security: [] } : schema,
-      url,
-    }),
+      const s: Record<string, unknown> = { ...(schema ?? {}) };
+      if (isPublic(url, route.config)) s.security = [];
+      s.tags ??= [tagOf(url)];
+      // Every answer of every route can be an error of the documented shape (errors.ts, app.ts clientError).
+      const response = { ...((s.response as Record<string, unknown> | undefined) ?? {}) };
+      if (Object.keys(response).length > 0 || !url.startsWith('/docs')) {
+        response['4xx'] ??= ErrorBody;
+        response['5xx'] ??= ErrorBody;
+        s.response = response;
+      }
+      return { schema: s, url };
+    },
+    transformObject: (documentObject) => documentView((documentObject as { openapiObject: Record<string, unknown> }).openapiObject),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['operations'] } }, async () => app.swagger());
@@ -195,8 +263,7 @@ export function registerMetrics(app: FastifyInstance, source: MetricsSource): vo
       schema: {
         summary: 'Prometheus metrics (text exposition format 0.0.4)',
         tags: ['operations'],
-        produces: [register.contentType],
-        response: { 200: { type: 'string', description: 'Prometheus text exposition format' } },
+        response: { 200: { description: 'Prometheus text exposition format', content: { [register.contentType]: { schema: { type: 'string' } } } }, '4xx': ErrorBody, '5xx': ErrorBody },
       },
     },
     async (_request, reply) => reply.header('content-type', register.contentType).send(await register.metrics()),

@@ -25,14 +25,15 @@ import { SCOPES, type ApiKeyResource, type Scope } from '../stream/resources.js'
 import type { VersionInfo } from '../training/registry.js';
 import type { ServingRecord } from '../stream/versions.js';
 import { newApiKey } from './auth.js';
-import { ErrorBody, GroupParams, IdString } from './schemas.js';
+import { DOC, ErrorBody, GroupName, GroupParams, IdString } from './schemas.js';
 import type { GroupAdmin, GroupServices } from './types.js';
 
 const Name = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$', description: '1-63 characters from A-Z a-z 0-9 _ . -' });
 const errors = { '4xx': ErrorBody, '5xx': ErrorBody } as const;
-const NamedParams = Type.Object({ group: Type.String(), name: Type.String() }, { additionalProperties: false });
-const VersionParams = Type.Object({ group: Type.String(), name: Type.String(), version: Type.String() }, { additionalProperties: false });
-const KeyParams = Type.Object({ group: Type.String(), id: Type.String() }, { additionalProperties: false });
+const PathName = IdString({ description: 'The name of a filter, solution or deployment of the group.' });
+const NamedParams = Type.Object({ group: GroupName, name: PathName }, { additionalProperties: false });
+const VersionParams = Type.Object({ group: GroupName, name: PathName, version: IdString({ description: 'A version id (GET .../versions).' }) }, { additionalProperties: false });
+const KeyParams = Type.Object({ group: GroupName, id: IdString({ description: 'An API key id (GET .../api-keys).' }) }, { additionalProperties: false });
 
 const FilterBody = Type.Object({ name: Name, filterExpression: Type.String({ minLength: 1, maxLength: 2560 }) }, { additionalProperties: false });
 const Filter = Type.Object({ name: Type.String(), filterExpression: Type.String(), params: Type.Array(Type.String()), createdAt: Type.String() });
@@ -67,7 +68,8 @@ const KeyBody = Type.Object(
 const ApiKey = Type.Object({ id: Type.String(), name: Type.String(), scopes: Type.Array(Type.String()), createdAt: Type.String() });
 const NewApiKey = Type.Object({ id: Type.String(), name: Type.String(), scopes: Type.Array(Type.String()), createdAt: Type.String(), key: Type.String({ description: 'Shown once; only its hash is stored.' }) });
 const Group = Type.Object({ name: Type.String(), servedHere: Type.Boolean() });
-const GroupBody = Type.Object({ name: Type.String() }, { additionalProperties: false });
+// Checked by the handler (validateGroupName: 400 INVALID_GROUP_NAME), documented as GroupName.
+const GroupBody = Type.Object({ name: Type.String({ [DOC]: GroupName }) }, { additionalProperties: false });
 
 export interface ResourceRouteOptions {
   group: (group: string) => GroupServices;
@@ -122,7 +124,7 @@ export function registerResourceRoutes(base: FastifyInstance, o: ResourceRouteOp
     app.delete('/v1/groups/:group', { ...admin, schema: { summary: 'DeleteDatasetGroup: deletes its topics', params: GroupParams, response: { 204: Type.Null(), ...errors } } }, async (request, reply) => {
       const { group } = request.params;
       if (o.served().includes(group)) {
-        throw new AppError('RESOURCE_EXISTS', `dataset group ${JSON.stringify(group)} is served by this instance; stop its service before deleting it`, { field: 'group' });
+        throw new AppError('RESOURCE_IN_USE', `dataset group ${JSON.stringify(group)} is served by this instance; stop its service before deleting it`, { field: 'group' });
       }
       await groupAdmin.delete(group);
       return reply.code(204).send(null);
@@ -217,7 +219,8 @@ export function registerResourceRoutes(base: FastifyInstance, o: ResourceRouteOp
   });
   app.delete('/v1/groups/:group/solutions/:name', { ...admin, schema: { summary: 'DeleteSolution (its versions stay in the registry)', params: NamedParams, response: { 204: Type.Null(), ...errors } } }, async (request, reply) => {
     const g = o.group(request.params.group);
-    if (request.params.name === DEFAULT_SOLUTION) throw new AppError('REQUEST_INVALID', 'the solution "default" is the configured training (training.recipe); change the config instead', { field: 'name' });
+    // 409, not 400: the request is well formed; the resource's state (the service's configured training) forbids deleting it.
+    if (request.params.name === DEFAULT_SOLUTION) throw new AppError('RESOURCE_IN_USE', 'the solution "default" is the configured training (training.recipe); change the config instead', { field: 'name' });
     solutionOf(g, request.params.name);
     await g.resources.delete('solution', request.params.name);
     return reply.code(204).send(null);

@@ -297,6 +297,8 @@ describe('request and connection timeouts (api.requestTimeoutMs, api.connectionT
     for (const r of [anonymous, keyed, headers]) expect(r.closedAfterMs).toBeLessThan(1500 + 1000 + 3000);
     expect(keyed.response).toMatch(/^HTTP\/1\.1 408/);
     expect(headers.response).toMatch(/^HTTP\/1\.1 408/);
+    // The documented error shape, not fastify's {error, message, statusCode}.
+    expect(headers.response).toContain('"code":"REQUEST_TIMEOUT"');
   });
 
   it('closes a silent connection after api.connectionTimeoutMs', async () => {
@@ -318,5 +320,47 @@ describe('request and connection timeouts (api.requestTimeoutMs, api.connectionT
     });
     expect(closedAfterMs).toBeGreaterThanOrEqual(700);
     expect(closedAfterMs).toBeLessThan(800 + 4000);
+  });
+});
+
+describe("errors node's HTTP parser raises, before fastify routes the request", () => {
+  /** Writes raw bytes to the server and resolves with everything it answers until it closes. */
+  function raw(port: number, request: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      let response = '';
+      const socket: Socket = connect(port, '127.0.0.1', () => socket.write(request));
+      socket.on('data', (d: Buffer) => (response += d.toString()));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(response));
+      setTimeout(() => reject(new Error(`no close; got ${response}`)), 10_000).unref();
+    });
+  }
+  const bodyOf = (response: string) => JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+
+  it('answers a long query string with 431 HEADERS_TOO_LARGE, bad HTTP with 400 REQUEST_MALFORMED, both in the documented shape', async () => {
+    const app = await build({});
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const port = (app.server.address() as { port: number }).port;
+      const long = await raw(port, `GET /v1/groups/${GROUP}/recommendations?userId=${'u'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\nx-api-key: ${ROOT}\r\n\r\n`);
+      expect(long).toMatch(/^HTTP\/1\.1 431 /);
+      expect(long).toMatch(/content-type: application\/json/i);
+      expect(bodyOf(long)).toEqual({ code: 'HEADERS_TOO_LARGE', message: expect.stringMatching(/16 KiB/), retriable: false });
+      const garbage = await raw(port, 'NOT HTTP AT ALL\r\n\r\n');
+      expect(garbage).toMatch(/^HTTP\/1\.1 400 /);
+      expect(bodyOf(garbage)).toEqual({ code: 'REQUEST_MALFORMED', message: expect.any(String), retriable: false });
+      // fastify's own shape never reaches a client.
+      expect(long + garbage).not.toMatch(/statusCode|"error"/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('answers a bad percent-encoding in the path with 400 REQUEST_MALFORMED', async () => {
+    const app = await build({});
+    const res = await app.inject({ method: 'GET', url: `/v1/groups/${GROUP}/filters/%E0%A4%A`, headers: { 'x-api-key': ROOT } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ code: 'REQUEST_MALFORMED', message: expect.any(String), retriable: false });
+    await app.close();
   });
 });

@@ -282,9 +282,22 @@ describe('POST /v1/groups/:group/events (PutEvents)', () => {
     expect(body.message).toContain('shop.interactions');
   });
 
-  it('answers unknown routes and methods with 404 ROUTE_NOT_FOUND', async () => {
-    await refused(await call({ method: 'GET', url: '/v1/groups/shop/events' }), 404, 'ROUTE_NOT_FOUND');
+  it('answers an unknown path with 404 ROUTE_NOT_FOUND, and a method the path does not have with 405 METHOD_NOT_ALLOWED and allow', async () => {
     await refused(await call({ method: 'POST', url: '/v2/anything', payload: {} }), 404, 'ROUTE_NOT_FOUND');
+    const get = await call({ method: 'GET', url: '/v1/groups/shop/events' });
+    await refused(get, 405, 'METHOD_NOT_ALLOWED');
+    expect(get.headers.allow).toBe('POST');
+    const put = await call({ method: 'PUT', url: '/v1/groups/shop/events?x=1', payload: {} });
+    await refused(put, 405, 'METHOD_NOT_ALLOWED');
+    expect(put.headers.allow).toBe('POST');
+    // QUERY without a content type is refused by fastify before routing: answered the same way, no fastify code leaks.
+    const query = await call({ method: 'QUERY' as 'GET', url: '/v1/groups/shop' });
+    expect(query.statusCode).toBe(404);
+    expect(query.json()).toMatchObject({ code: 'ROUTE_NOT_FOUND', retriable: false });
+    expect(query.body).not.toContain('FST_');
+    const health = await call({ method: 'DELETE', url: '/health' });
+    await refused(health, 405, 'METHOD_NOT_ALLOWED');
+    expect(health.headers.allow).toBe('GET, HEAD');
   });
 
   it('answers an unexpected error with 500 INTERNAL_ERROR, without its message or stack', async () => {

@@ -430,7 +430,9 @@ describe('the other resource routes', () => {
     const shopInfo = (await get('/v1/groups/shop')).json<{ servedHere: boolean; deployment: { version: string } }>();
     expect(shopInfo.servedHere).toBe(true);
     expect(shopInfo.deployment.version).toBe('v-3');
-    expect((await call({ method: 'DELETE', url: '/v1/groups/shop' })).json()).toMatchObject({ code: 'RESOURCE_EXISTS' });
+    const served = await call({ method: 'DELETE', url: '/v1/groups/shop' });
+    expect(served.statusCode).toBe(409);
+    expect(served.json()).toMatchObject({ code: 'RESOURCE_IN_USE' });
     expect((await call({ method: 'DELETE', url: '/v1/groups/fresh-group' })).statusCode).toBe(204);
     expect((await get('/v1/groups/fresh-group')).json()).toMatchObject({ code: 'GROUP_NOT_FOUND' });
   });
@@ -447,7 +449,10 @@ describe('the other resource routes', () => {
     expect((await get('/v1/groups/other/solutions/default/versions/v-none')).json()).toMatchObject({ code: 'VERSION_NOT_FOUND' });
     await post('/v1/groups/other/solutions', { name: 'pop', recipe: 'popularity-count' });
     expect((await get('/v1/groups/other/solutions/pop')).json()).toMatchObject({ name: 'pop', recipe: 'popularity-count', versions: 1 });
-    expect((await call({ method: 'DELETE', url: '/v1/groups/other/solutions/default' })).statusCode).toBe(400);
+    // The configured training: well formed, but the resource's state forbids it (409 as the document says, not 400).
+    const configured = await call({ method: 'DELETE', url: '/v1/groups/other/solutions/default' });
+    expect(configured.statusCode).toBe(409);
+    expect(configured.json()).toMatchObject({ code: 'RESOURCE_IN_USE', field: 'name' });
     expect((await call({ method: 'DELETE', url: '/v1/groups/other/solutions/pop' })).statusCode).toBe(204);
     expect((await get('/v1/groups/other/solutions/pop')).statusCode).toBe(404);
     expect((await get('/v1/groups/other/deployments/default')).json()).toMatchObject({ name: 'default', version: 'v-4', previous: ['v-old'], loadedHere: 'v-4' });
@@ -499,5 +504,104 @@ describe('kept user states', () => {
     expect(reads).toBe(4);
     await query.recommendations({ userId: 'u3', numResults: 5 });
     expect(reads).toBe(4);
+  });
+});
+
+describe('the OpenAPI document states what the server enforces', () => {
+  type Schema = Record<string, unknown>;
+  interface Param {
+    in: string;
+    name: string;
+    schema?: Schema;
+    content?: Record<string, { schema: Schema }>;
+  }
+  interface Operation {
+    summary?: string;
+    tags?: string[];
+    parameters?: Param[];
+    requestBody?: { content: Record<string, { schema: Schema }> };
+    responses: Record<string, { content?: Record<string, { schema: Schema }> }>;
+  }
+  let doc: { paths: Record<string, Record<string, Operation>>; tags: { name: string }[] };
+  beforeAll(async () => {
+    doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
+  });
+  const operations = () => Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ label: `${method.toUpperCase()} ${path}`, op })));
+
+  it('every operation has a summary, a resource tag and the error shape for 4xx and 5xx', () => {
+    const tags = new Set(doc.tags.map((t) => t.name));
+    expect([...tags]).toEqual(expect.arrayContaining(['events', 'items', 'users', 'recommendations', 'ranking', 'related items', 'popular', 'filters', 'solutions', 'versions', 'deployments', 'api keys', 'groups', 'operations']));
+    expect(operations().length).toBeGreaterThan(30);
+    for (const { label, op } of operations()) {
+      expect(op.summary, label).toMatch(/\w/);
+      expect(op.tags, label).toHaveLength(1);
+      expect(tags.has(op.tags![0]!), `${label}: ${op.tags![0]}`).toBe(true);
+      expect(op.tags![0], label).not.toBe('default');
+      for (const range of ['4XX', '5XX']) {
+        const schema = op.responses[range]?.content?.['application/json']?.schema;
+        expect(schema, `${label} ${range}`).toMatchObject({ required: ['code', 'message', 'retriable'] });
+      }
+    }
+    expect(doc.paths['/v1/groups/{group}/personalized-ranking']!.post!.tags).toEqual(['ranking']);
+    expect(doc.paths['/v1/groups/{group}/solutions/{name}/versions/{version}']!.get!.tags).toEqual(['versions']);
+    expect(doc.paths['/v1/groups/{group}/api-keys/{id}']!.delete!.tags).toEqual(['api keys']);
+    expect(doc.paths['/v1/groups/{group}']!.get!.tags).toEqual(['groups']);
+    expect(doc.paths['/metrics']!.get!.tags).toEqual(['operations']);
+  });
+
+  it('group names, numResults, sentAt, context and filterValues as the server checks them', async () => {
+    for (const { label, op } of operations()) {
+      const group = op.parameters?.find((p) => p.in === 'path' && p.name === 'group');
+      if (group) expect(group.schema, label).toMatchObject({ type: 'string', pattern: '^[A-Za-z0-9_-]{1,60}$', maxLength: 60 });
+      const n = op.parameters?.find((p) => p.name === 'numResults');
+      if (n) expect(n.schema, label).toMatchObject({ type: 'integer', minimum: 1, maximum: 500 });
+    }
+    const rec = doc.paths['/v1/groups/{group}/recommendations']!;
+    for (const name of ['context', 'filterValues']) {
+      const p = rec.get!.parameters!.find((x) => x.name === name)!;
+      expect(p.schema, name).toBeUndefined();
+      expect(p.content!['application/json']!.schema, name).toMatchObject({ type: 'object', additionalProperties: { type: 'string' } });
+    }
+    const body = rec.post!.requestBody!.content['application/json']!.schema as { properties: Record<string, Schema> };
+    expect(body.properties.numResults).toMatchObject({ type: 'integer', minimum: 1, maximum: 500 });
+    const events = doc.paths['/v1/groups/{group}/events']!.post!.requestBody!.content['application/json']!.schema as { properties: { eventList: { items: { properties: Record<string, Schema> } } } };
+    expect(events.properties.eventList.items.properties.sentAt!.anyOf).toEqual([
+      { type: 'number', minimum: 0, exclusiveMinimum: true },
+      { type: 'string', pattern: expect.stringMatching(/^\^\[0-9\]\{4\}-/) },
+    ]);
+    expect(JSON.stringify(doc)).not.toMatch(/x-doc|x-json-object/);
+    const createGroup = doc.paths['/v1/groups']!.post!.requestBody!.content['application/json']!.schema as { properties: { name: Schema } };
+    expect(createGroup.properties.name).toMatchObject({ pattern: '^[A-Za-z0-9_-]{1,60}$' });
+
+    // ... and the server: the same bounds, an integer query string is a number, JSON parameters are objects.
+    expect((await get('/v1/groups/shop/recommendations?userId=u1&numResults=500')).statusCode).toBe(200);
+    expect((await get('/v1/groups/shop/recommendations?userId=u1&numResults=1')).statusCode).toBe(200);
+    for (const bad of ['0', '501', '1.5', '-1', '', 'x', '1e2']) {
+      expect((await get(`/v1/groups/shop/recommendations?userId=u1&numResults=${bad}`)).json(), bad).toMatchObject({ code: 'REQUEST_INVALID' });
+    }
+    expect((await get(`/v1/groups/shop/recommendations?userId=u1&context=${encodeURIComponent('{"DEVICE":"tv"}')}`)).statusCode).toBe(200);
+    expect((await get(`/v1/groups/shop/recommendations?userId=u1&context=${encodeURIComponent('["tv"]')}`)).json()).toMatchObject({ code: 'REQUEST_INVALID', field: 'context' });
+    expect((await get('/v1/groups/bad!name/recommendations?userId=u1')).json()).toMatchObject({ code: 'INVALID_GROUP_NAME' });
+    expect((await get(`/v1/groups/${'g'.repeat(61)}/filters`)).json()).toMatchObject({ code: 'INVALID_GROUP_NAME' });
+    expect((await post('/v1/groups', { name: 'x'.repeat(61) })).json()).toMatchObject({ code: 'INVALID_GROUP_NAME' });
+    const long = await get(`/v1/groups/shop/filters/${'f'.repeat(257)}`);
+    expect(long.statusCode).toBe(400);
+    expect(long.json()).toMatchObject({ code: 'REQUEST_INVALID', retriable: false });
+  });
+});
+
+describe('methods a path does not have', () => {
+  it('405 METHOD_NOT_ALLOWED with allow listing the methods of the path, QUERY and OPTIONS included; an unknown path stays 404', async () => {
+    for (const method of ['QUERY', 'OPTIONS', 'PUT', 'PATCH']) {
+      const res = await call({ method: method as 'GET', url: '/v1/groups/shop' });
+      expect(res.statusCode, method).toBe(405);
+      expect(res.headers.allow, method).toBe('DELETE, GET, HEAD');
+      expect(res.json(), method).toEqual({ code: 'METHOD_NOT_ALLOWED', message: expect.stringContaining('allowed: DELETE, GET, HEAD'), retriable: false });
+      expect(res.body).not.toContain('FST_');
+    }
+    const filters = await call({ method: 'DELETE', url: '/v1/groups/shop/filters' });
+    expect(filters.statusCode).toBe(405);
+    expect(filters.headers.allow).toBe('GET, HEAD, POST');
+    expect((await call({ method: 'PUT', url: '/v1/groups/shop/nothing-here' })).json()).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
   });
 });
