@@ -20,7 +20,7 @@
  * Uses its own broker (folder .streamrec/chaos-kafka), never KAFKA_BROKERS.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/index.js';
@@ -64,7 +64,10 @@ async function main(): Promise<void> {
     STREAMREC_TRAINING_RECIPE: 'popularity-count',
   };
   const svcConfig = loadConfig({ env });
-  const kafka = createKafka(svcConfig, [brokers], '-chaos');
+  // The bench's own clients stay quiet: the broker is killed on purpose.
+  const kafka = createKafka(loadConfig({ env, overrides: { 'kafka.logLevel': 'nothing' } }), [brokers], '-chaos');
+  mkdirSync('bench/out', { recursive: true });
+  const serviceLog = `bench/out/chaos-${group}.log`;
   const admin = kafka.admin();
   await admin.connect();
   await applyTopics(admin, group, svcConfig);
@@ -81,7 +84,10 @@ async function main(): Promise<void> {
   const startService = () => {
     let tail = '';
     const child = spawn(process.execPath, [CLI, 'start', '--group', group, '--no-sample'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const keep = (d: Buffer) => (tail = (tail + d.toString()).slice(-4000));
+    const keep = (d: Buffer) => {
+      tail = (tail + d.toString()).slice(-4000);
+      appendFileSync(serviceLog, d);
+    };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
     child.on('exit', (code, signal) => {
@@ -111,7 +117,7 @@ async function main(): Promise<void> {
   };
   service = startService();
   if ((await untilReady(120_000)) === null) throw new Error('the service never became ready');
-  log(`service ready on ${url}, group ${group}; ${MINUTES} minute(s) of load and faults`);
+  log(`service ready on ${url}, group ${group}; ${MINUTES} minute(s) of load and faults; its log: ${serviceLog}`);
 
   // --- load: events over HTTP (unique item per event), queries, bad records into the topic
   let seq = 0;
@@ -267,8 +273,10 @@ async function main(): Promise<void> {
   }
   expectingExit = true;
   const exited = new Promise<number | null>((res) => service!.once('exit', (code) => res(code)));
+  const stopAt = Date.now();
   service!.kill('SIGTERM');
   const stopCode = await exited;
+  const stopSeconds = (Date.now() - stopAt) / 1000;
 
   // --- what the state says
   const applied = new Map<string, number>();
@@ -307,6 +315,8 @@ async function main(): Promise<void> {
     recoverySeconds: summary(recoveries.map((x) => x.readyAfterSeconds).filter((x): x is number => x !== null)),
     neverRecovered: recoveries.filter((x) => x.readyAfterSeconds === null).length,
     serviceExitCodeOnSigterm: stopCode,
+    serviceStopSeconds: stopSeconds,
+    serviceLog,
     rssMb: rss,
   };
   console.log(JSON.stringify(result));

@@ -59,6 +59,11 @@ export const ERROR_CODES = {
     retriable: true,
     fix: 'Too many produce requests are waiting on Kafka (ingest.maxInFlight): retry after the seconds in the retry-after header; check the broker, or raise ingest.maxInFlight if Kafka is healthy.',
   },
+  STORE_CLOSED: {
+    status: 503,
+    retriable: true,
+    fix: "The partition's state is being moved or re-opened (a rebalance, or a restart after a broker outage): retry in a moment.",
+  },
   STATE_LOCKED: {
     status: 500,
     retriable: false,

@@ -5,6 +5,7 @@
  * This file also holds the argument checks both stores share (the RocksDB store imports them), so
  * both refuse the same bad input with the same messages.
  */
+import { AppError } from '../errors/index.js';
 import type { KeyValueStore, RangeOptions, WriteOp } from './store.js';
 
 // ---- shared argument checks -------------------------------------------------------------------
@@ -179,7 +180,7 @@ export class MemoryStore implements KeyValueStore {
     // Stored Buffers are never mutated in place (put stores a new copy), so holding them is a snapshot.
     const entries = picked.map((key) => [key, this.#data.get(key)!] as const);
     for (const [key, value] of entries) {
-      if (this.#closed) throw new Error('MemoryStore is closed');
+      if (this.#closed) throw new AppError('STORE_CLOSED', 'MemoryStore is closed');
       yield [key, Buffer.from(value)];
     }
   }
@@ -204,6 +205,6 @@ export class MemoryStore implements KeyValueStore {
   }
 
   #open(): void {
-    if (this.#closed) throw new Error('MemoryStore is closed');
+    if (this.#closed) throw new AppError('STORE_CLOSED', 'MemoryStore is closed');
   }
 }

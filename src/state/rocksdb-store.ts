@@ -7,6 +7,7 @@
  * being killed (it is in the OS's page cache), and reopening after SIGKILL replays it; RocksDB's
  * LOCK is an fcntl lock, which the OS drops when the process dies.
  */
+import { AppError } from '../errors/index.js';
 import { createRequire } from 'node:module';
 import type { KeyValueStore, RangeOptions, WriteOp } from './store.js';
 import { checkKey, checkKeys, checkOps, checkRangeOptions } from './memory-store.js';
@@ -210,7 +211,7 @@ class RocksStore implements KeyValueStore {
     try {
       for await (const { key, value } of iterator) {
         yield [key.toString('utf8'), value];
-        if (this.#closing) throw new Error(`The RocksDB store in ${this.dir} was closed while a range was being read`);
+        if (this.#closing) throw new AppError('STORE_CLOSED', `The RocksDB store in ${this.dir} was closed while a range was being read`);
       }
     } finally {
       this.#iterators.delete(iterator);
@@ -219,6 +220,6 @@ class RocksStore implements KeyValueStore {
   }
 
   #open(): void {
-    if (this.#closing) throw new Error(`The RocksDB store in ${this.dir} is closed`);
+    if (this.#closing) throw new AppError('STORE_CLOSED', `The RocksDB store in ${this.dir} is closed`);
   }
 }
