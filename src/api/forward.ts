@@ -11,7 +11,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors/index.js';
-import { PEER_TOP, type Ranking } from '../stream/query.js';
+import { PEER_TOP, type Ranking } from '../serving/query.js';
 import type { Logger } from '../util/log.js';
 
 export const FORWARDED_HEADER = 'x-streamrec-forwarded';

@@ -1,7 +1,7 @@
 import type { FastifyServerOptions } from 'fastify';
 import type { Config } from '../config/index.js';
 import type { Codecs } from '../serde/avro.js';
-import type { QueryService } from '../stream/query.js';
+import type { QueryService } from '../serving/query.js';
 import type { Resources } from '../stream/resources.js';
 import type { TopicReport } from '../kafka/topics.js';
 import type { VersionInfo } from '../training/registry.js';

@@ -9,7 +9,7 @@
  * up. The tensors live until `dispose()`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from './backend.js';
+import { initBackend } from '../model/backend.js';
 
 /** Whether the TensorFlow.js backend is a compiled one (then batch scoring pays). */
 export async function batchScorerBackend(): Promise<boolean> {

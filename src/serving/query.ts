@@ -13,15 +13,15 @@
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../errors/index.js';
 import { bindFilter, parseFilter, type BoundFilter, type ParsedFilter } from '../filters/index.js';
-import { BatchScorer, batchScorerBackend } from '../model/batch-scorer.js';
+import { BatchScorer, batchScorerBackend } from './batch-scorer.js';
 import type { HrnnState } from '../model/hrnn-math.js';
 import { HrnnModel } from '../recipes/hrnn.js';
 import type { Scored } from '../recipes/types.js';
 import type { Item, User } from '../serde/avro.js';
 import { trendAt } from '../state/apply.js';
 import type { ItemCounts, UserEvent, UserState, HrnnUserState } from '../state/model.js';
-import type { Resources } from './resources.js';
-import { currentHrnnState, type ServingModel, type ServingVersion } from './serving.js';
+import type { Resources } from '../stream/resources.js';
+import { currentHrnnState, type ServingModel, type ServingVersion } from './served-model.js';
 
 export type Reason = 'popular' | 'exploration' | 'promotion' | 'not-in-model';
 

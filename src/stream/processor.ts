@@ -67,7 +67,7 @@ installReadCommittedFix();
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
 import { BatchView, StateCache } from '../state/batch-view.js';
 import { codecs as stateCodecs, keys, type HrnnUserState, type ItemCounts, type UserState } from '../state/model.js';
-import { stepHrnnState, type ServingModel } from './serving.js';
+import { stepHrnnState, type ServingModel } from '../serving/served-model.js';
 import type { KeyValueStore, WriteOp } from '../state/store.js';
 
 /** `recovering`: the consumer crashed (a broker outage) and is being made again; `failed`: it will not be (see `failure`). */

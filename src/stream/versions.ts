@@ -14,7 +14,7 @@ import { restartBackoff, type SupervisedConsumer, type SupervisedStatus } from '
 import { topicName, topicOffsets } from '../kafka/topics.js';
 import { shouldPromote, type PromotionRule, type VersionInfo, type VersionRegistry } from '../training/registry.js';
 import type { Logger } from '../util/log.js';
-import type { ServingModel } from './serving.js';
+import type { ServingModel } from '../serving/served-model.js';
 
 export const SERVING_KEY = 'serving';
 

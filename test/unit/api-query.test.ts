@@ -11,9 +11,9 @@ import { syntheticInteractions, syntheticItems } from '../../src/data/synthetic.
 import { sims } from '../../src/recipes/sims.js';
 import { createCodecs, type Interaction, type Item } from '../../src/serde/avro.js';
 import type { ItemCounts, UserState } from '../../src/state/model.js';
-import { QueryService } from '../../src/stream/query.js';
+import { QueryService } from '../../src/serving/query.js';
 import { Resources } from '../../src/stream/resources.js';
-import { ServingModel } from '../../src/stream/serving.js';
+import { ServingModel } from '../../src/serving/served-model.js';
 import type { ServingRecord } from '../../src/stream/versions.js';
 import type { VersionInfo } from '../../src/training/registry.js';
 import { AppError } from '../../src/errors/index.js';

@@ -5,13 +5,13 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { syntheticInteractions } from '../../src/data/synthetic.js';
-import { BatchScorer, batchScorerBackend } from '../../src/model/batch-scorer.js';
+import { BatchScorer, batchScorerBackend } from '../../src/serving/batch-scorer.js';
 import { prng } from '../../src/data/synthetic.js';
 import { hrnn, type HrnnModel } from '../../src/recipes/hrnn.js';
 import type { UserState } from '../../src/state/model.js';
-import { QueryService } from '../../src/stream/query.js';
+import { QueryService } from '../../src/serving/query.js';
 import { Resources } from '../../src/stream/resources.js';
-import { ServingModel } from '../../src/stream/serving.js';
+import { ServingModel } from '../../src/serving/served-model.js';
 
 const events = [...syntheticInteractions({ seed: 8, users: 80, items: 150, events: 2500, start: Date.UTC(2026, 0, 1) })];
 let model: HrnnModel;

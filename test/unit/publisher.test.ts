@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { AppError } from '../../src/errors/index.js';
 import { createCodecs, type Recommendation } from '../../src/serde/avro.js';
-import { RecommendationPublisher, type PublishedList, type PublisherOptions } from '../../src/stream/publisher.js';
+import { RecommendationPublisher, type PublishedList, type PublisherOptions } from '../../src/serving/publisher.js';
 import { silentLogger } from '../../src/util/log.js';
 
 const codec = createCodecs(loadConfig({ env: {} })).Recommendation;

@@ -26,10 +26,10 @@ import { applyInteraction, countingParams, MapStateView, type CountingParams, ty
 import { BatchView } from '../../src/state/batch-view.js';
 import { MemoryStore } from '../../src/state/memory-store.js';
 import { codecs as stateCodecs, keys, type ItemCounts } from '../../src/state/model.js';
-import { RecommendationPublisher } from '../../src/stream/publisher.js';
-import { QueryService } from '../../src/stream/query.js';
+import { RecommendationPublisher } from '../../src/serving/publisher.js';
+import { QueryService } from '../../src/serving/query.js';
 import { Resources } from '../../src/stream/resources.js';
-import { ServingModel } from '../../src/stream/serving.js';
+import { ServingModel } from '../../src/serving/served-model.js';
 import { batchInfer } from '../../src/training/batch-infer.js';
 import { HISTORY_PER_USER, loadModel, saveModel, userData } from '../../src/training/model-files.js';
 import { SEEN_ITEMS_PER_USER, seenItems, userSeenItems } from '../../src/training/seen.js';
