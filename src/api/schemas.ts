@@ -118,7 +118,7 @@ export type RecordError = Static<typeof RecordError>;
 
 /** Every error response: the code from src/errors, a message, and where known the field. */
 export const ErrorBody = Type.Object({
-  code: Type.Unsafe<string>({ type: 'string', enum: Object.keys(ERROR_CODES), description: 'The error code (README, Error codes); the status is the code\'s.' }),
+  code: Type.Unsafe<string>({ type: 'string', enum: Object.keys(ERROR_CODES), description: 'The error code (docs/errors.md); the status is the code\'s.' }),
   message: Type.String(),
   field: Type.Optional(Type.String()),
   retriable: Type.Boolean(),

@@ -66,7 +66,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
     const k = keys.find((c) => key === c.key || key.startsWith(`${c.key}.`));
     const where = k ? ` (env ${k.env})` : '';
     const got = first.value === undefined ? 'nothing' : JSON.stringify(first.value);
-    const hint = k ? ` ${k.description}` : ' Unknown keys are refused; see the configuration table in the README.';
+    const hint = k ? ` ${k.description}` : ' Unknown keys are refused; see docs/configuration.md.';
     throw new AppError('CONFIG_INVALID', `config key "${key}"${where}: ${first.message}, got ${got}.${hint}`, { field: key });
   }
   const typed = config as Config;

@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
 /**
  * The one typed config. Every leaf carries its default, its environment variable and a description:
- * the loader, the README's configuration table and `streamrec config --keys` are all derived from here.
+ * the loader, docs/configuration.md and `streamrec config --keys` are all derived from here.
  */
 const leaf = <T extends TSchema>(schema: T, env: string, description: string): T =>
   Object.assign(schema, { env, description });

@@ -1,7 +1,7 @@
 /**
  * The one table of error codes. Every error the project raises on purpose is an AppError with one of
- * these codes; the HTTP layer maps `status`, the CLI prints `message` and `fix`. The README's
- * "Error codes" section lists the same table (a unit test keeps them in step).
+ * these codes; the HTTP layer maps `status`, the CLI prints `message` and `fix`. docs/errors.md
+ * lists the same table (a unit test keeps them in step, row for row).
  */
 export const ERROR_CODES = {
   CONFIG_INVALID: {
@@ -112,7 +112,7 @@ export const ERROR_CODES = {
   REQUEST_INVALID: {
     status: 400,
     retriable: false,
-    fix: 'Correct the named field of the request; the request schemas are described in the README (HTTP ingestion).',
+    fix: 'Correct the named field of the request; the request schemas are described in docs/api.md (HTTP ingestion).',
   },
   REQUEST_MALFORMED: {
     status: 400,
@@ -202,7 +202,7 @@ export const ERROR_CODES = {
   ROUTE_NOT_FOUND: {
     status: 404,
     retriable: false,
-    fix: 'Check the method and path against the routes listed in the README (HTTP ingestion).',
+    fix: 'Check the method and path against the routes listed in docs/api.md (HTTP ingestion, Serving).',
   },
   METHOD_NOT_ALLOWED: {
     status: 405,

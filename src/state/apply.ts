@@ -3,7 +3,7 @@
  * (distinct users, time-decayed trend) and item-to-item co-occurrence. One implementation, used by
  * the stream processor (over a RocksDB-backed batch view) and by offline training (over maps).
  *
- * Rules (documented in the README):
+ * Rules (documented in docs/operations.md, The stream processor):
  * - Events of a user are applied in arrival order (their order in the partition).
  * - Sessions: with a SESSION_ID, a new id starts a new session; without one, a gap of more than
  *   `sessionTimeoutMs` after the user's latest event starts one.

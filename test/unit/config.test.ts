@@ -108,17 +108,51 @@ describe('config', () => {
   });
 });
 
-describe('README', () => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+/**
+ * The rows of the Markdown table under `header` (a line such as `| key | ... |`), keyed by the first
+ * cell with its backticks removed; the separator row is skipped and the table ends at the first line
+ * that is not a row.
+ */
+function tableRows(markdown: string, header: string): Map<string, string> {
+  const lines = markdown.split('\n');
+  const start = lines.indexOf(header);
+  expect(start, `no table with the header ${header}`).toBeGreaterThanOrEqual(0);
+  const rows = new Map<string, string>();
+  for (const line of lines.slice(start + 2)) {
+    if (!line.startsWith('|')) break;
+    const first = /^\| `([^`]+)` \|/.exec(line)?.[1];
+    expect(first, `a row without a \`name\` in its first cell: ${line}`).toBeDefined();
+    expect(rows.has(first!), `${first} has two rows`).toBe(false);
+    rows.set(first!, line);
+  }
+  return rows;
+}
 
-  it('documents every config key with its environment variable', () => {
-    for (const k of configKeys()) {
-      expect(readme, `README misses config key ${k.key}`).toContain(`\`${k.key}\``);
-      expect(readme, `README misses env ${k.env}`).toContain(`\`${k.env}\``);
+/** A table cell's text: a `|` inside a cell would start a new column, so it is escaped. */
+const cell = (text: string): string => text.replaceAll('|', '\\|');
+
+// The reference tables live in docs/ (README.md links to them); they are checked row for row against
+// the sources, so a key or code cannot be added, changed or dropped without its documentation.
+describe('docs', () => {
+  const read = (page: string): string => readFileSync(new URL(`../../docs/${page}`, import.meta.url), 'utf8');
+
+  it('docs/configuration.md has one row per config key: its variable, default and meaning', () => {
+    const rows = tableRows(read('configuration.md'), '| key | environment variable | default | meaning |');
+    const keys = configKeys();
+    expect([...rows.keys()].sort(), 'the keys of the table in docs/configuration.md (`npx streamrec config --keys --markdown` prints the table)').toEqual(
+      keys.map((k) => k.key).sort(),
+    );
+    for (const k of keys) {
+      const row = `| \`${k.key}\` | \`${k.env}\` | \`${cell(JSON.stringify(k.default))}\` | ${cell(k.description)} |`;
+      expect(rows.get(k.key), `docs/configuration.md: the row of ${k.key}`).toBe(row);
     }
   });
 
-  it('lists every error code', () => {
-    for (const code of Object.keys(ERROR_CODES)) expect(readme, `README misses error code ${code}`).toContain(`\`${code}\``);
+  it('docs/errors.md has one row per error code: its status and fix', () => {
+    const rows = tableRows(read('errors.md'), '| code | status | fix |');
+    expect([...rows.keys()].sort(), 'the codes of the table in docs/errors.md').toEqual(Object.keys(ERROR_CODES).sort());
+    for (const [code, { status, fix }] of Object.entries(ERROR_CODES)) {
+      expect(rows.get(code), `docs/errors.md: the row of ${code}`).toBe(`| \`${code}\` | ${status} | ${cell(fix)} |`);
+    }
   });
 });

@@ -4,7 +4,7 @@
  * flips, truncations, huge varint counts, insertions, deletions, splices), plus pure random bytes.
  * Seeded, so a failure names a case that can be replayed.
  *
- * The bound stated in the README: every record is answered (a record or a RECORD_* error) in time
+ * The bound stated in docs/operations.md (Avro schemas): every record is answered (a record or a RECORD_* error) in time
  * and memory proportional to its own size; here, no case takes more than CASE_BOUND_MS (a hang
  * guard: a case takes microseconds, but a GC pause on a loaded 2-core CI machine took one to 324 ms) and the heap never grows by more than
  * HEAP_BOUND_BYTES while 120k cases run.
