@@ -62,7 +62,7 @@ const FRESH = process.env.STREAMREC_BENCH_FRESH !== '0';
 const READY_TIMEOUT_MS = Number(process.env.STREAMREC_BENCH_READY_TIMEOUT_S ?? 600) * 1000;
 const NUM_RESULTS = 25;
 const P99_MAX_MS = 10;
-// The sample `streamrec start` produces into an empty group (src/cli/main.ts produceSample).
+// The sample `streamrec start` produces into an empty group (src/cli/commands/start.ts produceSample).
 const SAMPLE = { seed: 1, users: 500, items: 1000, events: 10_000 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
