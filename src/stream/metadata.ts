@@ -17,7 +17,7 @@ import { consumerRetry, restartBackoff, SupervisedConsumer, type SupervisedStatu
 import { createCodecs, type Codecs, type Item, type User } from '../serde/avro.js';
 import type { KeyValueStore, WriteOp } from '../state/store.js';
 import { chunksBySize, deadLetterRecord, decodeMetadataRecord } from './input.js';
-import type { Logger } from './processor.js';
+import type { Logger } from '../util/log.js';
 
 export const metadataKeys = {
   item: (id: string): string => `item/${id}`,
