@@ -300,13 +300,31 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   await retrainer.start();
 
   let stopping: Promise<void> | undefined;
+  // Each step of the stop is timed: one that takes long is named in the log (warn), so a stop that
+  // runs into shutdown.graceMs says where it waited.
+  const step = async (name: string, run: () => Promise<unknown>): Promise<void> => {
+    const t0 = Date.now();
+    const slow = setTimeout(() => o.log.warn({ step: name }, 'stopping: still waiting on this step'), 2000);
+    try {
+      await run();
+    } finally {
+      clearTimeout(slow);
+      const ms = Date.now() - t0;
+      if (ms >= 2000) o.log.warn({ step: name, ms }, 'stopping: a step took long');
+    }
+  };
   const stop = () =>
     (stopping ??= (async () => {
-      await app.close();
-      await retrainer.stop();
-      await Promise.all([processor.stop(), metadata.stop(), versions.stop(), resources.stop()]);
-      await publisher?.stop();
-      await Promise.allSettled([producer.disconnect(), admin.disconnect(), metaStore.close()]);
+      await step('api (in-flight requests)', () => app.close());
+      await step('retrainer', () => retrainer.stop());
+      await Promise.all([
+        step('processor', () => processor.stop()),
+        step('metadata', () => metadata.stop()),
+        step('versions', () => versions.stop()),
+        step('resources', () => resources.stop()),
+      ]);
+      await step('publisher', async () => publisher?.stop());
+      await step('clients', () => Promise.allSettled([producer.disconnect(), admin.disconnect(), metaStore.close()]));
     })());
   const recommend = (userId: string, numResults: number) => query.recommendations({ userId, numResults });
   return { processor, metadata, serving, versions, retrainer, registry, query, resources, publisher, recommend, app, url, stop };
