@@ -49,7 +49,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, keywords: [DOC, JSON_PARAM] } },
     return503OnClosing: true,
     // Path segments up to 1,000 characters reach the route (ids: at most 256, checked by the schemas: 400).
-    maxParamLength: 1000,
+    routerOptions: { maxParamLength: 1000 },
     // Node's HTTP parser refused the request (headers over 16 KiB: a long query string; not HTTP; too slow): the documented error body.
     clientErrorHandler: clientError,
     // A URL that is not valid (bad percent-encoding), a path segment over maxParamLength: 400 with the documented body.
