@@ -15,24 +15,22 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { prng, syntheticInteractions } from '../../src/data/synthetic.js';
 import { createKafka } from '../../src/kafka/client.js';
-import type { Admin, Producer } from '../../src/kafka/kafkajs.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
 import { createCodecs, parseSchema } from '../../src/serde/avro.js';
 import { isAlive } from '../../src/util/process.js';
 import { partitionOf } from '../../src/kafka/partition.js';
-import { freshGroup, readTopic, serviceEnv, startCli, stateDigest, stopChild, waitCaughtUp } from './helpers.js';
+import { freshGroup, kafkaClients, readTopic, serviceEnv, startCli, stateDigest, stopChild, waitCaughtUp } from './helpers.js';
 import { waitRepartitionApplied } from './repartition-helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const config = loadConfig({ env: { KAFKA_BROKERS: brokers } });
 const kafka = createKafka(config, [brokers], '-eos-test');
 const codecs = createCodecs(config);
-let admin: Admin;
-let producer: Producer;
+const { admin, producer } = kafkaClients(kafka);
 
 const N = 24_000;
 const P = config.topics.partitions;
@@ -96,14 +94,6 @@ async function deadLetterCount(group: string): Promise<Map<string, number>> {
   return codes;
 }
 
-beforeAll(async () => {
-  admin = kafka.admin();
-  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
-  await Promise.all([admin.connect(), producer.connect()]);
-});
-afterAll(async () => {
-  await Promise.all([admin.disconnect(), producer.disconnect()]);
-});
 
 describe('exactly-once state', () => {
   let reference: { digest: string; keys: number };

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { Admin, KafkaClient, KafkaMessage } from '../../src/kafka/kafkajs.js';
+import { afterAll, beforeAll } from 'vitest';
+import type { Admin, KafkaClient, KafkaMessage, Producer } from '../../src/kafka/kafkajs.js';
 
 export const CLI = fileURLToPath(new URL('../../bin/streamrec.js', import.meta.url));
 
@@ -165,4 +166,21 @@ export async function until(what: string, check: () => boolean | Promise<boolean
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * An admin client and an idempotent producer (as the product's are: a retry after NOT_LEADER right
+ * after topic creation must not write twice) for one test file: connected before its tests,
+ * disconnected after them.
+ */
+export function kafkaClients(kafka: KafkaClient): { admin: Admin; producer: Producer } {
+  const admin = kafka.admin();
+  const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+  beforeAll(async () => {
+    await Promise.all([admin.connect(), producer.connect()]);
+  });
+  afterAll(async () => {
+    await Promise.all([admin.disconnect(), producer.disconnect()]);
+  });
+  return { admin, producer };
 }

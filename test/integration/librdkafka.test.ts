@@ -12,18 +12,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { syntheticInteractions } from '../../src/data/synthetic.js';
 import { createKafka } from '../../src/kafka/client.js';
-import type { Admin, Producer } from '../../src/kafka/kafkajs.js';
 import { partitionOf } from '../../src/kafka/partition.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
 import { createCodecs, type Interaction } from '../../src/serde/avro.js';
 import { digestGroupState } from '../../src/state/digest.js';
 import { openRocksStore } from '../../src/state/rocksdb-store.js';
 import { partitionStoreDir, StreamProcessor } from '../../src/stream/processor.js';
-import { freshGroup, readTopic, until } from './helpers.js';
+import { freshGroup, kafkaClients, readTopic, until } from './helpers.js';
 import './repartition-helpers.js';
 
 const brokers = inject('kafkaBrokers');
@@ -31,8 +30,7 @@ const config = loadConfig({ env: { KAFKA_BROKERS: brokers } });
 const P = config.topics.partitions;
 const kafka = createKafka(config, [brokers], '-librdkafka-test');
 const codecs = createCodecs(config);
-let admin: Admin;
-let producer: Producer;
+const { admin, producer } = kafkaClients(kafka);
 const dirs: string[] = [];
 
 const KCAT_USERS = ['alice', 'bob', 'carol', 'dave', 'u-01', 'u-02', 'u-03', 'u-04', 'u-05', 'u-06', 'u-07', 'u-08'];
@@ -56,13 +54,7 @@ const total = [...byUser.values()].reduce((n, es) => n + es.length, 0);
 /** librdkafka's consistent_random partition of a non-empty key. */
 const crcPartition = (key: string): number => crc32(Buffer.from(key)) % P;
 
-beforeAll(async () => {
-  admin = kafka.admin();
-  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
-  await Promise.all([admin.connect(), producer.connect()]);
-});
 afterAll(async () => {
-  await Promise.all([admin.disconnect(), producer.disconnect()]);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 

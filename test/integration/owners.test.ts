@@ -6,17 +6,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { syntheticInteractions } from '../../src/data/synthetic.js';
 import { createKafka } from '../../src/kafka/client.js';
-import type { Admin, Producer } from '../../src/kafka/kafkajs.js';
 import { partitionOf } from '../../src/kafka/partition.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
 import { createCodecs } from '../../src/serde/avro.js';
 import { openRocksStore } from '../../src/state/rocksdb-store.js';
 import { partitionStoreDir, StreamProcessor } from '../../src/stream/processor.js';
-import { freshGroup, waitCaughtUp } from './helpers.js';
+import { freshGroup, kafkaClients, waitCaughtUp } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 // The topics have 4 partitions; the processors' config says 3 (the default): they must go by the
@@ -24,17 +23,8 @@ const brokers = inject('kafkaBrokers');
 const topicsConfig = loadConfig({ env: { KAFKA_BROKERS: brokers }, overrides: { 'topics.partitions': 4 } });
 const kafka = createKafka(topicsConfig, [brokers], '-owners-test');
 const codecs = createCodecs(topicsConfig);
-let admin: Admin;
-let producer: Producer;
+const { admin, producer } = kafkaClients(kafka);
 
-beforeAll(async () => {
-  admin = kafka.admin();
-  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
-  await Promise.all([admin.connect(), producer.connect()]);
-});
-afterAll(async () => {
-  await Promise.all([admin.disconnect(), producer.disconnect()]);
-});
 
 function processor(group: string, instanceId: string, advertisedUrl: string, stateDir: string): StreamProcessor {
   const config = loadConfig({

@@ -6,21 +6,20 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { syntheticInteractions } from '../../src/data/synthetic.js';
 import { createKafka } from '../../src/kafka/client.js';
-import { AssignerProtocol, type Admin, type Producer } from '../../src/kafka/kafkajs.js';
+import { AssignerProtocol } from '../../src/kafka/kafkajs.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
 import { createCodecs } from '../../src/serde/avro.js';
-import { freshGroup, serviceEnv, startCli, stateDigest, stopChild, waitCaughtUp } from './helpers.js';
+import { freshGroup, kafkaClients, serviceEnv, startCli, stateDigest, stopChild, waitCaughtUp } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const config = loadConfig({ env: { KAFKA_BROKERS: brokers } });
 const kafka = createKafka(config, [brokers], '-restore-test');
 const codecs = createCodecs(config);
-let admin: Admin;
-let producer: Producer;
+const { admin, producer } = kafkaClients(kafka);
 
 const events = [...syntheticInteractions({ seed: 5, users: 300, items: 2000, events: 12_000 })].map((e) => ({
   key: e.USER_ID,
@@ -46,14 +45,6 @@ function restoredPartitions(output: string): { partition: number; restored: numb
     .map((l) => JSON.parse(l) as { partition: number; restored: number });
 }
 
-beforeAll(async () => {
-  admin = kafka.admin();
-  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
-  await Promise.all([admin.connect(), producer.connect()]);
-});
-afterAll(async () => {
-  await Promise.all([admin.disconnect(), producer.disconnect()]);
-});
 
 describe('changelog restore', () => {
   let reference: { digest: string; keys: number };

@@ -3,29 +3,19 @@
  * topics: growing them is refused once the group has data (users would move away from their
  * state), allowed while it has none; a missing repartition topic is made like interactions.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { AppError } from '../../src/errors/index.js';
 import { createKafka } from '../../src/kafka/client.js';
-import type { Admin, Producer } from '../../src/kafka/kafkajs.js';
 import { applyTopics, createTopicsAndWait, topicName } from '../../src/kafka/topics.js';
-import { freshGroup } from './helpers.js';
+import { freshGroup, kafkaClients } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const config3 = loadConfig({ env: { KAFKA_BROKERS: brokers, STREAMREC_TOPIC_PARTITIONS: '3' } });
 const config4 = loadConfig({ env: { KAFKA_BROKERS: brokers, STREAMREC_TOPIC_PARTITIONS: '4' } });
 const kafka = createKafka(config3, [brokers], '-topics-partitions-test');
-let admin: Admin;
-let producer: Producer;
+const { admin, producer } = kafkaClients(kafka);
 
-beforeAll(async () => {
-  admin = kafka.admin();
-  producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
-  await Promise.all([admin.connect(), producer.connect()]);
-});
-afterAll(async () => {
-  await Promise.all([admin.disconnect(), producer.disconnect()]);
-});
 
 async function counts(group: string): Promise<Record<string, number>> {
   const names = ['interactions', 'interactions-repartition', 'changelog', 'dead-letter'] as const;
