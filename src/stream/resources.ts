@@ -80,27 +80,33 @@ export class Resources {
     this.apply(`${kind}/${name}`, null);
   }
 
-  /** One record of the topic; unknown kinds and unreadable values are ignored (a newer version may write them). */
-  apply(key: string, value: string | null): void {
+  /**
+   * One record of the topic. Unknown kinds are ignored (a newer version may write them); a value
+   * that is not a JSON object is ignored too, and the reason returned (the follower logs it: these
+   * topics are re-read from the beginning at every start, so a dead letter would repeat each time).
+   */
+  apply(key: string, value: string | null): string | undefined {
     const slash = key.indexOf('/');
     const kind = key.slice(0, slash) as ResourceKind;
     const name = key.slice(slash + 1);
     const map = this.maps[kind] as Map<string, Kinds[ResourceKind]> | undefined;
-    if (slash < 1 || !map) return;
+    if (slash < 1 || !map) return undefined;
     const old = map.get(name);
     if (kind === 'apikey' && old) this.byHash.delete((old as ApiKeyResource).hash);
     if (value === null) {
       map.delete(name);
-      return;
+      return undefined;
     }
     let parsed: Kinds[ResourceKind];
     try {
       parsed = JSON.parse(value) as Kinds[ResourceKind];
-    } catch {
-      return;
+    } catch (err) {
+      return `not JSON: ${(err as Error).message}`;
     }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return 'not a JSON object';
     map.set(name, parsed);
     if (kind === 'apikey') this.byHash.set((parsed as ApiKeyResource).hash, parsed as ApiKeyResource);
+    return undefined;
   }
 }
 
@@ -150,7 +156,8 @@ export class ResourceFollower {
       onBatch: (messages) => {
         for (const m of messages) {
           const key = m.key?.toString();
-          if (key) this.resources.apply(key, m.value ? m.value.toString('utf8') : null);
+          const refused = key ? this.resources.apply(key, m.value ? m.value.toString('utf8') : null) : undefined;
+          if (refused) this.o.log.warn({ topic: this.topic, offset: m.offset, key, reason: refused }, 'resources: an unreadable record is ignored');
           if (Number(m.offset) + 1 >= high) caughtUp();
         }
       },

@@ -142,7 +142,12 @@ export class VersionWatcher {
       onBatch: (messages) => {
         // Only the batch's last announcement matters: the earlier ones were superseded.
         let last: ServingRecord | undefined;
-        for (const m of messages) if (m.key?.toString() === SERVING_KEY) last = parseServingRecord(m.value) ?? last;
+        for (const m of messages) {
+          if (m.key?.toString() !== SERVING_KEY) continue;
+          const record = parseServingRecord(m.value);
+          if (record) last = record;
+          else if (m.value) this.o.log.warn({ topic: topicName(this.o.group, 'versions'), offset: m.offset }, 'versions: an unreadable announcement is ignored (not JSON {version, previous: [...]})');
+        }
         if (last) {
           this.latest = last;
           this.load(last);

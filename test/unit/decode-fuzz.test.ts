@@ -14,6 +14,8 @@ import { loadConfig } from '../../src/config/index.js';
 import { AppError } from '../../src/errors/index.js';
 import { createCodecs, SCHEMA_NAMES, type Codecs, type Interaction, type Item, type SchemaName, type User } from '../../src/serde/avro.js';
 import { decodeInteractionRecord, decodeMetadataRecord } from '../../src/stream/input.js';
+import { Resources } from '../../src/stream/resources.js';
+import { parseServingRecord } from '../../src/stream/versions.js';
 import { prng as rng } from '../../src/data/synthetic.js';
 
 const CASE_BOUND_MS = 1000;
@@ -299,4 +301,31 @@ describe('bounded decoding: the records that stalled or crashed the service', ()
       expect(decodeMetadataRecord(codecs, kind, { key: Buffer.from(kind === 'item' ? 'x' : 'u'), value })).not.toBeInstanceOf(Error);
     }
   });
+});
+
+describe('the JSON topics (resources, versions): hostile bytes are ignored with a reason, never thrown', () => {
+  const goodResource = Buffer.from(JSON.stringify({ name: 'f', filterExpression: 'EXCLUDE ItemID WHERE Items.X IN ("a")', params: [], createdAt: '2026-12-07T00:00:00Z' }));
+  const goodServing = Buffer.from(JSON.stringify({ version: 'v1', previous: ['v0'], at: '2026-12-07T00:00:00Z', reason: 'r' }));
+
+  it('answers 20k mutated and random records; keeps the valid ones, refuses a value that is not a JSON object', () => {
+    const r = rng(99);
+    const resources = new Resources();
+    let refused = 0;
+    let kept = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const random = r() < 0.3;
+      const value = random ? Buffer.from(Array.from({ length: Math.floor(r() * 300) }, () => Math.floor(r() * 256))) : mutate(i % 2 ? goodResource : goodServing, r);
+      const text = value.toString('utf8');
+      const reason = resources.apply('filter/f', text);
+      if (reason) refused++;
+      else kept++;
+      const serving = parseServingRecord(value);
+      if (serving) expect(typeof serving.version).toBe('string');
+    }
+    expect(refused).toBeGreaterThan(1000);
+    expect(kept).toBeGreaterThan(100);
+    expect(resources.apply('filter/x', '[1,2]')).toBe('not a JSON object');
+    expect(resources.apply('filter/x', '{"name"')).toMatch(/^not JSON/);
+    expect(resources.apply('newkind/x', 'garbage')).toBeUndefined(); // a newer version's kind
+  }, 120_000);
 });
