@@ -21,7 +21,7 @@
  *   STREAMREC_BENCH_FRESH=0: skip the fresh-state part.
  *
  * The users' stored HRNN states date from before the first version, so a user's first query
- * re-derives the state from the user's latest events (src/stream/serving.ts currentHrnnState; the
+ * re-derives the state from the user's latest events (src/serving/served-model.ts currentHrnnState; the
  * query service keeps it for the next ones). The fresh-state part
  * then sends one event per user, so that the processor stores each state under the served version,
  * and measures the query again (one fixed-rate and one max run; not part of `target`). Both parts

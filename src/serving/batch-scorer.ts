@@ -3,7 +3,7 @@
  * (E kept transposed, [H, N], so the product needs no transpose: 2x faster on wasm), plus the item
  * biases. Measured on the 2-core CI machine (wasm, SIMD, N = 1,000, H = 100): 67 us for one query
  * (the JavaScript loop: ~100 us), 11-17 us per query in batches of 8-50. Used by the query path to
- * score the concurrent queries of one event-loop turn together (src/stream/query.ts).
+ * score the concurrent queries of one event-loop turn together (src/serving/query.ts).
  *
  * Only worth it on a compiled backend (wasm, tensorflow); `batchScorerBackend()` says whether one is
  * up. The tensors live until `dispose()`.

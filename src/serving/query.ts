@@ -120,7 +120,7 @@ export class QueryService {
 
   /**
    * Every item's score for a query vector. With batch scoring (a compiled TensorFlow.js backend),
-   * the queries of one event-loop turn are scored together in one matMul (src/model/batch-scorer.ts),
+   * the queries of one event-loop turn are scored together in one matMul (src/serving/batch-scorer.ts),
    * the cold items in JavaScript; else in JavaScript.
    */
   private hrnnScores(model: HrnnModel, q: Float32Array): Promise<Float32Array> | Float32Array {

@@ -2,7 +2,7 @@
  * Which model version a group serves, announced on the compacted topic `<group>.versions` (key
  * `serving`). Every instance follows the topic from its beginning (a consumer group of its own, as
  * for metadata), loads the announced version from the shared registry folder and swaps it in
- * (src/stream/serving.ts). The record carries the versions served before, newest last, so a
+ * (src/serving/served-model.ts). The record carries the versions served before, newest last, so a
  * rollback is one more record: the previous version, with the history shortened.
  */
 import type { Config } from '../config/index.js';

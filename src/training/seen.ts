@@ -6,7 +6,7 @@
  * bound the item touched first (longest ago) is forgotten, and an item touched again after it was
  * forgotten counts as new. The bound is the stream's `state.maxSeenItemsPerUser` (5,000 by default).
  *
- * - the stream and the query API: the user state's `seen` list (src/stream/query.ts);
+ * - the stream and the query API: the user state's `seen` list (src/serving/query.ts);
  * - a model folder (`streamrec train -o`, the service's versions): each user's seen list over the
  *   whole training data (`seen` in model.json), apart from the latest events a recipe needs for its
  *   state; `streamrec batch-infer` leaves those out;
