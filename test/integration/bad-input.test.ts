@@ -12,8 +12,8 @@ import { loadConfig } from '../../src/config/index.js';
 import { createKafka } from '../../src/kafka/client.js';
 import type { Admin, Producer } from '../../src/kafka/kafkajs.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
-import { createCodecs, parseSchema, type Interaction } from '../../src/serde/avro.js';
-import { freshGroup, readTopic, rootHeaders, startCli, TEST_ROOT_KEY, waitCaughtUp } from './helpers.js';
+import { createCodecs, parseSchema } from '../../src/serde/avro.js';
+import { clickEvent, freshGroup, readTopic, rootHeaders, startCli, TEST_ROOT_KEY, waitCaughtUp } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const config = loadConfig({ env: { KAFKA_BROKERS: brokers } });
@@ -26,17 +26,7 @@ let service: ChildProcess;
 let url: string;
 
 const now = Date.now();
-const event = (user: string, item: string, t = now - 60_000): Interaction => ({
-  USER_ID: user,
-  ITEM_ID: item,
-  TIMESTAMP: t,
-  EVENT_TYPE: 'click',
-  EVENT_VALUE: null,
-  SESSION_ID: null,
-  IMPRESSION: [],
-  RECOMMENDATION_ID: null,
-  CONTEXT: {},
-});
+const event = (user: string, item: string, t = now - 60_000) => clickEvent(user, item, t);
 
 beforeAll(async () => {
   admin = kafka.admin();

@@ -14,9 +14,9 @@ import { loadConfig } from '../../src/config/index.js';
 import { createKafka } from '../../src/kafka/client.js';
 import type { Admin, KafkaMessage, Producer } from '../../src/kafka/kafkajs.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
-import { createCodecs, type Interaction } from '../../src/serde/avro.js';
+import { createCodecs } from '../../src/serde/avro.js';
 import { DEAD_LETTER_MAX_VALUE_BYTES } from '../../src/stream/input.js';
-import { freshGroup, readTopic, serviceEnv, startCli, stopChild, until, waitCaughtUp } from './helpers.js';
+import { clickEvent, freshGroup, readTopic, serviceEnv, startCli, stopChild, until, waitCaughtUp } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const config = loadConfig({ env: { KAFKA_BROKERS: brokers } });
@@ -30,17 +30,7 @@ let service: ChildProcess;
 let url: string;
 let dlRead = 0;
 
-const event = (user: string, item: string): Interaction => ({
-  USER_ID: user,
-  ITEM_ID: item,
-  TIMESTAMP: Date.now() - 60_000,
-  EVENT_TYPE: 'click',
-  EVENT_VALUE: null,
-  SESSION_ID: null,
-  IMPRESSION: [],
-  RECOMMENDATION_ID: null,
-  CONTEXT: {},
-});
+const event = clickEvent;
 
 beforeAll(async () => {
   admin = kafka.admin();
