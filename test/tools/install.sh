@@ -24,3 +24,6 @@ venv=test/tools/.venv
 pip_install() { "$venv/bin/pip" install -q --disable-pip-version-check "$@"; }
 # schemathesis: the OpenAPI document against the running service (test/integration/schemathesis.test.ts)
 pip_install schemathesis==4.32.0
+# check-jsonschema: deploy/docker/compose.yaml against the Compose specification's schema (npm run test:deploy)
+# kubernetes-validate: the Helm chart's rendered manifests against the Kubernetes API schemas, offline (npm run test:deploy)
+pip_install check-jsonschema==0.39.0 kubernetes-validate==1.37.0
