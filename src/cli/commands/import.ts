@@ -1,6 +1,6 @@
 /** `streamrec import`: files as they are into a group's topics or an offline dataset folder. */
 import type { Command } from 'commander';
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../../errors/index.js';
 import type { MetadataType } from '../../import/read.js';
@@ -45,7 +45,14 @@ export function registerImportCommand(program: Command, ctx: CliContext): void {
         await producer.connect();
       }
       const rejectsDir = opts.rejects ?? opts.offline ?? '.';
-      mkdirSync(rejectsDir, { recursive: true });
+      try {
+        mkdirSync(rejectsDir, { recursive: true });
+        accessSync(rejectsDir, constants.W_OK);
+      } catch (err) {
+        // Before any row is read: a read-only working folder (a container's) is a clear refusal, not a stack trace.
+        const why = (err as NodeJS.ErrnoException).code ?? String(err);
+        throw new AppError('INVALID_ARGUMENT', `the rejects folder ${rejectsDir} cannot be written (${why}): give --rejects DIR, a folder you can write`, { field: '--rejects' });
+      }
       try {
         for (const { kind, file } of files) {
           const bar = fileProgress(kind);
