@@ -4,6 +4,7 @@
  * its own per instance, no committed offsets (each start reads the whole topic again), every batch
  * handed over in offset order.
  */
+import { randomBytes } from 'node:crypto';
 import type { KafkaClient, KafkaMessage } from './kafkajs.js';
 import type { Logger } from '../util/log.js';
 import type { BackoffOptions } from '../util/retry.js';
@@ -21,16 +22,19 @@ export interface FollowOptions {
 /**
  * Resolves once the consumer has joined; it is restarted after crashes (src/kafka/supervise.ts).
  * A restarted consumer goes on after the last record handed over (it seeks there), in a group of its
- * own (`<groupId>.r<n>`: nothing is committed, and a fresh group need not wait for the crashed
- * member's session to expire), so records are handed over once per start of the process.
+ * own (`<groupId>.<process>.r<n>`: nothing is committed, and a fresh group need not wait for the
+ * crashed member's session to expire), so records are handed over once per start of the process.
+ * The group is also new per process: an instance restarted after kill -9 would otherwise wait in
+ * its join for the broker to expire the dead process's member (30 s, kafkajs's session timeout).
  */
 export async function followFromBeginning(kafka: KafkaClient, o: FollowOptions): Promise<SupervisedConsumer> {
   const next = new Map<number, string>();
+  const groupId = processGroupId(o.groupId);
   const supervisor = new SupervisedConsumer({
     name: o.topic,
     log: o.log,
     backoff: o.backoff,
-    create: (attempt) => kafka.consumer({ groupId: attempt === 0 ? o.groupId : `${o.groupId}.r${attempt}`, allowAutoTopicCreation: false, retry: consumerRetry() }),
+    create: (attempt) => kafka.consumer({ groupId: attempt === 0 ? groupId : `${groupId}.r${attempt}`, allowAutoTopicCreation: false, retry: consumerRetry() }),
     run: async (consumer) => {
       consumer.on(consumer.events.GROUP_JOIN, () => {
         for (const [partition, offset] of next) consumer.seek({ topic: o.topic, partition, offset });
@@ -54,3 +58,15 @@ export async function followFromBeginning(kafka: KafkaClient, o: FollowOptions):
   await supervisor.start();
   return supervisor;
 }
+
+/**
+ * A consumer group id of this process's own, for a follower that commits nothing (it seeks): the
+ * instance's id plus a random part. An empty group without offsets is dropped by the broker, so
+ * these do not pile up.
+ */
+export function processGroupId(base: string): string {
+  return `${base}.${PROCESS_NONCE}`;
+}
+
+const PROCESS_NONCE = randomBytes(4).toString('hex');
+

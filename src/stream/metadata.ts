@@ -12,6 +12,7 @@ import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
 import type { Consumer, EachBatchPayload, KafkaClient, KafkaMessage, Producer } from '../kafka/kafkajs.js';
+import { processGroupId } from '../kafka/follow.js';
 import { topicName } from '../kafka/topics.js';
 import { consumerRetry, restartBackoff, SupervisedConsumer, type SupervisedStatus } from '../kafka/supervise.js';
 import { createCodecs, type Codecs, type Item, type User } from '../serde/avro.js';
@@ -90,16 +91,18 @@ export class MetadataReader {
   async start(): Promise<void> {
     this.producer = this.kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();
-    // A group of its own per instance: its only member is assigned every partition. A consumer
-    // made again after a crash takes a fresh group (`.r<n>`): it seeks to the stored offsets anyway,
-    // and need not wait for the crashed member's session to expire.
+    // A group of its own per process (src/kafka/follow.ts, processGroupId): its only member is
+    // assigned every partition. It seeks to the offsets stored with the metadata, so it commits
+    // nothing, and neither a consumer made again after a crash (`.r<n>`) nor a process restarted
+    // after kill -9 waits for a dead member's session to expire.
+    const groupId = processGroupId(`streamrec.${this.o.group}.metadata.${this.o.instanceId}`);
     const supervisor = new SupervisedConsumer({
       name: 'metadata',
       log: this.o.log,
       backoff: restartBackoff(this.o.config),
       create: (attempt) =>
         this.kafka.consumer({
-          groupId: `streamrec.${this.o.group}.metadata.${this.o.instanceId}${attempt === 0 ? '' : `.r${attempt}`}`,
+          groupId: attempt === 0 ? groupId : `${groupId}.r${attempt}`,
           allowAutoTopicCreation: false,
           retry: consumerRetry(),
         }),
@@ -116,7 +119,7 @@ export class MetadataReader {
         });
         await consumer.connect();
         await consumer.subscribe({ topics: [this.topics.items, this.topics.users], fromBeginning: true });
-        await consumer.run({ autoCommit: true, eachBatchAutoResolve: true, eachBatch: (p) => this.onBatch(p) });
+        await consumer.run({ autoCommit: false, eachBatchAutoResolve: true, eachBatch: (p) => this.onBatch(p) });
       },
     });
     this.consumer = supervisor;
