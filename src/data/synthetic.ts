@@ -3,7 +3,7 @@
  * users with sessions separated by long gaps, and item-to-item transitions (after an item, its few
  * "next" items are likely). Same seed, same events. Used by tests, benchmarks and the demo.
  */
-import type { Interaction, Item } from '../serde/avro.js';
+import { interaction, type Interaction, type Item } from '../serde/avro.js';
 
 export interface SyntheticOptions {
   seed?: number;
@@ -76,17 +76,7 @@ export function* syntheticInteractions(options: SyntheticOptions = {}): Generato
     user.current = item;
     user.left -= 1;
     const purchase = rand() < 0.03;
-    yield {
-      USER_ID: user.id,
-      ITEM_ID: `i${item}`,
-      TIMESTAMP: t,
-      EVENT_TYPE: purchase ? 'purchase' : 'click',
-      EVENT_VALUE: null,
-      SESSION_ID: `${user.id}-s${user.session}`,
-      IMPRESSION: [],
-      RECOMMENDATION_ID: null,
-      CONTEXT: {},
-    };
+    yield interaction({ USER_ID: user.id, ITEM_ID: `i${item}`, TIMESTAMP: t, EVENT_TYPE: purchase ? 'purchase' : 'click', SESSION_ID: `${user.id}-s${user.session}` });
   }
 }
 

@@ -83,6 +83,21 @@ export interface RecordTypes {
 /** Records as producers may write them: fields with a default may be left out. */
 export type InteractionInput = Pick<Interaction, 'USER_ID' | 'ITEM_ID' | 'TIMESTAMP'> & Partial<Interaction>;
 
+/** An interaction with every field left out at its schema default (EVENT_TYPE click), keys in the schema's order. */
+export function interaction(f: InteractionInput): Interaction {
+  return {
+    USER_ID: f.USER_ID,
+    ITEM_ID: f.ITEM_ID,
+    TIMESTAMP: f.TIMESTAMP,
+    EVENT_TYPE: f.EVENT_TYPE ?? 'click',
+    EVENT_VALUE: f.EVENT_VALUE ?? null,
+    SESSION_ID: f.SESSION_ID ?? null,
+    IMPRESSION: f.IMPRESSION ?? [],
+    RECOMMENDATION_ID: f.RECOMMENDATION_ID ?? null,
+    CONTEXT: f.CONTEXT ?? {},
+  };
+}
+
 export interface FieldError {
   /** Dotted path of the field, e.g. `USER_ID` or `METADATA.price`. */
   field: string;

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll } from 'vitest';
 import type { Admin, KafkaClient, KafkaMessage, Producer } from '../../src/kafka/kafkajs.js';
-import type { Interaction } from '../../src/serde/avro.js';
+import { interaction, type Interaction } from '../../src/serde/avro.js';
 
 export const CLI = fileURLToPath(new URL('../../bin/streamrec.js', import.meta.url));
 
@@ -194,14 +194,4 @@ export function kafkaClients(kafka: KafkaClient): { admin: Admin; producer: Prod
 }
 
 /** A click of `user` on `item` at `t` (epoch ms; a minute ago by default), the other fields at their defaults. */
-export const clickEvent = (user: string, item: string, t = Date.now() - 60_000): Interaction => ({
-  USER_ID: user,
-  ITEM_ID: item,
-  TIMESTAMP: t,
-  EVENT_TYPE: 'click',
-  EVENT_VALUE: null,
-  SESSION_ID: null,
-  IMPRESSION: [],
-  RECOMMENDATION_ID: null,
-  CONTEXT: {},
-});
+export const clickEvent = (user: string, item: string, t = Date.now() - 60_000): Interaction => interaction({ USER_ID: user, ITEM_ID: item, TIMESTAMP: t });
