@@ -127,7 +127,14 @@ export interface MetricsSource {
    * is false (a component failed for good and is not retried), and `streamrec_healthy` is 0.
    */
   health?: () => { healthy: boolean; state: string; reasons: string[] };
-  processor?: () => { applied: number; deadLetters: number; partitions: { partition: number; lag: number | null }[] };
+  processor?: () => {
+    applied: number;
+    deadLetters: number;
+    partitions: { partition: number; lag: number | null; restore?: { records: number; ms: number } | null }[];
+    standbys?: { partition: number; lag: number | null }[];
+  };
+  /** Model versions fetched from `<group>.models` by this instance, and fetches that failed. */
+  versions?: () => { fetched: number; fetchFailures: number };
   serving?: () => { version: string; recipe: string } | undefined;
   publisher?: () => { published: number; throttled: number; skipped: number; failed: number };
   retrainer?: () => { trainings: number; failures: number } | undefined;
@@ -211,20 +218,48 @@ export function registerMetrics(app: FastifyInstance, source: MetricsSource): vo
   // or the set of metrics a scrape asks for.
   const processor = source.processor;
   if (processor) {
+    type Status = NonNullable<ReturnType<typeof processor>>;
+    /**
+     * A gauge by partition from the processor's status, read at scrape time: partitions absent from
+     * the status (revoked, moved) disappear; a partition without a value (unknown) is left out, never 0.
+     */
+    const byPartition = (name: string, help: string, values: (s: Status) => { partition: number; value: number | null | undefined }[]): void => {
+      new Gauge({
+        name: `${p}${name}`,
+        help,
+        labelNames: ['partition'] as const,
+        registers,
+        collect() {
+          const status = read('processor status', processor);
+          if (!status) return;
+          this.reset();
+          for (const { partition, value } of values(status)) if (value !== null && value !== undefined) this.set({ partition: String(partition) }, value);
+        },
+      });
+    };
     totalOf('events_applied_total', 'Interaction events applied to the state by the stream processor.', () => read('processor status', processor)?.applied);
     totalOf('dead_letters_total', 'Records the stream processor sent to the dead-letter topic.', () => read('processor status', processor)?.deadLetters);
-    new Gauge({
-      name: `${p}consumer_lag`,
-      help: "Records behind the broker's high watermark (read every processor.lagRefreshMs), by assigned partition of the interactions topic; a partition whose lag is unknown (the broker does not answer) is left out, never 0.",
-      labelNames: ['partition'] as const,
-      registers,
-      collect() {
-        const status = read('processor status', processor);
-        if (!status) return;
-        this.reset(); // revoked partitions disappear
-        for (const s of status.partitions) if (s.lag !== null) this.set({ partition: String(s.partition) }, s.lag);
-      },
-    });
+    byPartition(
+      'consumer_lag',
+      "Records behind the broker's high watermark (read every processor.lagRefreshMs), by assigned partition of the interactions topic; a partition whose lag is unknown (the broker does not answer) is left out, never 0.",
+      (s) => s.partitions.map((x) => ({ partition: x.partition, value: x.lag })),
+    );
+    byPartition(
+      'standby_lag',
+      "Changelog records a standby replica's store is behind (the changelog's high watermark minus the store's checkpoint; a caught-up standby may show 1, the commit marker), by partition; unknown lags are left out.",
+      (s) => (s.standbys ?? []).map((x) => ({ partition: x.partition, value: x.lag })),
+    );
+    byPartition(
+      'restore_records',
+      "State records replayed from the changelog when this instance last opened the partition (0 or a short tail from a warm standby store; the partition's whole state from none), by owned partition.",
+      (s) => s.partitions.map((x) => ({ partition: x.partition, value: x.restore?.records })),
+    );
+  }
+
+  const versions = source.versions;
+  if (versions) {
+    totalOf('model_fetches_total', 'Model versions fetched from <group>.models and verified by this instance.', () => read('versions status', versions)?.fetched);
+    totalOf('model_fetch_failures_total', 'Model version fetches refused (a missing or corrupted chunk, a wrong manifest, the records gone): the previous version kept serving.', () => read('versions status', versions)?.fetchFailures);
   }
 
   const serving = source.serving;

@@ -156,7 +156,7 @@ export const ConfigSchema = Type.Object(
         advertisedUrl: leaf(
           Type.String({ default: '' }),
           'STREAMREC_API_ADVERTISED_URL',
-          "This instance's API base URL as other instances reach it (queries for users of its partitions are forwarded there). Empty: http://<api.host>:<bound port>.",
+          "This instance's API base URL as other instances reach it (queries for users of its partitions are forwarded there). Empty: http://<api.host>:<bound port>, or http://<host name>:<bound port> when api.host is 0.0.0.0 or :: (with a warning: set it when instances run on several machines).",
         ),
         unauthenticatedPerMinute: leaf(
           Type.Integer({ default: 120, minimum: 0 }),
@@ -313,6 +313,11 @@ export const ConfigSchema = Type.Object(
           'STREAMREC_PROCESSOR_LAG_REFRESH_MS',
           "How often the interactions topic's high watermarks are read from the broker (consumer lag, /ready); a lag whose watermark is older than 3 times this is unknown, and Kafka counts as unreachable.",
         ),
+        standbyReplicas: leaf(
+          Type.Integer({ default: 1, minimum: 0, maximum: 10 }),
+          'STREAMREC_PROCESSOR_STANDBY_REPLICAS',
+          "Warm copies of each partition's store kept on other instances, following the changelog (Kafka Streams' num.standby.replicas): a partition that moves to one replays only the tail. The count used is min(this, instances - 1); the group leader's value applies.",
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -361,7 +366,7 @@ export const ConfigSchema = Type.Object(
         versionsDir: leaf(
           Type.String({ default: '' }),
           'STREAMREC_TRAINING_VERSIONS_DIR',
-          'Where model versions are written and read, shared by every instance of a group; empty: <state.dir>/<group>/versions.',
+          'This instance\'s model versions folder (trained here or fetched from <group>.models); need not be shared between instances (a shared mount still works); empty: <state.dir>/<group>/versions.',
         ),
       },
       { additionalProperties: false, default: {} },

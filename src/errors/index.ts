@@ -64,6 +64,11 @@ export const ERROR_CODES = {
     retriable: true,
     fix: "The partition's state is being moved or re-opened (a rebalance, or a restart after a broker outage): retry in a moment.",
   },
+  PARTITION_MOVING: {
+    status: 503,
+    retriable: true,
+    fix: "The user's partition has no live owner right now (an instance left and the group has not moved its partitions yet, or the new owner is restoring them): retry after the seconds in the retry-after header; a dead instance is noticed after processor.sessionTimeoutMs.",
+  },
   STATE_LOCKED: {
     status: 500,
     retriable: false,
@@ -137,7 +142,12 @@ export const ERROR_CODES = {
   VERSION_NOT_FOUND: {
     status: 404,
     retriable: false,
-    fix: 'List the versions with `streamrec versions list --group G`; versions live in training.versionsDir.',
+    fix: 'List the versions with `streamrec versions list --group G` (read from the group\'s versions and models topics); a version pruned from the models topic can no longer be served.',
+  },
+  MODEL_TRANSFER_FAILED: {
+    status: 500,
+    retriable: true,
+    fix: 'The version was not loaded and the previous one keeps serving; the reason is named (chunk-missing, checksum-mismatch, size-mismatch, manifest-mismatch, manifest-invalid, version-gone): check that nothing else writes <group>.models, then train and promote a new version.',
   },
   GROUP_NOT_FOUND: {
     status: 404,

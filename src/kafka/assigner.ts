@@ -13,8 +13,24 @@
  *   SyncGroup response: the assigner wraps the group coordinator's `syncGroup` on the consumer's
  *   own cluster object (kafkajs 2.2.4, pinned). Without that hook only the leader learns the owners.
  *
+ * Standby replicas (protocol `streamrec-v3`, as Kafka Streams' num.standby.replicas and its
+ * warm-task assignment):
+ * - each member's subscription userData also says which partitions it owns now (`active`) and, per
+ *   partition it has a local store of, the changelog offset that store reflects (`stores`:
+ *   `{"<partition>": checkpoint}`): JSON `{"url", "active": [p, ...], "stores": {...}}`;
+ * - the leader keeps each partition with its current owner, else gives it to the member with the
+ *   warmest store (highest checkpoint: smallest lag behind the changelog's end), else p mod n,
+ *   always with every member at floor(P/n) or ceil(P/n) partitions (`planAssignment`);
+ * - then it picks `standbyReplicas` (at most members - 1) standby members per partition, never the
+ *   owner, spread evenly over the members and over each owner's partitions, warm stores first; each
+ *   member's assignment userData carries its own list: `"standby": [p, ...]` beside the owner table.
+ * The fields are additions: a v2 member reads a v3 assignment (it ignores `standby`), and a v3
+ * member offers v2 as well, so a group being upgraded one instance at a time agrees on v2 until
+ * every member speaks v3.
+ *
  * Undecodable userData never throws: a member without a readable URL owns its partitions with an
- * unknown address, and an unreadable owner table is an empty one (every owner unknown).
+ * unknown address, a member with unreadable stores has none (it is cold), and an unreadable owner
+ * table is an empty one (every owner unknown, no standby).
  */
 import kafkajs from 'kafkajs';
 import { AssignerProtocol, type Assigner, type Broker, type Cluster, type GroupMember, type GroupMemberAssignment, type PartitionAssigner } from './kafkajs.js';
@@ -22,9 +38,13 @@ import { AssignerProtocol, type Assigner, type Broker, type Cluster, type GroupM
 /**
  * The group protocol name of the owner assigner. v2: co-partitioned (v1 was round robin over all
  * topics' partitions in a row, which splits partition p of two topics between members): members of
- * the two versions share no protocol, so a group never mixes them (upgrade all instances at once).
+ * the two versions share no protocol, so a group never mixes them. v3: v2 plus standby replicas and
+ * warm-store-preferring placement (additional JSON fields only): v3 members offer v2 too
+ * (`OWNER_ASSIGNER_V2_NAME`), so v2 and v3 instances share a group, on v2, during an upgrade.
  */
-export const OWNER_ASSIGNER_NAME = 'streamrec-v2';
+export const OWNER_ASSIGNER_NAME = 'streamrec-v3';
+/** The previous owner protocol (p mod n, no standbys), still offered by v3 members. */
+export const OWNER_ASSIGNER_V2_NAME = 'streamrec-v2';
 /** The protocol name of the co-partitioned assigner without owner URLs. */
 export const CO_PARTITIONED_ASSIGNER_NAME = 'streamrec-copartitioned-v1';
 const VERSION = 1;
@@ -60,20 +80,66 @@ export interface OwnersUpdate {
   partitions: number | undefined;
   /** The group generation of the assignment, when known. */
   generationId: number | undefined;
+  /** The partitions this member keeps a standby store of (v3), sorted; empty otherwise. */
+  standby: number[];
 }
 
 export interface OwnerTable {
   topic?: string;
   partitions?: number;
   owners: Map<number, string>;
+  /** This member's standby partitions (v3 assignments only). */
+  standby?: number[];
+}
+
+/** What a member tells the leader about its state (v3 subscription userData). */
+export interface StoreReport {
+  /** Partitions it owns now (kept there when the balance allows: no move, no restore). */
+  active: readonly number[];
+  /** Partition -> changelog offset its local store reflects (an open task's or standby's, or a closed store's last known). */
+  stores: ReadonlyMap<number, number>;
+}
+
+/** A member as the leader reads it from its subscription: what could not be read is left out. */
+export interface MemberState {
+  url: string | undefined;
+  active: Set<number>;
+  stores: Map<number, number>;
 }
 
 // ---------------------------------------------------------------------------------------------
 // userData encodings (pure)
 
-/** A member's subscription userData: its advertised URL. */
-export function encodeSubscriptionUserData(url: string): Buffer {
-  return Buffer.from(JSON.stringify({ url }));
+/** A member's subscription userData: its advertised URL, and with a report its owned partitions and stores (v3). */
+export function encodeSubscriptionUserData(url: string, report?: StoreReport): Buffer {
+  if (!report) return Buffer.from(JSON.stringify({ url }));
+  return Buffer.from(JSON.stringify({ url, active: [...report.active], stores: Object.fromEntries([...report.stores].map(([p, o]) => [String(p), o])) }));
+}
+
+/** URL, owned partitions and stores of a subscription's userData; never throws (unreadable parts are left out). */
+export function decodeMemberState(userData: Buffer | null | undefined): MemberState {
+  const v = parseJson(userData);
+  const out: MemberState = { url: undefined, active: new Set(), stores: new Map() };
+  if (!isObject(v)) return out;
+  if (isUrl(v.url)) out.url = v.url;
+  if (Array.isArray(v.active)) for (const p of v.active) if (isPartition(p)) out.active.add(p);
+  if (isObject(v.stores)) {
+    for (const [k, o] of Object.entries(v.stores)) {
+      const p = Number(k);
+      if (isPartition(p) && String(p) === k && Number.isSafeInteger(o) && (o as number) >= 0) out.stores.set(p, o as number);
+    }
+  }
+  return out;
+}
+
+/** A group member's state from its metadata (as the leader receives it); a cold member without URL when unreadable. */
+export function memberState(memberMetadata: Buffer | null | undefined): MemberState {
+  if (!memberMetadata || memberMetadata.length === 0) return { url: undefined, active: new Set(), stores: new Map() };
+  try {
+    return decodeMemberState(AssignerProtocol.MemberMetadata.decode(memberMetadata)?.userData);
+  } catch {
+    return { url: undefined, active: new Set(), stores: new Map() };
+  }
 }
 
 /** The advertised URL in a subscription's userData; undefined when missing or unreadable. */
@@ -93,7 +159,7 @@ export function memberUrl(memberMetadata: Buffer | null | undefined): string | u
   }
 }
 
-/** An assignment's userData: the full owner table. */
+/** An assignment's userData: the full owner table (and the member's standby partitions, v3). */
 export function encodeOwnersUserData(table: OwnerTable): Buffer {
   const urls: string[] = [];
   const index = new Map<string, number>();
@@ -108,7 +174,7 @@ export function encodeOwnersUserData(table: OwnerTable): Buffer {
     }
     owners[p] = i;
   }
-  return Buffer.from(JSON.stringify({ topic: table.topic, partitions: table.partitions, urls, owners }));
+  return Buffer.from(JSON.stringify({ topic: table.topic, partitions: table.partitions, urls, owners, ...(table.standby ? { standby: table.standby } : {}) }));
 }
 
 /** The owner table in an assignment's userData; never throws (unreadable parts are left out). */
@@ -125,6 +191,7 @@ export function decodeOwnersUserData(userData: Buffer | null | undefined): Owner
       if (isUrl(url)) out.owners.set(p, url);
     });
   }
+  if (Array.isArray(v.standby)) out.standby = [...new Set(v.standby.filter(isPartition))].sort((a, b) => a - b);
   return out;
 }
 
@@ -179,43 +246,210 @@ export function assignCoPartitioned(
   }));
 }
 
+/** Where each partition goes: its owner (member id) and its standby members. */
+export interface AssignmentPlan {
+  owner: Map<number, string>;
+  /** Partition -> standby member ids (never the owner). */
+  standby: Map<number, string[]>;
+}
+
+/**
+ * The v3 placement (pure). Every member ends with floor(P/n) or ceil(P/n) partitions; within that:
+ * 1. a partition stays with the member that owns it now (no move, no restore);
+ * 2. else it goes to the member whose store of it is warmest (highest checkpoint, i.e. the smallest
+ *    lag behind the changelog's end: a standby), so the new owner replays only the tail;
+ * 3. else to member p mod n (a fresh group gets v2's p mod n), or the least loaded one.
+ * Standbys: min(standbyReplicas, n - 1) members per partition, never its owner, preferring members
+ * that hold the fewest standbys of the same owner (so an owner's partitions spread over the others
+ * and a dead owner's load spreads too), then a warm store, then the fewest standbys overall; no
+ * member gets more than ceil(P * k / n) unless nothing else is possible.
+ */
+export function planAssignment(ids: readonly string[], partitions: readonly number[], states: ReadonlyMap<string, MemberState>, standbyReplicas: number): AssignmentPlan {
+  const members = [...new Set(ids)].sort();
+  const ps = [...new Set(partitions)].sort((a, b) => a - b);
+  const owner = new Map<number, string>();
+  const standby = new Map<number, string[]>();
+  const n = members.length;
+  if (n === 0) return { owner, standby };
+  const base = Math.floor(ps.length / n);
+  let extra = ps.length % n;
+  const load = new Map(members.map((m) => [m, 0]));
+  const take = (p: number, m: string): boolean => {
+    const l = load.get(m)!;
+    if (l < base) {
+      // below floor: always
+    } else if (l === base && extra > 0) extra--;
+    else return false;
+    load.set(m, l + 1);
+    owner.set(p, m);
+    return true;
+  };
+  const checkpoint = (m: string, p: number) => states.get(m)?.stores.get(p);
+  // 1. sticky
+  for (const p of ps) {
+    const current = members.find((m) => states.get(m)?.active.has(p));
+    if (current !== undefined) take(p, current);
+  }
+  // 2. warm: the highest checkpoint first (ties by member id)
+  for (const p of ps) {
+    if (owner.has(p)) continue;
+    const warm = members.filter((m) => checkpoint(m, p) !== undefined).sort((a, b) => checkpoint(b, p)! - checkpoint(a, p)! || (a < b ? -1 : 1));
+    for (const m of warm) if (take(p, m)) break;
+  }
+  // 3. cold
+  for (const p of ps) {
+    if (owner.has(p)) continue;
+    if (take(p, members[p % n]!)) continue;
+    const byLoad = [...members].sort((a, b) => load.get(a)! - load.get(b)! || (a < b ? -1 : 1));
+    for (const m of byLoad) if (take(p, m)) break;
+  }
+
+  const k = Math.max(0, Math.min(Math.floor(standbyReplicas), n - 1));
+  if (k === 0) return { owner, standby };
+  const cap = Math.ceil((ps.length * k) / n);
+  const standbyLoad = new Map(members.map((m) => [m, 0]));
+  /** owner -> standby member -> how many of the owner's partitions it stands by for. */
+  const pairs = new Map<string, Map<string, number>>();
+  for (const p of ps) {
+    const o = owner.get(p)!;
+    const pair = pairs.get(o) ?? new Map<string, number>();
+    pairs.set(o, pair);
+    const chosen: string[] = [];
+    for (let r = 0; r < k; r++) {
+      const candidates = members.filter((m) => m !== o && !chosen.includes(m));
+      const within = candidates.filter((m) => standbyLoad.get(m)! < cap);
+      const pool = within.length > 0 ? within : candidates;
+      // rotation: ties go round the members from the owner on, not always to the first id
+      const rot = (m: string) => (members.indexOf(m) - members.indexOf(o) + n) % n;
+      pool.sort(
+        (a, b) =>
+          (pair.get(a) ?? 0) - (pair.get(b) ?? 0) ||
+          (checkpoint(b, p) ?? -1) - (checkpoint(a, p) ?? -1) ||
+          standbyLoad.get(a)! - standbyLoad.get(b)! ||
+          rot(a) - rot(b),
+      );
+      const m = pool[0];
+      if (m === undefined) break;
+      chosen.push(m);
+      standbyLoad.set(m, standbyLoad.get(m)! + 1);
+      pair.set(m, (pair.get(m) ?? 0) + 1);
+    }
+    standby.set(p, chosen);
+  }
+  return { owner, standby };
+}
+
+/**
+ * The v3 assignment: `planAssignment` over the first topic's partitions (topics sorted by name),
+ * partition p of every topic to p's owner (co-partitioned), and in each member's userData the
+ * owner table and its own standby partitions.
+ */
+export function assignWithStandbys(
+  members: readonly GroupMember[],
+  topics: readonly { topic: string; partitions: readonly number[] }[],
+  standbyReplicas: number,
+): GroupMemberAssignment[] {
+  const ids = [...new Set(members.map((m) => m.memberId))].sort();
+  if (ids.length === 0) return [];
+  const states = new Map<string, MemberState>();
+  for (const m of members) states.set(m.memberId, memberState(m.memberMetadata));
+  const first = topics[0];
+  const all = [...new Set(topics.flatMap((t) => t.partitions))];
+  const plan = planAssignment(ids, all, states, standbyReplicas);
+  const assignment = new Map<string, Record<string, number[]>>(ids.map((id) => [id, Object.create(null) as Record<string, number[]>]));
+  for (const { topic, partitions } of topics) {
+    for (const p of [...partitions].sort((a, b) => a - b)) (assignment.get(plan.owner.get(p)!)![topic] ??= []).push(p);
+  }
+  const owners = new Map<number, string>();
+  for (const p of first?.partitions ?? []) {
+    const url = states.get(plan.owner.get(p)!)?.url;
+    if (url !== undefined) owners.set(p, url);
+  }
+  const standbyOf = new Map<string, number[]>(ids.map((id) => [id, []]));
+  for (const [p, ms] of [...plan.standby].sort((a, b) => a[0] - b[0])) for (const m of ms) standbyOf.get(m)!.push(p);
+  return ids.map((memberId) => ({
+    memberId,
+    memberAssignment: AssignerProtocol.MemberAssignment.encode({
+      version: VERSION,
+      assignment: assignment.get(memberId)!,
+      userData: encodeOwnersUserData({ topic: first?.topic, partitions: first?.partitions.length, owners, standby: standbyOf.get(memberId)! }),
+    }),
+  }));
+}
+
 // ---------------------------------------------------------------------------------------------
 // the kafkajs assigner
 
+export interface OwnerAssignerOptions {
+  /** Standby members per partition the leader assigns (v3); the effective count is min(this, members - 1). */
+  standbyReplicas?: number;
+  /** This member's owned partitions and local stores, read at each join (v3 subscription). */
+  report?: () => StoreReport;
+}
+
 /**
- * The owner assigner of a member advertising `url`. `onOwners` is called with the owner table of
- * every assignment this member receives (an empty one when the group chose another protocol, or
- * the table was unreadable), before kafkajs reports the assignment (GROUP_JOIN).
+ * The owner assigner of a member advertising `url` (protocol v3). `onOwners` is called with the
+ * owner table of every assignment this member receives (an empty one when the group chose another
+ * protocol, or the table was unreadable), before kafkajs reports the assignment (GROUP_JOIN).
  */
-export function createOwnerAssigner(url: string, onOwners: (owners: Map<number, string>, update: OwnersUpdate) => void): PartitionAssigner {
+export function createOwnerAssigner(url: string, onOwners: (owners: Map<number, string>, update: OwnersUpdate) => void, options: OwnerAssignerOptions = {}): PartitionAssigner {
+  return createOwnerAssigners(url, onOwners, options)[0]!;
+}
+
+/**
+ * v3 and v2 (in that order of preference) for one consumer, sharing one SyncGroup tap: whichever
+ * protocol the group chose, `onOwners` hears each assignment once.
+ */
+export function createOwnerAssigners(url: string, onOwners: (owners: Map<number, string>, update: OwnersUpdate) => void, options: OwnerAssignerOptions = {}): PartitionAssigner[] {
   if (!isUrl(url)) throw new TypeError(`createOwnerAssigner: the advertised URL must be an http(s) URL, got ${JSON.stringify(url)}`);
-  const subscription = encodeSubscriptionUserData(url);
+  const plain = encodeSubscriptionUserData(url);
   const deliver = (table: OwnerTable, generationId: number | undefined) =>
-    onOwners(table.owners, { owners: table.owners, topic: table.topic, partitions: table.partitions, generationId });
-  return ({ cluster, groupId, logger }) => {
-    const tapped = tapSyncGroup(cluster, groupId, (memberAssignment, generationId) => {
-      try {
-        deliver(decodeAssignmentOwners(memberAssignment), generationId);
-      } catch (err) {
-        logger.warn('the owners callback failed', { error: String(err) });
-      }
-    });
-    if (!tapped) logger.warn('cannot read SyncGroup responses: only the group leader will know the partition owners', { groupId });
-    const assigner: Assigner = {
-      name: OWNER_ASSIGNER_NAME,
-      version: VERSION,
-      async assign({ members, topics }) {
-        const byTopic = [...topics].sort().map((topic) => ({ topic, partitions: cluster.findTopicPartitionMetadata(topic).map((m) => m.partitionId) }));
-        const result = assignWithOwners(members, byTopic);
-        if (!tapped && result[0]) deliver(decodeAssignmentOwners(result[0].memberAssignment), undefined);
-        return result;
-      },
-      protocol({ topics }) {
-        return { name: OWNER_ASSIGNER_NAME, metadata: AssignerProtocol.MemberMetadata.encode({ version: VERSION, topics, userData: subscription }) };
-      },
-    };
-    return assigner;
+    onOwners(table.owners, { owners: table.owners, topic: table.topic, partitions: table.partitions, generationId, standby: table.standby ?? [] });
+  const tapped = new WeakMap<object, boolean>();
+  const tapOnce = (cluster: Cluster, groupId: string, logger: { warn: (m: string, e?: object) => void }): boolean => {
+    let t = tapped.get(cluster);
+    if (t === undefined) {
+      t = tapSyncGroup(cluster, groupId, (memberAssignment, generationId) => {
+        try {
+          deliver(decodeAssignmentOwners(memberAssignment), generationId);
+        } catch (err) {
+          logger.warn('the owners callback failed', { error: String(err) });
+        }
+      });
+      tapped.set(cluster, t);
+      if (!t) logger.warn('cannot read SyncGroup responses: only the group leader will know the partition owners', { groupId });
+    }
+    return t;
   };
+  const make =
+    (name: string, v3: boolean): PartitionAssigner =>
+    ({ cluster, groupId, logger }) => {
+      const isTapped = tapOnce(cluster, groupId, logger);
+      return {
+        name,
+        version: VERSION,
+        async assign({ members, topics }) {
+          const byTopic = [...topics].sort().map((topic) => ({ topic, partitions: cluster.findTopicPartitionMetadata(topic).map((m) => m.partitionId) }));
+          const result = v3 ? assignWithStandbys(members, byTopic, options.standbyReplicas ?? 0) : assignWithOwners(members, byTopic);
+          // Without the tap only the leader learns, and not which member it is: the owner table only.
+          if (!isTapped && result[0]) deliver({ ...decodeAssignmentOwners(result[0].memberAssignment), standby: [] }, undefined);
+          return result;
+        },
+        protocol({ topics }) {
+          let userData = plain;
+          if (v3 && options.report) {
+            try {
+              userData = encodeSubscriptionUserData(url, options.report());
+            } catch (err) {
+              // A report that fails makes this member look cold, never unable to join.
+              logger.warn('reading the local stores for the subscription failed', { error: String(err) });
+            }
+          }
+          return { name, metadata: AssignerProtocol.MemberMetadata.encode({ version: VERSION, topics, userData }) };
+        },
+      } satisfies Assigner;
+    };
+  return [make(OWNER_ASSIGNER_NAME, true), make(OWNER_ASSIGNER_V2_NAME, false)];
 }
 
 type SyncGroup = (request: { groupId: string; generationId: number; memberId: string; groupAssignment: unknown }) => Promise<{ memberAssignment?: Buffer }>;
@@ -277,6 +511,10 @@ function parseJson(userData: Buffer | null | undefined): unknown {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isPartition(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < 1_000_000;
 }
 
 function isUrl(v: unknown): v is string {

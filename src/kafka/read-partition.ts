@@ -22,22 +22,26 @@ export interface ReadPartitionOptions {
   timeoutMs?: number;
 }
 
-export async function readPartition(kafka: KafkaClient, o: ReadPartitionOptions): Promise<void> {
-  if (o.until < o.from) return;
-  const onlyThisPartition: PartitionAssigner = () => ({
-    name: 'StreamrecSinglePartition',
+/**
+ * A partition assigner that gives `assignment` to the group's first member and nothing to any
+ * other: kafkajs's stand-in for assign(), in a group of one.
+ */
+export function soleMemberAssigner(name: string, assignment: Record<string, number[]>): PartitionAssigner {
+  return () => ({
+    name,
     version: 1,
-    protocol: ({ topics }) => ({ name: 'StreamrecSinglePartition', metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }) }),
+    protocol: ({ topics }) => ({ name, metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }) }),
     assign: async ({ members }) =>
       members.map((m, i) => ({
         memberId: m.memberId,
-        memberAssignment: AssignerProtocol.MemberAssignment.encode({
-          version: 1,
-          assignment: i === 0 ? { [o.topic]: [o.partition] } : {},
-          userData: Buffer.alloc(0),
-        }),
+        memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 1, assignment: i === 0 ? assignment : {}, userData: Buffer.alloc(0) }),
       })),
   });
+}
+
+export async function readPartition(kafka: KafkaClient, o: ReadPartitionOptions): Promise<void> {
+  if (o.until < o.from) return;
+  const onlyThisPartition = soleMemberAssigner('StreamrecSinglePartition', { [o.topic]: [o.partition] });
   const consumer = kafka.consumer({
     groupId: `${o.groupPrefix}.${Date.now().toString(36)}.${randomBytes(4).toString('hex')}`,
     partitionAssigners: [onlyThisPartition],

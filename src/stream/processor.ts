@@ -32,6 +32,13 @@
  * A crash between the two leaves the store behind the changelog; the next assignment catches up
  * from the changelog, so nothing is lost and nothing is counted twice.
  *
+ * Standby replicas (src/stream/standby.ts, `processor.standbyReplicas`): the group's assignment
+ * also names partitions this instance keeps a standby store of, following the changelog; the
+ * leader gives a partition that must move to the member with the warmest store (each member
+ * reports its owned partitions and stores' checkpoints at every join: `storeReport`), whose task
+ * then replays only the tail. Only an owned, ready task answers a user's query (`queryState`);
+ * anything else is PARTITION_MOVING, never a wrong "no such user".
+ *
  * Broker outages: the consumer is supervised (src/kafka/supervise.ts). When it crashes, every task
  * is released (its batch in flight finished first, its producer disconnected, its store closed) and
  * the processor is `recovering`; a new consumer is made with backoff until it joins the group again,
@@ -45,7 +52,7 @@ import { privateDir } from '../util/paths.js';
 import { join } from 'node:path';
 import { AppError } from '../errors/index.js';
 import type { Config } from '../config/index.js';
-import { coPartitionedAssigner, createOwnerAssigner, type OwnersUpdate } from '../kafka/assigner.js';
+import { coPartitionedAssigner, createOwnerAssigners, type OwnersUpdate, type StoreReport } from '../kafka/assigner.js';
 import { installReadCommittedFix } from '../kafka/read-committed.js';
 import { createKafka } from '../kafka/client.js';
 import type { Admin, Cluster, Consumer, EachBatchPayload, IHeaders, KafkaClient, KafkaMessage, PartitionAssigner, Producer } from '../kafka/kafkajs.js';
@@ -58,6 +65,10 @@ import { createCodecs, type Codecs, type Interaction, type User } from '../serde
 import { failpoint } from '../util/failpoint.js';
 import { chunksBySize, deadLetterRecord, decodeInteractionRecord } from './input.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { BARRIER_KEY, replayChangelog, storeCheckpoint } from './changelog.js';
+import { StandbyTasks, type StandbyStatus } from './standby.js';
+
+export { changelogOps } from './changelog.js';
 
 export type { Logger } from '../util/log.js';
 
@@ -106,6 +117,12 @@ export interface PartitionStatus {
   highWatermark: number | null;
   /** highWatermark − nextOffset; null (unknown, never 0) when either is unknown. */
   lag: number | null;
+  /**
+   * The changelog replay of the partition's latest opening here: from the store's checkpoint (0:
+   * no store, a full restore) to the barrier, how many state records, how long. A warm store (a
+   * standby's) replays only the tail. Null while it is being opened.
+   */
+  restore: { from: number; barrier: number; records: number; ms: number } | null;
 }
 
 export interface ProcessorStatus {
@@ -123,6 +140,8 @@ export interface ProcessorStatus {
   consumer: SupervisedStatus | null;
   /** Whether the broker answered the latest high-watermark read (null before the first). */
   kafka: { reachable: boolean | null; checkedAt: string | null; error: string | null };
+  /** The standby replicas this instance keeps (processor.standbyReplicas): partition, checkpoint, lag behind the changelog. */
+  standbys: StandbyStatus[];
 }
 
 /** The two input topics of a task: its interactions partition and its repartition partition. */
@@ -143,6 +162,9 @@ interface Task {
   repartitionSoughtTo: number | null;
   /** Decoded state kept between batches. */
   cache: StateCache;
+  /** The next changelog offset the store reflects (`__checkpoint`): reported to the group's leader. */
+  checkpoint: number;
+  restore: { from: number; barrier: number; records: number; ms: number };
 }
 
 /**
@@ -188,6 +210,10 @@ export class StreamProcessor {
   /** The latest owner table the group's assignment carried (advertisedUrl only). */
   private owners: OwnersUpdate | undefined;
   private counters = { applied: 0, deadLetters: 0, batches: 0, forwarded: 0 };
+  /** Standby stores of other instances' partitions (processor.standbyReplicas). */
+  private readonly standby: StandbyTasks;
+  /** This member's standby partitions in the latest assignment (v3), until GROUP_JOIN applies them. */
+  private assignedStandby: number[] = [];
 
   constructor(private readonly o: ProcessorOptions) {
     this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}`, o.log);
@@ -203,6 +229,17 @@ export class StreamProcessor {
       changelog: topicName(o.group, 'changelog'),
       deadLetter: topicName(o.group, 'dead-letter'),
     };
+    this.standby = new StandbyTasks({
+      kafka: this.kafka,
+      topic: this.topics.changelog,
+      groupPrefix: `streamrec.${o.group}.standby.${o.instanceId}`,
+      openStore: (p) => o.openStore(p),
+      // A partition owned here until this assignment: its task closes the store first.
+      released: (p) => this.closing.get(p) ?? Promise.resolve(),
+      log: this.log,
+      backoff: restartBackoff(o.config),
+      maxBytesPerPartition: o.config.processor.maxBytesPerPartition,
+    });
   }
 
   get state(): LifecycleState {
@@ -221,6 +258,7 @@ export class StreamProcessor {
         nextOffset: next ?? 0,
         highWatermark: hw,
         lag: hw !== null && next !== undefined ? Math.max(0, hw - next) : null,
+        restore: t?.restore ?? null,
       };
     });
     return {
@@ -235,7 +273,19 @@ export class StreamProcessor {
         checkedAt: this.watermarksAt === undefined ? null : new Date(this.watermarksAt).toISOString(),
         error: this.watermarkError,
       },
+      standbys: this.standby.status(),
     };
+  }
+
+  /**
+   * What this member tells the group's leader at each join (v3 subscription): the partitions it
+   * owns, and the changelog offset of each local store it knows (owned tasks, standbys, stores it
+   * closed), so that a partition that must move goes where a warm store is.
+   */
+  private storeReport(): StoreReport {
+    const stores = this.standby.checkpoints();
+    for (const t of this.ready.values()) stores.set(t.partition, t.checkpoint);
+    return { active: [...this.assignment], stores };
   }
 
   /** The latest high watermarks are recent enough to count (3 refresh periods). */
@@ -256,6 +306,11 @@ export class StreamProcessor {
         for (const o of offsets) this.watermarks.set(o.partition, Number(o.high));
         this.watermarksAt = this.now();
         this.watermarkError = null;
+        // The standbys' lag: the changelog's ends (a caught-up standby receives no batch to learn them from).
+        if (this.standby.partitions().length > 0) {
+          const ends = await this.admin.fetchTopicOffsets(this.topics.changelog);
+          this.standby.observeEnds(new Map(ends.map((o) => [o.partition, Number(o.high)])));
+        }
       } catch (err) {
         if (this.watermarkError === null) this.log.warn({ err: describeError(err) }, 'reading the high watermarks failed: the lag is unknown until it works again');
         this.watermarkError = `reading the high watermarks of ${this.topics.interactions} failed: ${describeError(err)}`;
@@ -307,9 +362,16 @@ export class StreamProcessor {
       url === undefined
         ? [coPartitionedAssigner]
         : [
-            createOwnerAssigner(url, (_owners, update) => {
-              if (update.topic === undefined || update.topic === this.topics.interactions) this.owners = update;
-            }),
+            ...createOwnerAssigners(
+              url,
+              (_owners, update) => {
+                if (update.topic === undefined || update.topic === this.topics.interactions) {
+                  this.owners = update;
+                  this.assignedStandby = update.standby;
+                }
+              },
+              { standbyReplicas: this.o.config.processor.standbyReplicas, report: () => this.storeReport() },
+            ),
             coPartitionedAssigner,
           ];
     const consumer = this.kafka.consumer({
@@ -375,7 +437,7 @@ export class StreamProcessor {
     this.setState('failed');
     this.generation++;
     await this.supervisor?.stop();
-    await Promise.all([...this.tasks.keys()].map((p) => this.release(p)));
+    await Promise.all([...[...this.tasks.keys()].map((p) => this.release(p)), this.standby.stop()]);
   }
 
   /** Finishes the batch in flight, leaves the group, closes producers and stores. */
@@ -385,7 +447,7 @@ export class StreamProcessor {
     this.generation++;
     clearInterval(this.watermarkTimer);
     await this.supervisor?.stop();
-    await Promise.all([...this.tasks.keys()].map((p) => this.release(p)));
+    await Promise.all([...[...this.tasks.keys()].map((p) => this.release(p)), this.standby.stop()]);
     await this.admin.disconnect().catch(() => undefined);
     this.setState('stopped');
   }
@@ -403,6 +465,9 @@ export class StreamProcessor {
     for (const p of [...this.offsets.keys()]) if (!partitions.includes(p)) this.offsets.delete(p);
     for (const p of [...this.tasks.keys()]) if (!partitions.includes(p)) void this.release(p);
     if (this.stateValue === 'stopping' || this.stateValue === 'stopped' || this.stateValue === 'failed') return;
+    // After the releases above (a partition given away that becomes a standby here waits for its
+    // task's close); never a partition owned here.
+    this.standby.assign(this.assignedStandby.filter((p) => !partitions.includes(p)));
     this.setState('rebalancing');
     void this.refreshWatermarks();
     const generation = ++this.generation;
@@ -485,6 +550,7 @@ export class StreamProcessor {
         if (this.ready.get(partition) === task) this.ready.delete(partition);
         await task.producer.disconnect();
         await task.store.close();
+        this.standby.remember(partition, task.checkpoint);
       } catch (err) {
         this.log.warn({ err, partition }, 'closing a released partition failed');
       }
@@ -498,8 +564,10 @@ export class StreamProcessor {
 
   /** Fences older owners, restores the store from the changelog, finds the next input offset. */
   private async open(partition: number): Promise<Task> {
-    // A partition given back right after it was taken away: its store must be closed first.
+    // A partition given back right after it was taken away: its store must be closed first; so
+    // must a standby store of it (RocksDB's lock): the task takes the warm store over.
     await this.closing.get(partition);
+    await this.standby.release(partition);
     const t0 = Date.now();
     const producer = this.kafka.producer({
       transactionalId: `streamrec.${this.o.group}.changelog.${partition}`,
@@ -525,8 +593,8 @@ export class StreamProcessor {
       });
       await txn.commit();
       const barrier = Number(meta!.baseOffset);
-      const checkpointBytes = await store.get(keys.checkpoint);
-      const from = checkpointBytes ? stateCodecs.offset.decode(checkpointBytes) : 0;
+      const from = await storeCheckpoint(store);
+      const tRestore = Date.now();
       let restored = 0;
       await readPartition(this.kafka, {
         topic: this.topics.changelog,
@@ -535,9 +603,7 @@ export class StreamProcessor {
         until: barrier,
         groupPrefix: `streamrec.${this.o.group}.restore.${this.o.instanceId}.${partition}`,
         onBatch: async (messages) => {
-          const ops = changelogOps(messages);
-          restored += ops.length;
-          await store.write(ops);
+          restored += await replayChangelog(store, messages);
         },
       });
       await store.write([{ type: 'put', key: keys.checkpoint, value: stateCodecs.offset.encode(barrier + 1) }]);
@@ -553,6 +619,8 @@ export class StreamProcessor {
         soughtTo: null,
         repartitionSoughtTo: null,
         cache: new StateCache(this.o.config.state.cacheEntries),
+        checkpoint: barrier + 1,
+        restore: { from, barrier, records: restored, ms: Date.now() - tRestore },
       };
       this.ready.set(partition, task);
       this.offsets.set(partition, task.nextOffset);
@@ -697,6 +765,7 @@ export class StreamProcessor {
       const t3 = performance.now();
       ops.push({ type: 'put', key: keys.checkpoint, value: stateCodecs.offset.encode(lastChangelogOffset + 1) });
       await task.store.write(ops);
+      task.checkpoint = lastChangelogOffset + 1;
       committed = true;
       view.keepIn(task.cache);
       const t4 = performance.now();
@@ -746,6 +815,19 @@ export class StreamProcessor {
     if (!task) return undefined;
     const [u, h] = await task.store.getMany([keys.user(userId), keys.hrnn(userId)]);
     return u ? { user: stateCodecs.user.decode(u), hrnn: h ? stateCodecs.hrnn.decode(h) : undefined } : undefined;
+  }
+
+  /**
+   * A user's stored state for a query: only the owner's ready store answers. A partition that is
+   * not ready here (owned elsewhere, being restored, just given away; a standby store never
+   * answers) is PARTITION_MOVING (503, retriable), never "no such user".
+   */
+  async queryState(userId: string): Promise<{ user: UserState; hrnn: HrnnUserState | undefined } | undefined> {
+    const partition = partitionOf(userId, this.partitionCount());
+    if (!this.ready.has(partition)) {
+      throw new AppError('PARTITION_MOVING', `user ${JSON.stringify(userId)}'s partition ${partition} is not ready on this instance (it is being moved or restored)`, { field: 'userId' });
+    }
+    return this.userState(userId);
   }
 
   /**
@@ -832,8 +914,6 @@ export class StreamProcessor {
   }
 }
 
-const BARRIER_KEY = '__barrier';
-
 /** A record forwarded to the repartition topic's partition that owns its user. */
 interface Forward {
   key: Buffer | null;
@@ -852,17 +932,6 @@ function forwardRecord(m: KafkaMessage, topic: string, partition: number, target
     partition: target,
     headers: { ...(m.headers ?? {}), 'forwarded-from-topic': topic, 'forwarded-from-partition': String(partition), 'forwarded-from-offset': m.offset },
   };
-}
-
-/** Changelog records as store writes (a null value deletes; barriers are not state). */
-export function changelogOps(messages: KafkaMessage[]): WriteOp[] {
-  const ops: WriteOp[] = [];
-  for (const m of messages) {
-    const key = m.key?.toString();
-    if (key === undefined || key === BARRIER_KEY) continue;
-    ops.push(m.value ? { type: 'put', key, value: m.value } : { type: 'del', key });
-  }
-  return ops;
 }
 
 function isFenced(err: unknown): boolean {

@@ -4,26 +4,29 @@
  * `training.everyEvents` new events arrived (the topic's end offsets, all partitions) or
  * `training.everyMinutes` passed with new events, then trains in a worker thread
  * (src/training/train-worker.ts): ingestion and queries go on meanwhile. The new version is written
- * to the registry and announced on `<group>.versions` when the promotion rule allows it; every
- * instance then swaps it in (src/stream/versions.ts).
+ * to the registry, published to `<group>.models` (by the worker) and announced on `<group>.versions`
+ * when the promotion rule allows it; every instance then fetches it and swaps it in
+ * (src/stream/versions.ts). Versions beyond the bound are then pruned from `<group>.models`
+ * (src/training/model-transfer.ts, pruneModels).
  */
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
 import type { Admin, Producer } from '../kafka/kafkajs.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
+import { pruneModels } from '../training/model-transfer.js';
 import type { VersionInfo, VersionRegistry } from '../training/registry.js';
 import type { Logger } from '../util/log.js';
 import { workerScript } from '../util/worker.js';
 import type { StreamProcessor } from './processor.js';
-import { promoteIfAllowed, type VersionWatcher } from './versions.js';
+import { promoteIfAllowed, type ServingRecord, type VersionWatcher } from './versions.js';
 
 export interface RetrainerOptions {
   config: Readonly<Config>;
   group: string;
   brokers: string[];
   processor: Pick<StreamProcessor, 'status'>;
-  watcher: Pick<VersionWatcher, 'announced'>;
+  watcher: Pick<VersionWatcher, 'announced' | 'catalog' | 'manifests'>;
   registry: VersionRegistry;
   producer: Producer;
   log: Logger;
@@ -52,6 +55,8 @@ export class Retrainer {
   /** End offsets summed over the partitions at the last training, and when it started. */
   private eventsAtLast = 0;
   private lastAt = 0;
+  /** Whether the counters above started from the served version (see check). */
+  private baselined = false;
   private retryAt = 0;
   private counters = { trainings: 0, promoted: 0, failed: 0 };
   private last: { version: string; promoted: boolean; reason: string } | { error: string } | undefined;
@@ -94,6 +99,7 @@ export class Retrainer {
     if (this.running || !this.owner() || this.now() < this.retryAt) return;
     try {
       const events = await this.eventCount();
+      this.baseline(events);
       const fresh = events - this.eventsAtLast;
       const t = this.o.config.training;
       const due = fresh >= t.everyEvents || (fresh > 0 && this.now() - this.lastAt >= t.everyMinutes * 60_000);
@@ -101,6 +107,24 @@ export class Retrainer {
     } catch (err) {
       this.o.log.warn({ err }, 'retraining check failed');
     }
+  }
+
+  /**
+   * The first time this process is the trainer (at its start, or when partition 0 moves here from
+   * an instance that stopped or died) and a version is already served, the counters start from that
+   * version: the next training waits for `everyEvents` events counted from here, or for
+   * `everyMinutes` after the version's announcement once events arrived here (events between the
+   * announcement and this moment are not counted). Without this, every restart and every move of
+   * partition 0 trained (and announced) a version at once.
+   */
+  private baseline(events: number): void {
+    if (this.baselined || this.lastAt !== 0) return;
+    const served = this.o.watcher.announced;
+    if (!served) return;
+    this.baselined = true;
+    this.eventsAtLast = events;
+    this.lastAt = Date.parse(served.at) || this.now();
+    this.o.log.info({ served: served.version, events }, 'trainer: counting new events from now, after the served version');
   }
 
   /**
@@ -144,15 +168,26 @@ export class Retrainer {
       const reason = 'trained on request (a solution version); promote it through the deployment';
       this.last = { version: info.version, promoted: false, reason };
       this.o.log.info({ version: info.version, recipe: info.recipe, ndcg10: info.report.metrics.normalized_discounted_cumulative_gain_at_10, ms: info.trainingMs }, 'solution version trained');
+      await this.prune(this.o.watcher.announced);
       return { info, promoted: false, reason };
     }
     this.eventsAtLast = events;
     this.lastAt = started;
-    const decision = await promoteIfAllowed(this.o.producer, this.o.group, this.o.registry, info, this.o.watcher.announced, this.o.config.training);
+    const decision = await promoteIfAllowed(this.o.producer, this.o.group, this.o.watcher.catalog, info, this.o.watcher.announced, this.o.config.training);
+    await this.prune(decision.serving ?? this.o.watcher.announced);
     if (decision.promote) this.counters.promoted++;
     this.last = { version: info.version, promoted: decision.promote, reason: decision.reason };
     this.o.log.info({ version: info.version, ndcg10: info.report.metrics.normalized_discounted_cumulative_gain_at_10, promoted: decision.promote, reason: decision.reason, ms: info.trainingMs }, 'model version trained');
     return { info, promoted: decision.promote, reason: decision.reason };
+  }
+
+  /** Prunes old versions from `<group>.models`; a failure is logged (the next training tries again). */
+  private async prune(serving: ServingRecord | undefined): Promise<void> {
+    try {
+      await pruneModels(this.o.producer, this.o.group, [...this.o.watcher.manifests.values()], serving, this.o.log);
+    } catch (err) {
+      this.o.log.warn({ err }, 'pruning old model versions from the models topic failed; tried again after the next training');
+    }
   }
 
   private inWorker(config: Readonly<Config>): Promise<VersionInfo> {

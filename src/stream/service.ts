@@ -136,7 +136,8 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   let processor!: StreamProcessor;
   const query = new QueryService({
     serving,
-    userState: (userId) => processor.userState(userId),
+    // Only the owner's ready store answers (PARTITION_MOVING otherwise, never a wrong 404).
+    userState: (userId) => processor.queryState(userId),
     forEachItemCount: (fn) => processor.forEachItemCount(fn),
     items: (ids) => metadata.items(ids),
     user: (userId) => metadata.user(userId),
@@ -200,15 +201,16 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
     deployment: {
       describe: () => ({ announced: versions.announced, loaded: versions.status().serving }),
       promote: async (version) => {
-        registry.info(version);
+        // This instance's registry or the models index: a version trained elsewhere can be promoted here.
+        versions.catalog.info(version);
         return announce(producer, group, version, versions.announced, 'promoted through the API');
       },
-      rollback: () => rollback(producer, group, versions.announced),
+      rollback: () => rollback(producer, group, versions.announced, (v) => versions.catalog.has(v)),
     },
     solutions: {
       configured: () => ({ recipe: config.training.recipe, params: trainingParams(config.training.params) }),
-      versions: () => registry.list(),
-      version: (v) => registry.info(v),
+      versions: () => versions.catalog.list(),
+      version: (v) => versions.catalog.info(v),
       train: (spec) => {
         if (retrainer.busy) return false;
         retrainer.trainNow(spec).catch((err: unknown) => o.log.warn({ err }, 'training a solution version failed'));
@@ -257,6 +259,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
         return { healthy: h.healthy, state: processor.status().state, reasons: h.reasons };
       },
       processor: () => processor.status(),
+      versions: () => versions.status(),
       serving: () => {
         const v = serving.current;
         return v ? { version: v.version, recipe: v.model.recipe } : undefined;
@@ -272,7 +275,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   closers.push({ what: 'api', close: () => app.close() });
   await resources.start();
   const url = await app.listen({ host: config.api.host, port: config.api.port });
-  advertised = config.api.advertisedUrl || url;
+  advertised = config.api.advertisedUrl || defaultAdvertisedUrl(config.api.host, app, url, o.log);
   processor = new StreamProcessor({
     // Other instances forward queries for users of this instance's partitions here.
     advertisedUrl: advertised,
@@ -329,3 +332,18 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   const recommend = (userId: string, numResults: number) => query.recommendations({ userId, numResults });
   return { processor, metadata, serving, versions, retrainer, registry, query, resources, publisher, recommend, app, url, stop };
 }
+
+/**
+ * api.advertisedUrl's default. On a wildcard address fastify reports the first address it bound
+ * (http://127.0.0.1:<port>), which other machines cannot reach: the machine's host name is the
+ * better guess (a container's or pod's own name), and a warning says to set the URL.
+ */
+function defaultAdvertisedUrl(host: string, app: FastifyInstance, listening: string, log: Logger): string {
+  if (host !== '0.0.0.0' && host !== '::') return listening;
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : new URL(listening).port;
+  const guess = `http://${hostname()}:${port}`;
+  log.warn({ advertisedUrl: guess }, `api.advertisedUrl is not set and api.host is ${host}: other instances will forward queries to ${guess}; set api.advertisedUrl (STREAMREC_API_ADVERTISED_URL) to an address they reach`);
+  return guess;
+}
+

@@ -1,9 +1,14 @@
 /**
  * Which model version a group serves, announced on the compacted topic `<group>.versions` (key
  * `serving`). Every instance follows the topic from its beginning (a consumer group of its own, as
- * for metadata), loads the announced version from the shared registry folder and swaps it in
+ * for metadata), loads the announced version from its own registry folder — materialising it first
+ * from `<group>.models` when it is not there (src/training/model-transfer.ts) — and swaps it in
  * (src/serving/served-model.ts). The record carries the versions served before, newest last, so a
  * rollback is one more record: the previous version, with the history shortened.
+ *
+ * The same topic holds the index of the versions on `<group>.models` (key `model/<version>`, the
+ * manifest with its offsets; null once pruned): what `versions list`, promotion and rollback read on
+ * an instance that did not train a version.
  */
 import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
@@ -13,6 +18,7 @@ import type { KafkaClient, Producer } from '../kafka/kafkajs.js';
 import { restartBackoff, type SupervisedConsumer, type SupervisedStatus } from '../kafka/supervise.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
 import { shouldPromote, type PromotionRule, type VersionInfo, type VersionRegistry } from '../training/registry.js';
+import { INDEX_PREFIX, materialiseVersion, parseManifest, type IndexedManifest } from '../training/model-transfer.js';
 import type { Logger } from '../util/log.js';
 import type { ServingModel } from '../serving/served-model.js';
 
@@ -42,12 +48,32 @@ export function parseServingRecord(value: Buffer | null): ServingRecord | undefi
 
 /** The latest announcement on the topic (reads it to its end), or undefined when there is none. */
 export async function readServing(kafka: KafkaClient, group: string): Promise<ServingRecord | undefined> {
+  return (await readVersionsTopic(kafka, group)).serving;
+}
+
+/** An index record of `<group>.versions` applied to `index`: a manifest added, or removed by a tombstone; an unreadable one is logged and ignored. */
+function applyIndexRecord(index: Map<string, IndexedManifest>, key: string, value: Buffer | null, log?: Logger, offset?: string): void {
+  const version = key.slice(INDEX_PREFIX.length);
+  if (value === null) {
+    index.delete(version);
+    return;
+  }
+  try {
+    index.set(version, parseManifest(value, version) as IndexedManifest);
+  } catch (err) {
+    log?.warn({ key, offset, reason: (err as Error).message }, 'versions: an unreadable model index record is ignored');
+  }
+}
+
+/** The latest announcement and the index of the versions on `<group>.models` (reads the topic to its end). */
+export async function readVersionsTopic(kafka: KafkaClient, group: string, log?: Logger): Promise<{ serving: ServingRecord | undefined; index: Map<string, IndexedManifest> }> {
   const topic = topicName(group, 'versions');
+  const index = new Map<string, IndexedManifest>();
   const admin = kafka.admin();
   await admin.connect();
   try {
     const p0 = (await topicOffsets(admin, topic)).find((o) => o.partition === 0);
-    if (!p0 || p0.high === 0 || p0.high === p0.low) return undefined;
+    if (!p0 || p0.high === 0 || p0.high === p0.low) return { serving: undefined, index };
     const { readPartition } = await import('../kafka/read-partition.js');
     let latest: ServingRecord | undefined;
     await readPartition(kafka, {
@@ -57,17 +83,61 @@ export async function readServing(kafka: KafkaClient, group: string): Promise<Se
       until: p0.high - 1,
       groupPrefix: `streamrec.${group}.versions-read`,
       onBatch: async (messages) => {
-        for (const m of messages) if (m.key?.toString() === SERVING_KEY) latest = parseServingRecord(m.value) ?? latest;
+        for (const m of messages) {
+          const key = m.key?.toString() ?? '';
+          if (key === SERVING_KEY) latest = parseServingRecord(m.value) ?? latest;
+          else if (key.startsWith(INDEX_PREFIX)) applyIndexRecord(index, key, m.value, log, m.offset);
+        }
       },
     });
-    return latest;
+    return { serving: latest, index };
   } finally {
     await admin.disconnect();
   }
 }
 
+/**
+ * The versions an instance knows: those in its own registry folder and those indexed on
+ * `<group>.models` (trained elsewhere, not fetched yet). What `versions list`, the solutions API,
+ * promotion and rollback consult.
+ */
+export class VersionCatalog {
+  constructor(
+    readonly registry: VersionRegistry,
+    private readonly index: () => ReadonlyMap<string, IndexedManifest>,
+    private readonly group: string,
+  ) {}
+
+  has(version: string): boolean {
+    return this.registry.has(version) || this.index().has(version);
+  }
+
+  /** Whether the version's bytes are on `<group>.models` (so another instance can serve it). */
+  published(version: string): boolean {
+    return this.index().has(version);
+  }
+
+  info(version: string): VersionInfo {
+    if (this.registry.has(version)) return this.registry.info(version);
+    const m = this.index().get(version);
+    if (m) return m.info;
+    throw new AppError('VERSION_NOT_FOUND', `no model version ${JSON.stringify(version)} in this instance's registry nor on ${topicName(this.group, 'models')}`, {
+      field: 'version',
+      cause: { versionsDir: this.registry.dir },
+    });
+  }
+
+  /** Every version, oldest first. */
+  list(): VersionInfo[] {
+    const all = new Map(this.registry.list().map((v) => [v.version, v]));
+    for (const [v, m] of this.index()) if (!all.has(v)) all.set(v, m.info);
+    return [...all.values()].sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.version < b.version ? -1 : 1));
+  }
+}
+
 /** Announces `version` as the served one (after `current`, which joins the history). */
 export async function announce(producer: Producer, group: string, version: string, current: ServingRecord | undefined, reason: string): Promise<ServingRecord> {
+  // Callers check the version is known (VersionCatalog.info): announced, it is fetched by every instance.
   const previous = current ? [...current.previous, current.version].filter((v) => v !== version).slice(-HISTORY) : [];
   return send(producer, group, { version, previous, at: new Date().toISOString(), reason });
 }
@@ -78,27 +148,33 @@ async function send(producer: Producer, group: string, record: ServingRecord): P
 }
 
 /**
- * A new version's promotion: decided by the rule against the served version (from the registry,
- * when the served one is in it) and announced when it passes.
+ * A new version's promotion: decided by the rule against the served version (from the registry or
+ * the models index, when the served one is in either) and announced when it passes; `serving`: the
+ * announcement made, if any.
  */
 export async function promoteIfAllowed(
   producer: Producer,
   group: string,
-  registry: VersionRegistry,
+  registry: Pick<VersionCatalog, 'has' | 'info'>,
   info: VersionInfo,
   current: ServingRecord | undefined,
   rule: { promote: PromotionRule; promoteTolerance: number },
-): Promise<{ promote: boolean; reason: string }> {
+): Promise<{ promote: boolean; reason: string; serving?: ServingRecord }> {
   const served = current && registry.has(current.version) ? registry.info(current.version) : undefined;
   const decision = shouldPromote(info, served, rule.promote, rule.promoteTolerance);
-  if (decision.promote) await announce(producer, group, info.version, current, decision.reason);
+  if (decision.promote) return { ...decision, serving: await announce(producer, group, info.version, current, decision.reason) };
   return decision;
 }
 
-/** The record that rolls back to the version served before the current one. */
-export async function rollback(producer: Producer, group: string, current: ServingRecord | undefined): Promise<ServingRecord> {
+/**
+ * The record that rolls back to the version served before the current one. `has`: whether a
+ * version can still be served (VersionCatalog.has); a target pruned from the models topic is
+ * refused rather than announced to instances that could not load it.
+ */
+export async function rollback(producer: Producer, group: string, current: ServingRecord | undefined, has?: (version: string) => boolean): Promise<ServingRecord> {
   const target = current?.previous.at(-1);
   if (!current || !target) throw new AppError('VERSION_NOT_FOUND', `group ${group} has no earlier served version to roll back to`, { field: 'version' });
+  if (has && !has(target)) throw new AppError('VERSION_NOT_FOUND', `group ${group}'s previous version ${target} is no longer on ${topicName(group, 'models')} (pruned) nor in this instance's registry`, { field: 'version' });
   return send(producer, group, { version: target, previous: current.previous.slice(0, -1), at: new Date().toISOString(), reason: `rollback from ${current.version}` });
 }
 
@@ -112,25 +188,45 @@ export interface VersionWatcherOptions {
   log: Logger;
 }
 
-/** Follows `<group>.versions` and swaps each announced version in. */
+/**
+ * Follows `<group>.versions`: keeps the models index, and swaps each announced version in,
+ * materialising it from `<group>.models` first when this instance's registry has not got it (in the
+ * background: the consumer goes on, and the previous version serves meanwhile). The predecessor of
+ * the served version (the rollback target) is fetched too, after it. A version that cannot be
+ * fetched or loaded is counted (`loadFailures`, `fetchFailures`, `lastFetchError`) and logged; the
+ * previous one keeps serving; it is tried again when announced again.
+ */
 export class VersionWatcher {
   private readonly kafka: KafkaClient;
   private consumer: SupervisedConsumer | undefined;
   private latest: ServingRecord | undefined;
   private loaded: string | undefined;
   private failures = 0;
+  private readonly index = new Map<string, IndexedManifest>();
+  /** The announcement the worker last acted on (a new record object is a new attempt). */
+  private attempted: ServingRecord | undefined;
+  private working: Promise<void> | undefined;
+  private stopped = false;
+  private fetch = { fetching: null as string | null, fetched: 0, fetchFailures: 0, lastFetchError: null as string | null };
+  readonly catalog: VersionCatalog;
 
   constructor(private readonly o: VersionWatcherOptions) {
     this.kafka = createKafka(o.config, o.brokers, `-${o.instanceId}-versions`, o.log);
+    this.catalog = new VersionCatalog(o.registry, () => this.index, o.group);
   }
 
-  /** The latest announcement seen, and the version actually loaded. */
-  status(): { announced: string | null; serving: string | null; loadFailures: number } {
-    return { announced: this.latest?.version ?? null, serving: this.loaded ?? null, loadFailures: this.failures };
+  /** The latest announcement seen, the version actually loaded, and the fetches from `<group>.models`. */
+  status(): { announced: string | null; serving: string | null; loadFailures: number; fetching: string | null; fetched: number; fetchFailures: number; lastFetchError: string | null; published: number } {
+    return { announced: this.latest?.version ?? null, serving: this.loaded ?? null, loadFailures: this.failures, ...this.fetch, published: this.index.size };
   }
 
   get announced(): ServingRecord | undefined {
     return this.latest;
+  }
+
+  /** The versions indexed on `<group>.models`. */
+  get manifests(): ReadonlyMap<string, IndexedManifest> {
+    return this.index;
   }
 
   async start(): Promise<void> {
@@ -143,17 +239,68 @@ export class VersionWatcher {
         // Only the batch's last announcement matters: the earlier ones were superseded.
         let last: ServingRecord | undefined;
         for (const m of messages) {
-          if (m.key?.toString() !== SERVING_KEY) continue;
+          const key = m.key?.toString() ?? '';
+          if (key.startsWith(INDEX_PREFIX)) {
+            applyIndexRecord(this.index, key, m.value, this.o.log, m.offset);
+            continue;
+          }
+          if (key !== SERVING_KEY) continue;
           const record = parseServingRecord(m.value);
           if (record) last = record;
           else if (m.value) this.o.log.warn({ topic: topicName(this.o.group, 'versions'), offset: m.offset }, 'versions: an unreadable announcement is ignored (not JSON {version, previous: [...]})');
         }
         if (last) {
           this.latest = last;
-          this.load(last);
+          this.kick();
         }
       },
     });
+  }
+
+  /** Starts the worker unless it runs (it picks up the latest announcement when done with one). */
+  private kick(): void {
+    this.working ??= this.work().finally(() => {
+      this.working = undefined;
+      if (!this.stopped && this.latest && this.latest !== this.attempted) this.kick();
+    });
+  }
+
+  private async work(): Promise<void> {
+    while (!this.stopped && this.latest && this.latest !== this.attempted) {
+      const record = (this.attempted = this.latest);
+      if (record.version !== this.loaded && (await this.ensureLocal(record.version, true))) this.load(record);
+      // The rollback target, so that a rollback swaps at once even on an instance that joined late.
+      const previous = record.previous.at(-1);
+      if (previous && this.latest === record && !this.stopped) await this.ensureLocal(previous, false);
+    }
+  }
+
+  /** Whether the version is in the registry, fetching it from `<group>.models` when it is indexed there. */
+  private async ensureLocal(version: string, served: boolean): Promise<boolean> {
+    if (this.o.registry.has(version)) return true;
+    const manifest = this.index.get(version);
+    if (!manifest) {
+      if (served) {
+        this.failures++;
+        this.o.log.error({ version, versionsDir: this.o.registry.dir }, `could not load the announced model version: not in this instance's registry nor indexed on ${topicName(this.o.group, 'models')}; still serving the previous one`);
+      }
+      return false;
+    }
+    this.fetch.fetching = version;
+    try {
+      await materialiseVersion(this.kafka, this.o.group, manifest, this.o.registry.dir, this.o.log);
+      this.fetch.fetched++;
+      return true;
+    } catch (err) {
+      this.fetch.fetchFailures++;
+      if (served) this.failures++;
+      const reason = (err as { reason?: string }).reason;
+      this.fetch.lastFetchError = `${version}: ${err instanceof Error ? err.message : String(err)}`;
+      this.o.log.error({ err, version, reason, served }, served ? 'could not fetch the announced model version from the models topic; still serving the previous one' : 'could not fetch the previous model version (the rollback target) from the models topic');
+      return false;
+    } finally {
+      this.fetch.fetching = null;
+    }
   }
 
   private load(record: ServingRecord): void {
@@ -176,6 +323,12 @@ export class VersionWatcher {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.consumer?.stop();
+    // A fetch in flight is given 5 s to finish (a large model takes longer: then it is cut off with
+    // the process, leaving a `.<version>.fetch-*` folder that is never read and is overwritten by name).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.working?.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
   }
 }

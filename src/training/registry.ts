@@ -4,8 +4,9 @@
  * (recipe, parameters, metrics on the evaluation split, training time, data range). The folder is
  * written under a temporary name and renamed into place, so a reader never sees half a version.
  * Which version is served is not recorded here but announced on `<group>.versions`
- * (src/stream/versions.ts); `dir` is shared by all instances of a group (a local folder for one
- * machine, a shared mount for several).
+ * (src/stream/versions.ts). `dir` is this instance's own: a version trained elsewhere reaches it
+ * through the topic `<group>.models` (src/training/model-transfer.ts), so nothing needs sharing
+ * between machines (a shared mount still works: a version already in it is not fetched).
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -52,6 +53,11 @@ export class VersionRegistry {
     chmodSync(tmp, 0o700);
     renameSync(tmp, join(this.dir, version));
     return info;
+  }
+
+  /** The folder of a version (whether or not it exists). */
+  path(version: string): string {
+    return join(this.dir, version);
   }
 
   has(version: string): boolean {

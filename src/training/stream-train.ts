@@ -1,9 +1,10 @@
 /**
  * A training of the running service: reads the group's interactions topic (every partition, from
  * its first retained record to the end at the start of the read, committed records only), keeps the
- * latest `training.maxEvents` in time order, trains and evaluates `training.recipe` on them and
- * writes a new version to the registry. Records that do not decode are skipped (the processor
- * dead-letters them). Runs in a worker thread in the service (src/training/train-worker.ts), so the
+ * latest `training.maxEvents` in time order, trains and evaluates `training.recipe` on them,
+ * writes a new version to the registry and publishes it to `<group>.models`
+ * (src/training/model-transfer.ts), so that every instance can fetch it. Records that do not
+ * decode are skipped (the processor dead-letters them). Runs in a worker thread in the service (src/training/train-worker.ts), so the
  * event loop that serves queries and ingests events is never blocked by it.
  */
 import type { Config } from '../config/index.js';
@@ -17,6 +18,7 @@ import type { TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
 import type { Logger } from '../util/log.js';
 import { userData } from './model-files.js';
+import { publishVersion } from './model-transfer.js';
 import { VersionRegistry, type VersionInfo } from './registry.js';
 import { trainAndEvaluate } from './train.js';
 
@@ -118,11 +120,30 @@ export async function trainFromTopic(o: TopicTrainingOptions): Promise<VersionIn
   const { model, report } = await trainAndEvaluate(rows, { recipe: training.recipe, split: training.split, seenBound, params, ...(metadata ? { metadata } : {}) });
   const trainingMs = Math.round(performance.now() - t0);
   const registry = new VersionRegistry(o.versionsDir);
-  return registry.create(
+  const info = registry.create(
     { model, excludeSeen: report.seen.excludeSeen, ...userData(rows, seenBound) },
     report,
     { data: { topic: topicName(o.group, 'interactions'), events: rows.length }, recipe: training.recipe, seen: 'auto', seenBound, params },
     { events: rows.length, users: report.users, items: report.items, from: rows[0]?.TIMESTAMP ?? null, to: rows.at(-1)?.TIMESTAMP ?? null },
     trainingMs,
   );
+  // Before the caller may announce it: an announced version's bytes are always on the topic.
+  await publishFromRegistry(o, registry, info);
+  return info;
+}
+
+/**
+ * Publishes a version of the registry to `<group>.models` with a producer of its own (one request in
+ * flight: a model's hundreds of MB must not queue ahead of another producer's records).
+ */
+export async function publishFromRegistry(o: Omit<TopicTrainingOptions, 'versionsDir'>, registry: VersionRegistry, info: VersionInfo): Promise<void> {
+  const producer = createKafka(o.config, o.brokers, '-models', o.log).producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    const t0 = performance.now();
+    const m = await publishVersion(producer, o.group, registry.path(info.version), info);
+    o.log?.info({ version: info.version, bytes: m.bytes, chunks: m.chunks, ms: Math.round(performance.now() - t0) }, 'model version published to the models topic');
+  } finally {
+    await producer.disconnect();
+  }
 }

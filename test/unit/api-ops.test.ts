@@ -24,15 +24,21 @@ function fakeSource() {
     applied: 1234,
     deadLetters: 3,
     partitions: [
-      { partition: 0, lag: 0 as number | null },
-      { partition: 1, lag: 42 as number | null },
-      { partition: 2, lag: null as number | null },
+      { partition: 0, lag: 0 as number | null, restore: { records: 0, ms: 12 } as { records: number; ms: number } | null },
+      { partition: 1, lag: 42 as number | null, restore: { records: 15000, ms: 900 } as { records: number; ms: number } | null },
+      { partition: 2, lag: null as number | null, restore: null as { records: number; ms: number } | null },
+    ] as { partition: number; lag: number | null; restore?: { records: number; ms: number } | null }[],
+    standbys: [
+      { partition: 3, lag: 1 as number | null },
+      { partition: 4, lag: null as number | null },
     ],
+    versions: { fetched: 2, fetchFailures: 1 },
     serving: { version: 'v1', recipe: 'hrnn' } as { version: string; recipe: string } | undefined,
     publisher: { published: 10, throttled: 2, skipped: 1, failed: 0 },
   };
   const source: MetricsSource = {
-    processor: () => ({ applied: state.applied, deadLetters: state.deadLetters, partitions: state.partitions }),
+    processor: () => ({ applied: state.applied, deadLetters: state.deadLetters, partitions: state.partitions, standbys: state.standbys }),
+    versions: () => state.versions,
     serving: () => state.serving,
     publisher: () => state.publisher,
     retrainer: () => ({ trainings: 4, failures: 1 }),
@@ -193,12 +199,26 @@ describe('GET /metrics', () => {
     expect(sample(text, 'streamrec_trainings_total')).toBe(4);
     expect(sample(text, 'streamrec_training_failures_total')).toBe(1);
 
+    expect(sample(text, 'streamrec_standby_lag{partition="3"}')).toBe(1);
+    expect(text, 'an unknown standby lag is left out').not.toContain('streamrec_standby_lag{partition="4"}');
+    expect(sample(text, 'streamrec_restore_records{partition="0"}')).toBe(0);
+    expect(sample(text, 'streamrec_restore_records{partition="1"}')).toBe(15000);
+    expect(text, 'a partition still opening has no restore figure').not.toContain('streamrec_restore_records{partition="2"}');
+    expect(sample(text, 'streamrec_model_fetches_total')).toBe(2);
+    expect(sample(text, 'streamrec_model_fetch_failures_total')).toBe(1);
+
     a.state.applied = 2000;
     a.state.partitions = [{ partition: 1, lag: 7 }];
+    a.state.standbys = [{ partition: 0, lag: 0 }];
+    a.state.versions = { fetched: 3, fetchFailures: 1 };
     text = await scrape(app);
     expect(sample(text, 'streamrec_events_applied_total')).toBe(2000);
     expect(sample(text, 'streamrec_consumer_lag{partition="1"}')).toBe(7);
     expect(text, 'a revoked partition disappears').not.toContain('streamrec_consumer_lag{partition="0"}');
+    expect(sample(text, 'streamrec_standby_lag{partition="0"}')).toBe(0);
+    expect(text, 'a standby that moved disappears').not.toContain('streamrec_standby_lag{partition="3"}');
+    expect(text, 'a partition opened without a restore figure has none').not.toContain('streamrec_restore_records{');
+    expect(sample(text, 'streamrec_model_fetches_total')).toBe(3);
   });
 
   it('shows the served version as an info metric that follows a version switch', async () => {

@@ -104,7 +104,8 @@ describe('the leader assignment', () => {
           expect(ps.length === Math.floor(partitions / members) || ps.length === Math.ceil(partitions / members)).toBe(true);
         }
         expect([...owner.keys()].sort((a, b) => a - b)).toEqual([...Array(partitions).keys()]);
-        for (const r of result) expect(decode(r).table).toEqual({ topic: TOPIC, partitions, owners: owner });
+        // No standby asked for (createOwnerAssigner's default is 0): every standby list is empty.
+        for (const r of result) expect(decode(r).table).toEqual({ topic: TOPIC, partitions, owners: owner, standby: [] });
 
         // The same partitions per member as kafkajs's RoundRobinAssigner.
         const rr = await roundRobinAssigner({ cluster, groupId: 'g', logger }).assign({ members: ms, topics: [TOPIC] });
@@ -167,12 +168,12 @@ describe('the leader assignment', () => {
 });
 
 describe('createOwnerAssigner', () => {
-  it('advertises its URL in the subscription under the streamrec-v2 protocol', () => {
+  it('advertises its URL in the subscription under the streamrec-v3 protocol', () => {
     const { cluster } = fakeCluster(3);
     const assigner = createOwnerAssigner('http://a:1', () => {})({ cluster, groupId: 'g', logger });
     const state = assigner.protocol({ topics: [TOPIC] });
     expect(state.name).toBe(OWNER_ASSIGNER_NAME);
-    expect(assigner.name).toBe('streamrec-v2');
+    expect(assigner.name).toBe('streamrec-v3');
     const m = AssignerProtocol.MemberMetadata.decode(state.metadata)!;
     expect(m.topics).toEqual([TOPIC]);
     expect(decodeSubscriptionUserData(m.userData)).toBe('http://a:1');
@@ -193,14 +194,14 @@ describe('createOwnerAssigner', () => {
     const owners = new Map([[0, 'http://a:1'], [1, 'http://b:2'], [2, 'http://a:1'], [3, 'http://b:2']]);
     expect(onOwners).toHaveBeenCalledTimes(1);
     expect(onOwners.mock.calls[0]![0]).toEqual(owners);
-    expect(onOwners.mock.calls[0]![1]).toEqual({ owners, topic: TOPIC, partitions: 4, generationId: 7 });
+    expect(onOwners.mock.calls[0]![1]).toEqual({ owners, topic: TOPIC, partitions: 4, generationId: 7, standby: [] });
 
     // Another group's sync is not ours; an assignment without a table (another protocol) empties it.
     await coordinator.syncGroup({ groupId: 'other', generationId: 8, memberId: 'y', groupAssignment: [] });
     expect(onOwners).toHaveBeenCalledTimes(1);
     answers.set('y', AssignerProtocol.MemberAssignment.encode({ version: 0, assignment: { [TOPIC]: [1] }, userData: Buffer.alloc(0) }));
     await coordinator.syncGroup({ groupId: 'g', generationId: 9, memberId: 'y', groupAssignment: [] });
-    expect(onOwners.mock.calls[1]![1]).toEqual({ owners: new Map(), topic: undefined, partitions: undefined, generationId: 9 });
+    expect(onOwners.mock.calls[1]![1]).toEqual({ owners: new Map(), topic: undefined, partitions: undefined, generationId: 9, standby: [] });
   });
 });
 

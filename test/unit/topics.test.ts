@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { groupTopics, topicName, validateGroupName } from '../../src/kafka/topics.js';
+import { CHUNK_BYTES, CHUNKS_PER_SEND, MODELS_MAX_MESSAGE_BYTES } from '../../src/training/model-transfer.js';
 
 describe('topic definitions', () => {
   const config = loadConfig({ env: { STREAMREC_TOPIC_PARTITIONS: '4' } });
 
-  it('define the nine topics of a group, named <group>.<topic>', () => {
+  it('define the ten topics of a group, named <group>.<topic>', () => {
     const topics = groupTopics('shop', config);
     expect(topics.map((t) => t.topic)).toEqual([
       'shop.interactions',
@@ -14,13 +15,14 @@ describe('topic definitions', () => {
       'shop.recommendations',
       'shop.dead-letter',
       'shop.versions',
+      'shop.models',
       'shop.resources',
       'shop.changelog',
       'shop.interactions-repartition',
     ]);
   });
 
-  it('compact items, users, versions, resources and changelog, and delete-by-retention the rest', () => {
+  it('compact items, users, versions, models, resources and changelog, and delete-by-retention the rest', () => {
     const policy = Object.fromEntries(groupTopics('shop', config).map((t) => [t.name, t.config['cleanup.policy']]));
     expect(policy).toEqual({
       interactions: 'delete',
@@ -29,12 +31,18 @@ describe('topic definitions', () => {
       recommendations: 'delete',
       'dead-letter': 'delete',
       versions: 'compact',
+      models: 'compact',
       resources: 'compact',
       changelog: 'compact',
       'interactions-repartition': 'delete',
     });
     expect(groupTopics('shop', config).find((t) => t.name === 'versions')?.partitions).toBe(1);
     expect(groupTopics('shop', config).find((t) => t.name === 'resources')?.partitions).toBe(1);
+    // One partition (chunk offsets are read in order); room for one produce batch of 4 chunks of 512 KiB.
+    const models = groupTopics('shop', config).find((t) => t.name === 'models')!;
+    expect(models.partitions).toBe(1);
+    expect(Number(models.config['max.message.bytes'])).toBe(MODELS_MAX_MESSAGE_BYTES);
+    expect(CHUNK_BYTES * CHUNKS_PER_SEND + 64 * 1024).toBeLessThan(MODELS_MAX_MESSAGE_BYTES);
     for (const t of groupTopics('shop', config).filter((x) => x.config['cleanup.policy'] === 'delete')) {
       expect(Number(t.config['retention.ms']), t.topic).toBeGreaterThan(0);
     }

@@ -1,13 +1,18 @@
-/** `streamrec versions list|train|promote|rollback`: a group's model versions. */
+/**
+ * `streamrec versions list|train|promote|rollback`: a group's model versions — those of this
+ * machine's registry folder and those indexed on `<group>.models` (`<group>.versions`, key
+ * `model/<version>`), so every command works from a machine that did not train the version.
+ */
 import type { Command } from 'commander';
 import type { Config } from '../../config/index.js';
 import type { Producer } from '../../kafka/kafkajs.js';
 import { createKafka } from '../../kafka/client.js';
 import { resolveBrokers } from '../../kafka/connect.js';
 import { applyTopics, validateGroupName } from '../../kafka/topics.js';
+import { pruneModels, type IndexedManifest } from '../../training/model-transfer.js';
 import { VersionRegistry } from '../../training/registry.js';
 import { trainFromTopic } from '../../training/stream-train.js';
-import { announce, promoteIfAllowed, readServing, rollback, type ServingRecord } from '../../stream/versions.js';
+import { announce, promoteIfAllowed, readVersionsTopic, rollback, VersionCatalog, type ServingRecord } from '../../stream/versions.js';
 import { versionsDir } from '../../stream/service.js';
 import { fmt, say, withAdmin, type CliContext } from '../common.js';
 import { printReport } from './train.js';
@@ -22,19 +27,22 @@ export function registerVersionsCommands(program: Command, ctx: CliContext): voi
     .option('--json', 'print JSON')
     .action(async (opts: { group: string; json?: boolean }) => {
       const group = validateGroupName(opts.group);
-      await versionsContext(ctx, group, async ({ registry, serving }) => {
-        const list = registry.list();
+      await versionsContext(ctx, group, async ({ registry, catalog, serving }) => {
+        const list = catalog.list();
+        // local: in this machine's registry folder; published: on <group>.models (any instance can fetch it).
+        const where = (v: string) => ({ local: registry.has(v), published: catalog.published(v) });
         if (opts.json) {
-          say(JSON.stringify({ serving: serving ?? null, versions: list.map(({ report, training: _t, ...v }) => ({ ...v, metrics: report.metrics, baseline: report.baseline.metrics })) }));
+          say(JSON.stringify({ serving: serving ?? null, versions: list.map(({ report, training: _t, ...v }) => ({ ...v, ...where(v.version), metrics: report.metrics, baseline: report.baseline.metrics })) }));
           return;
         }
-        if (list.length === 0) say(`no versions in ${registry.dir}`);
+        if (list.length === 0) say(`no versions in ${registry.dir} nor on ${group}.models`);
         for (const v of list) {
           const m = v.report.metrics.normalized_discounted_cumulative_gain_at_10;
           const b = v.report.baseline.metrics.normalized_discounted_cumulative_gain_at_10;
-          say(`${serving?.version === v.version ? '*' : ' '} ${v.version}\t${v.recipe}\tNDCG@10 ${fmt(m)} (popularity ${fmt(b)}, ${v.report.split})\t${v.data.events} events\t${v.createdAt}`);
+          const w = where(v.version);
+          say(`${serving?.version === v.version ? '*' : ' '} ${v.version}\t${v.recipe}\tNDCG@10 ${fmt(m)} (popularity ${fmt(b)}, ${v.report.split})\t${v.data.events} events\t${v.createdAt}\t${[w.published ? 'published' : '', w.local ? 'local' : ''].filter(Boolean).join('+')}`);
         }
-        if (serving && !registry.has(serving.version)) say(`served: ${serving.version} (not in ${registry.dir})`);
+        if (serving && !catalog.has(serving.version)) say(`served: ${serving.version} (not in ${registry.dir} nor on ${group}.models)`);
       });
     });
 
@@ -45,9 +53,11 @@ export function registerVersionsCommands(program: Command, ctx: CliContext): voi
     .option('--json', 'print JSON')
     .action(async (opts: { group: string; json?: boolean }) => {
       const group = validateGroupName(opts.group);
-      await versionsContext(ctx, group, async ({ c, registry, serving, producer, brokers }) => {
+      await versionsContext(ctx, group, async ({ c, registry, catalog, index, serving, producer, brokers }) => {
+        // Published to <group>.models before it is announced: every instance can fetch it.
         const info = await trainFromTopic({ config: c, group, brokers, versionsDir: registry.dir });
-        const decision = await promoteIfAllowed(producer, group, registry, info, serving, c.training);
+        const decision = await promoteIfAllowed(producer, group, catalog, info, serving, c.training);
+        await pruneModels(producer, group, [...index.values()], decision.serving ?? serving);
         if (opts.json) say(JSON.stringify({ version: info.version, promoted: decision.promote, reason: decision.reason, metrics: info.report.metrics }));
         else {
           printReport(info.report, false);
@@ -62,8 +72,8 @@ export function registerVersionsCommands(program: Command, ctx: CliContext): voi
     .requiredOption('-g, --group <name>', 'dataset group')
     .action(async (version: string, opts: { group: string }) => {
       const group = validateGroupName(opts.group);
-      await versionsContext(ctx, group, async ({ registry, serving, producer }) => {
-        registry.info(version);
+      await versionsContext(ctx, group, async ({ catalog, serving, producer }) => {
+        catalog.info(version);
         const r = await announce(producer, group, version, serving, 'promoted by hand');
         say(`serving ${r.version}${r.previous.length ? ` (before: ${r.previous.at(-1)})` : ''}`);
       });
@@ -75,8 +85,8 @@ export function registerVersionsCommands(program: Command, ctx: CliContext): voi
     .requiredOption('-g, --group <name>', 'dataset group')
     .action(async (opts: { group: string }) => {
       const group = validateGroupName(opts.group);
-      await versionsContext(ctx, group, async ({ serving, producer }) => {
-        const r = await rollback(producer, group, serving);
+      await versionsContext(ctx, group, async ({ catalog, serving, producer }) => {
+        const r = await rollback(producer, group, serving, (v) => catalog.has(v));
         say(`serving ${r.version} (rolled back from ${serving?.version})`);
       });
     });
@@ -86,7 +96,15 @@ export function registerVersionsCommands(program: Command, ctx: CliContext): voi
 async function versionsContext<T>(
   ctx: CliContext,
   group: string,
-  fn: (x: { c: Readonly<Config>; registry: VersionRegistry; serving: ServingRecord | undefined; producer: Producer; brokers: string[] }) => Promise<T>,
+  fn: (x: {
+    c: Readonly<Config>;
+    registry: VersionRegistry;
+    catalog: VersionCatalog;
+    index: ReadonlyMap<string, IndexedManifest>;
+    serving: ServingRecord | undefined;
+    producer: Producer;
+    brokers: string[];
+  }) => Promise<T>,
 ): Promise<T> {
   const c = ctx.config();
   const { brokers } = await resolveBrokers(c, false);
@@ -95,7 +113,9 @@ async function versionsContext<T>(
   const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   try {
-    return await fn({ c, registry: new VersionRegistry(versionsDir(c, group)), serving: await readServing(kafka, group), producer, brokers });
+    const registry = new VersionRegistry(versionsDir(c, group));
+    const { serving, index } = await readVersionsTopic(kafka, group);
+    return await fn({ c, registry, catalog: new VersionCatalog(registry, () => index, group), index, serving, producer, brokers });
   } finally {
     await producer.disconnect();
   }
