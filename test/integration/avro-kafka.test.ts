@@ -24,12 +24,12 @@ afterAll(async () => {
 });
 
 describe('streamrec topics create', () => {
-  it('creates the nine topics with their partitions and cleanup policies, then is idempotent', async () => {
+  it('creates the ten topics with their partitions and cleanup policies, then is idempotent', async () => {
     const group = freshGroup('topics');
     const first = await runCli(['topics', 'create', '--group', group, '--json'], env);
     expect(first.code, first.stderr).toBe(0);
     const created = JSON.parse(first.stdout) as { topic: string; action: string }[];
-    expect(created.map((r) => r.action)).toEqual(Array(9).fill('created'));
+    expect(created.map((r) => r.action)).toEqual(Array(10).fill('created'));
 
     const { topics } = await admin.fetchTopicMetadata({ topics: created.map((r) => r.topic) });
     const partitions = Object.fromEntries(topics.map((t) => [t.name, t.partitions.length]));
@@ -38,10 +38,11 @@ describe('streamrec topics create', () => {
     expect(partitions[topicName(group, 'dead-letter')]).toBe(3);
     expect(partitions[topicName(group, 'versions')]).toBe(1);
     expect(partitions[topicName(group, 'resources')]).toBe(1);
+    expect(partitions[topicName(group, 'models')]).toBe(1);
 
     const described = await admin.describeConfigs({
       includeSynonyms: false,
-      resources: (['items', 'users', 'changelog', 'interactions', 'versions', 'resources'] as const).map((n) => ({
+      resources: (['items', 'users', 'changelog', 'interactions', 'versions', 'resources', 'models'] as const).map((n) => ({
         type: ConfigResourceTypes.TOPIC,
         name: topicName(group, n),
         configNames: ['cleanup.policy'],
@@ -55,10 +56,11 @@ describe('streamrec topics create', () => {
       [topicName(group, 'interactions')]: 'delete',
       [topicName(group, 'versions')]: 'compact',
       [topicName(group, 'resources')]: 'compact',
+      [topicName(group, 'models')]: 'compact',
     });
 
     const second = await runCli(['topics', 'create', '--group', group, '--json'], env);
-    expect((JSON.parse(second.stdout) as { action: string }[]).map((r) => r.action)).toEqual(Array(9).fill('unchanged'));
+    expect((JSON.parse(second.stdout) as { action: string }[]).map((r) => r.action)).toEqual(Array(10).fill('unchanged'));
   });
 
   it('repairs drift: sets a changed config back and adds missing partitions, keeping configs set by others', async () => {
