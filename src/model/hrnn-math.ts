@@ -58,7 +58,8 @@ const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 /** Transposed copies of weight matrices (cols × rows), made once per matrix: dot products over contiguous memory. */
 const transposed = new WeakMap<Float32Array, Float32Array>();
 
-function transposeOf(M: Float32Array, rows: number, cols: number): Float32Array {
+/** M's transpose (cols × rows), cached per matrix; shared with the batched step (src/model/hrnn-batch.ts). */
+export function transposeOf(M: Float32Array, rows: number, cols: number): Float32Array {
   let T = transposed.get(M);
   if (!T) {
     T = new Float32Array(rows * cols);
