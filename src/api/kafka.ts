@@ -2,25 +2,95 @@
 import { AppError } from '../errors/index.js';
 import type { Admin, Producer } from '../kafka/kafkajs.js';
 import { topicName } from '../kafka/topics.js';
-import type { GroupDirectory, RecordSink } from './types.js';
+import type { GroupDirectory, RecordSink, SinkMessage } from './types.js';
+
+/** What the sink needs of a kafkajs producer. */
+export type SinkProducer = Pick<Producer, 'send'>;
+
+export interface KafkaSinkOptions {
+  /**
+   * A fresh producer (a new producer id) for the next send after one failed; the failed one is the
+   * caller's to disconnect. Without it the failed producer is used again.
+   */
+  renew?: (failed: SinkProducer) => Promise<SinkProducer>;
+  /** At most this many value bytes of queued sends go into one produce call (one send is never split). */
+  maxBatchBytes?: number;
+}
+
+interface Queued {
+  topic: string;
+  messages: SinkMessage[];
+  bytes: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
 
 /**
- * Produces with acks from all in-sync replicas. The producer is the caller's: connected before, and
- * disconnected after. Failures become KAFKA_UNREACHABLE (503, retriable); the client's error (which
+ * Produces with acks from all in-sync replicas, ONE produce call at a time: the sends queued
+ * meanwhile go together into the next call (per topic, in the order they came, up to
+ * `maxBatchBytes`). Failures become KAFKA_UNREACHABLE (503, retriable); the client's error (which
  * names broker addresses) is the cause, for the log, not the message.
+ *
+ * Why one at a time, and a new producer after a failure: kafkajs's idempotent producer takes back
+ * a failed request's sequence numbers when the request errors, though the broker may have written
+ * it (the connection died before the answer, as when the broker is killed). The next request of
+ * the same size then reuses those numbers, and the broker, taking it for a retry of the written
+ * one, acknowledges it without writing it: an accepted event lost, a refused one written
+ * (test/integration/broker-restart.test.ts saw exactly that). Concurrent sends interleave with a
+ * failed send's retries, so the sink serialises them, and after a failure the next send goes
+ * through a new producer id, which no broker can confuse with the old one's batches.
  */
-export function kafkaSink(producer: Pick<Producer, 'send'>): RecordSink {
-  return {
-    async send(topic, messages) {
-      if (messages.length === 0) return;
-      try {
-        await producer.send({ topic, acks: -1, messages });
-      } catch (err) {
-        if (err instanceof AppError) throw err;
-        throw new AppError('KAFKA_UNREACHABLE', `producing ${messages.length} record(s) to ${topic} failed: Kafka refused or did not answer`, {
-          cause: err,
-        });
+export function kafkaSink(producer: SinkProducer, options: KafkaSinkOptions = {}): RecordSink {
+  const maxBatchBytes = options.maxBatchBytes ?? 512 * 1024;
+  const queue: Queued[] = [];
+  let current = producer;
+  let renewNeeded = false;
+  let draining = false;
+
+  const unreachable = (topic: string, records: number, cause: unknown) =>
+    cause instanceof AppError ? cause : new AppError('KAFKA_UNREACHABLE', `producing ${records} record(s) to ${topic} failed: Kafka refused or did not answer`, { cause });
+
+  const sendTopic = async (topic: string, batch: Queued[]): Promise<void> => {
+    const messages = batch.flatMap((q) => q.messages);
+    try {
+      if (renewNeeded && options.renew) {
+        current = await options.renew(current);
+        renewNeeded = false;
       }
+      await current.send({ topic, acks: -1, messages });
+      for (const q of batch) q.resolve();
+    } catch (err) {
+      renewNeeded = true;
+      const error = unreachable(topic, messages.length, err);
+      for (const q of batch) q.reject(batch.length === 1 ? error : unreachable(q.topic, q.messages.length, err));
+    }
+  };
+
+  const drain = async (): Promise<void> => {
+    if (draining) return;
+    draining = true;
+    try {
+      while (queue.length > 0) {
+        let bytes = 0;
+        let n = 0;
+        while (n < queue.length && (n === 0 || bytes + queue[n]!.bytes <= maxBatchBytes)) bytes += queue[n++]!.bytes;
+        const taken = queue.splice(0, n);
+        const byTopic = new Map<string, Queued[]>();
+        for (const q of taken) byTopic.set(q.topic, [...(byTopic.get(q.topic) ?? []), q]);
+        for (const [topic, batch] of byTopic) await sendTopic(topic, batch);
+      }
+    } finally {
+      draining = false;
+    }
+  };
+
+  return {
+    send(topic, messages) {
+      if (messages.length === 0) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ topic, messages, bytes: messages.reduce((n, m) => n + m.value.length + m.key.length, 0), resolve, reject });
+        void drain();
+      });
     },
   };
 }

@@ -219,10 +219,28 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
       running: () => retrainer.busy,
     },
   };
+  // Ingestion has a producer of its own, made anew after a failed send (src/api/kafka.ts, kafkaSink:
+  // kafkajs's idempotent producer may otherwise drop an accepted request after a broker restart).
+  const newIngestProducer = async (): Promise<Producer> => {
+    const p = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+    await p.connect();
+    return p;
+  };
+  let ingestProducer = await newIngestProducer();
+  closers.push({ what: 'ingest producer', close: () => ingestProducer.disconnect() });
+  const sink = kafkaSink(ingestProducer, {
+    renew: async () => {
+      const failed = ingestProducer;
+      failed.disconnect().catch((err: unknown) => o.log.debug({ err }, 'ingest: disconnecting the failed producer failed'));
+      ingestProducer = await newIngestProducer();
+      o.log.info({}, 'ingest: a produce failed; the next goes through a new producer (a new producer id)');
+      return ingestProducer;
+    },
+  });
   const app = await buildApp({
     config,
     codecs,
-    sink: kafkaSink(producer),
+    sink,
     groups: topicGroupDirectory(admin),
     status: () => {
       const s = processor.status();
@@ -327,7 +345,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
         step('resources', () => resources.stop()),
       ]);
       await step('publisher', async () => publisher?.stop());
-      await step('clients', () => Promise.allSettled([producer.disconnect(), admin.disconnect(), metaStore.close()]));
+      await step('clients', () => Promise.allSettled([ingestProducer.disconnect(), producer.disconnect(), admin.disconnect(), metaStore.close()]));
     })());
   const recommend = (userId: string, numResults: number) => query.recommendations({ userId, numResults });
   return { processor, metadata, serving, versions, retrainer, registry, query, resources, publisher, recommend, app, url, stop };

@@ -101,6 +101,15 @@ function stalledProducer() {
 
 const message = [{ key: 'u1', value: Buffer.from([1]) }];
 
+/** Waits (microtasks and short timers) until `cond` holds, at most 2 s. */
+async function until(cond: () => boolean): Promise<void> {
+  const end = Date.now() + 2000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met within 2 s');
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 describe('boundedSink (fail fast while Kafka does not answer)', () => {
   it('answers KAFKA_UNREACHABLE once the produce wait is over, keeps the slot until the producer settles, and reports a late write', async () => {
     const { producer, pending } = stalledProducer();
@@ -139,20 +148,54 @@ describe('boundedSink (fail fast while Kafka does not answer)', () => {
     const err = await sink.send('g.interactions', message).catch((e: unknown) => e);
     expect(performance.now() - started).toBeLessThan(100);
     expect(err).toMatchObject({ code: 'INGEST_OVERLOADED', status: 503, retriable: true });
-    expect(pending).toHaveLength(3); // the refused one never reached the producer
+    // One produce call at a time: the first send is at the producer, the two others wait for it.
+    expect(pending).toHaveLength(1);
     pending[0]!.settle();
     await waiting[0];
     expect(sink.inFlight()).toBe(2);
     const next = sink.send('g.interactions', message);
-    expect(pending).toHaveLength(4);
+    // The two that waited went together into the second call; `next` waits for that one.
+    expect(pending).toHaveLength(2);
+    expect(pending[1]!.record.messages).toHaveLength(2);
     pending[1]!.settle(new Error('broker gone'));
     await expect(waiting[1]).rejects.toMatchObject({ code: 'KAFKA_UNREACHABLE' });
-    for (const p of pending.slice(2)) p.settle();
-    await Promise.all([waiting[2], next]);
+    await expect(waiting[2]).rejects.toMatchObject({ code: 'KAFKA_UNREACHABLE' });
+    await until(() => pending.length === 3);
+    pending[2]!.settle();
+    await next;
     expect(sink.inFlight()).toBe(0);
     // Empty sends cost nothing.
     await sink.send('g.interactions', []);
-    expect(pending).toHaveLength(4);
+    expect(pending).toHaveLength(3);
+  });
+
+  it('after a failed produce, sends through a renewed producer (a new producer id), never the failed one again', async () => {
+    const first = stalledProducer();
+    const second = stalledProducer();
+    const renewed: unknown[] = [];
+    const sink = kafkaSink(first.producer, {
+      renew: async (failed) => {
+        renewed.push(failed);
+        return second.producer;
+      },
+    });
+    const a = sink.send('g.interactions', [{ key: 'u1', value: Buffer.from('a') }]);
+    const b = sink.send('g.interactions', [{ key: 'u2', value: Buffer.from('b') }]);
+    expect(first.pending).toHaveLength(1); // b waits: the failed request's retries must not interleave with it
+    first.pending[0]!.settle(new Error('connection closed'));
+    await expect(a).rejects.toMatchObject({ code: 'KAFKA_UNREACHABLE' });
+    await until(() => second.pending.length === 1);
+    expect(renewed).toEqual([first.producer]);
+    expect(first.pending).toHaveLength(1);
+    expect(second.pending[0]!.record.messages.map((m) => String(m.value))).toEqual(['b']);
+    second.pending[0]!.settle();
+    await b;
+    // A success keeps the producer.
+    const c = sink.send('g.interactions', [{ key: 'u3', value: Buffer.from('c') }]);
+    await until(() => second.pending.length === 2);
+    second.pending[1]!.settle();
+    await c;
+    expect(renewed).toHaveLength(1);
   });
 
   it('keeps the broker address out of the message (the cause keeps it, for the log)', async () => {
