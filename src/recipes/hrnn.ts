@@ -23,6 +23,7 @@ import { fitTower, Tower, towerTargets, type TowerJSON } from '../model/coldstar
 import { isExplorable, mixExploration } from '../model/exploration.js';
 import { buildFeatureSpace, encode as encodeFeatures, encodeAll, FeatureSpace, type FeatureRecord, type FeatureSpaceJSON, type SparseRows } from '../model/features.js';
 import { trainHrnnParallel } from '../model/hrnn-parallel.js';
+import { applyEventsBatch, type BatchEvent, type StepKernel } from '../model/hrnn-batch.js';
 import { applyEvent, emptyState, queryState, topK, type HrnnState, type HrnnWeights } from '../model/hrnn-math.js';
 import { denseLayout, encode, HRNN_TRAIN_DEFAULTS, trainHrnn, weightsView, type FeatureEncoders, type HrnnTrainParams, type TrainProgress } from '../model/hrnn-train.js';
 import type { Item, User } from '../serde/avro.js';
@@ -81,7 +82,7 @@ export function hrnnParams(params: Partial<HrnnParams> = {}): HrnnParams {
 
 /** What an event may carry for hrnn-metadata. */
 type ContextEvent = { EVENT_TYPE?: string; CONTEXT?: Readonly<Record<string, string>> };
-type HistoryEvent = RecommendRequest['history'][number] & ContextEvent;
+export type HistoryEvent = RecommendRequest['history'][number] & ContextEvent;
 
 /** The metadata parts of a model (hrnn-metadata, hrnn-coldstart). */
 export interface HrnnMeta {
@@ -277,6 +278,28 @@ export class HrnnModel implements Model {
     if (j === undefined) return { ...s, last: s.last === undefined ? undefined : Math.max(s.last, e.TIMESTAMP) };
     const extra = this.contextVector(e);
     return applyEvent(this.weights, s, j, e.TIMESTAMP, this.params.sessionTimeoutMs, { itemVector: this.itemVector(j), ...(extra ? { extra } : {}) });
+  }
+
+  /**
+   * Many users' states through their events at once (src/model/hrnn-batch.ts): element u is
+   * `this.state(users[u].events, users[u].from)`, bit for bit with the default (JavaScript)
+   * kernel; with another kernel, to that kernel's float32 rounding.
+   */
+  stepMany(users: readonly { from: HrnnState; events: readonly HistoryEvent[] }[], kernel?: StepKernel): HrnnState[] {
+    return applyEventsBatch(
+      this.weights,
+      users.map((u) => ({ state: u.from, events: u.events.map((e) => this.batchEvent(e)) })),
+      this.params.sessionTimeoutMs,
+      kernel,
+    );
+  }
+
+  /** An event as applyEventsBatch takes it: what `step` passes to applyEvent. */
+  private batchEvent(e: HistoryEvent): BatchEvent {
+    const j = this.index.get(e.ITEM_ID);
+    if (j === undefined) return { item: null, ts: e.TIMESTAMP };
+    const extra = this.contextVector(e);
+    return { item: j, ts: e.TIMESTAMP, itemVector: this.itemVector(j), ...(extra ? { extra } : {}) };
   }
 
   /** The state after `history` (items the model does not know are skipped). */

@@ -8,9 +8,10 @@
  * by a query (which does not write it back) — lazily, never blocking a query.
  */
 import { EventEmitter } from 'node:events';
+import type { StepKernel } from '../model/hrnn-batch.js';
 import type { HrnnState } from '../model/hrnn-math.js';
 import type { User } from '../serde/avro.js';
-import { HrnnModel } from '../recipes/hrnn.js';
+import { HrnnModel, type HistoryEvent } from '../recipes/hrnn.js';
 import type { Model } from '../recipes/types.js';
 import type { HrnnUserState, UserEvent } from '../state/model.js';
 
@@ -51,9 +52,24 @@ export function currentHrnnState(
   events: readonly UserEvent[] | undefined,
   user?: Pick<User, 'METADATA'>,
 ): HrnnState {
-  if (stored && stored.version === version) return { h: stored.h, c: stored.c, last: stored.last ?? undefined };
+  const { from, replay } = hrnnStart(model, version, stored, events, user);
+  return replay.length === 0 ? from : model.state(replay, from);
+}
+
+/**
+ * Where the user's state under `version` starts: the stored state if it is of that version (nothing
+ * to replay), else the initial state and the stored events to replay through it.
+ */
+export function hrnnStart(
+  model: HrnnModel,
+  version: string,
+  stored: HrnnUserState | undefined,
+  events: readonly UserEvent[] | undefined,
+  user?: Pick<User, 'METADATA'>,
+): { from: HrnnState; replay: HistoryEvent[] } {
+  if (stored && stored.version === version) return { from: { h: stored.h, c: stored.c, last: stored.last ?? undefined }, replay: [] };
   const recent = (events ?? []).slice(-REDERIVE_EVENTS);
-  return model.state(recent.map((e) => ({ ITEM_ID: e.item, TIMESTAMP: e.ts, EVENT_TYPE: e.type })), model.initialState(user));
+  return { from: model.initialState(user), replay: recent.map((e) => ({ ITEM_ID: e.item, TIMESTAMP: e.ts, EVENT_TYPE: e.type })) };
 }
 
 /**
@@ -63,19 +79,27 @@ export function currentHrnnState(
  */
 export const REDERIVE_EVENTS = 50;
 
+/** A user's stored HRNN state and events, and the new events to apply (oldest first). */
+export interface HrnnUpdate {
+  stored: HrnnUserState | undefined;
+  /** The user's stored events before the new ones (for a re-derivation). */
+  events: readonly UserEvent[] | undefined;
+  /** The user's metadata, for a new user's initial state (hrnn-metadata). */
+  user?: Pick<User, 'METADATA'> | undefined;
+  added: readonly HistoryEvent[];
+}
+
 /**
- * One event applied to a user's HRNN state (`events`: the user's stored events before this one).
- * An item the model does not know leaves the vectors as they are (hrnn-coldstart gives new items
- * a vector as their metadata arrives) and only moves the time.
+ * Users' HRNN states after their new events under `version`, all stepped together
+ * (HrnnModel.stepMany): each from its stored state, or re-derived from its stored events first when
+ * that state is of another version (hrnnStart). An item the model does not know leaves the vectors
+ * as they are (hrnn-coldstart gives new items a vector as their metadata arrives) and only moves the
+ * time. Bit for bit what applying each event with HrnnModel.step returns, with the default kernel.
  */
-export function stepHrnnState(
-  model: HrnnModel,
-  version: string,
-  stored: HrnnUserState | undefined,
-  events: readonly UserEvent[] | undefined,
-  e: { ITEM_ID: string; TIMESTAMP: number; EVENT_TYPE?: string; CONTEXT?: Readonly<Record<string, string>> },
-  user?: Pick<User, 'METADATA'>,
-): HrnnUserState {
-  const next = model.step(currentHrnnState(model, version, stored, events, user), e);
-  return { version, h: next.h, c: next.c, last: next.last ?? null };
+export function stepHrnnStates(model: HrnnModel, version: string, updates: readonly HrnnUpdate[], kernel?: StepKernel): HrnnUserState[] {
+  const runs = updates.map((u) => {
+    const { from, replay } = hrnnStart(model, version, u.stored, u.events, u.user);
+    return { from, events: replay.length === 0 ? u.added : [...replay, ...u.added] };
+  });
+  return model.stepMany(runs, kernel).map((s) => ({ version, h: s.h, c: s.c, last: s.last ?? null }));
 }

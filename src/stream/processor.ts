@@ -78,7 +78,8 @@ installReadCommittedFix();
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
 import { BatchView, StateCache } from '../state/batch-view.js';
 import { codecs as stateCodecs, keys, type HrnnUserState, type ItemCounts, type UserState } from '../state/model.js';
-import { stepHrnnState, type ServingModel } from '../serving/served-model.js';
+import { REDERIVE_EVENTS, stepHrnnStates, type HrnnUpdate, type ServingModel } from '../serving/served-model.js';
+import type { HrnnModel } from '../recipes/hrnn.js';
 import type { KeyValueStore, WriteOp } from '../state/store.js';
 
 /** `recovering`: the consumer crashed (a broker outage) and is being made again; `failed`: it will not be (see `failure`). */
@@ -723,17 +724,9 @@ export class StreamProcessor {
     // From here the cached objects are being changed: unless the batch commits, forget them.
     let committed = false;
     try {
-      for (let i = 0; i < good.length; i++) {
-        const e = good[i]!;
-        // The HRNN step first: a state to re-derive comes from the events before this one.
-        if (hrnn) {
-          view.setHrnn(e.USER_ID, stepHrnnState(hrnn.model, hrnn.version, view.hrnn(e.USER_ID), view.user(e.USER_ID)?.events, e, newUsers.get(e.USER_ID)));
-          // HRNN steps (and re-derivations after a version swap) take time: let queries and the
-          // group's heartbeats through every so often.
-          if (i % 100 === 99) await heartbeat();
-        }
-        applyInteraction(view, e, this.params);
-      }
+      // The HRNN steps first: a state to re-derive comes from the events before the batch.
+      if (hrnn) await stepHrnnBatch(hrnn, view, good, newUsers, heartbeat);
+      for (const e of good) applyInteraction(view, e, this.params);
       const lastOffset = fresh[fresh.length - 1]!.offset;
       // Past the batch's trailing records that are not data (transaction markers, aborted records:
       // the repartition topic has them), so the next fetch starts where the stored offset is.
@@ -924,6 +917,52 @@ interface Forward {
 }
 
 /** The forwarded record of `m`, which arrived in `topic`/`partition`, for partition `target`. */
+/**
+ * Events (with the re-derivations they need) stepped together per HRNN call: about 20-50 ms of
+ * arithmetic, between which queries and the group's heartbeats get through.
+ */
+const HRNN_EVENTS_PER_CALL = 2_000;
+
+/**
+ * The batch's HRNN steps: each user's new events (in order) applied to the user's state, all users
+ * stepped together in calls of about HRNN_EVENTS_PER_CALL events (a user's state re-derived after a
+ * version swap counts its replayed events too), the states set in the view.
+ */
+async function stepHrnnBatch(
+  hrnn: { version: string; model: HrnnModel },
+  view: BatchView,
+  good: readonly Interaction[],
+  newUsers: ReadonlyMap<string, User>,
+  heartbeat: () => Promise<void>,
+): Promise<void> {
+  const byUser = new Map<string, Interaction[]>();
+  for (const e of good) {
+    const list = byUser.get(e.USER_ID);
+    if (list) list.push(e);
+    else byUser.set(e.USER_ID, [e]);
+  }
+  let ids: string[] = [];
+  let updates: HrnnUpdate[] = [];
+  let size = 0;
+  const flush = async () => {
+    const states = stepHrnnStates(hrnn.model, hrnn.version, updates);
+    for (let i = 0; i < ids.length; i++) view.setHrnn(ids[i]!, states[i]!);
+    ids = [];
+    updates = [];
+    size = 0;
+    await heartbeat();
+  };
+  for (const [userId, added] of byUser) {
+    const stored = view.hrnn(userId);
+    const events = view.user(userId)?.events;
+    ids.push(userId);
+    updates.push({ stored, events, user: newUsers.get(userId), added });
+    size += added.length + (stored?.version === hrnn.version ? 0 : Math.min(events?.length ?? 0, REDERIVE_EVENTS));
+    if (size >= HRNN_EVENTS_PER_CALL) await flush();
+  }
+  if (ids.length > 0) await flush();
+}
+
 function forwardRecord(m: KafkaMessage, topic: string, partition: number, target: number): Forward {
   return {
     key: m.key ?? null,
