@@ -27,6 +27,7 @@
  *   BENCH_FRESHNESS=0        skip the freshness run; BENCH_MISROUTED=0 skip the misrouted run
  *   STREAMREC_KAFKA_DIR      the local broker's folder (default .streamrec/bench-kafka)
  *   BENCH_DEBUG=1            the processor's debug log on stderr
+ *   BENCH_CPU_PROF=dir       each child writes a V8 CPU profile (<mode>-<time>.cpuprofile) there
  *
  * The HRNN version has random weights (GRU4Rec's initialisation, seeded) over all N/20 items and is
  * not trained: training one over 50k items at today's 4-5k events/s would take longer than the
@@ -190,7 +191,12 @@ async function serviceRun(config: Readonly<Config>, brokers: string[], group: st
 function runChild(spec: ChildSpec, onReady?: () => Promise<void>): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     // The child's stdout goes to our stderr: the last line of our stdout is the JSON alone.
-    const c = fork(process.argv[1]!, [], { env: { ...process.env, BENCH_CHILD: JSON.stringify(spec) }, stdio: ['ignore', 2, 2, 'ipc'] });
+    const prof = process.env.BENCH_CPU_PROF;
+    const c = fork(process.argv[1]!, [], {
+      env: { ...process.env, BENCH_CHILD: JSON.stringify(spec) },
+      stdio: ['ignore', 2, 2, 'ipc'],
+      ...(prof ? { execArgv: ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-name', `${spec.mode}-${Date.now()}.cpuprofile`] } : {}),
+    });
     let result: RunResult | undefined;
     let error: string | undefined;
     c.on('message', (m: ChildMessage) => {

@@ -313,6 +313,11 @@ export const ConfigSchema = Type.Object(
           'STREAMREC_PROCESSOR_LAG_REFRESH_MS',
           "How often the interactions topic's high watermarks are read from the broker (consumer lag, /ready); a lag whose watermark is older than 3 times this is unknown, and Kafka counts as unreachable.",
         ),
+        hrnnStep: leaf(
+          Type.Union([Type.Literal('auto'), Type.Literal('js')], { default: 'auto' }),
+          'STREAMREC_PROCESSOR_HRNN_STEP',
+          "How a batch's HRNN steps are computed: auto, TensorFlow.js (native or wasm backend, several times faster; states equal the per-event steps to float32 rounding, about 1e-6) when such a backend loads, else JavaScript; js, JavaScript loops, bit for bit the per-event steps whatever the batching.",
+        ),
         standbyReplicas: leaf(
           Type.Integer({ default: 1, minimum: 0, maximum: 10 }),
           'STREAMREC_PROCESSOR_STANDBY_REPLICAS',

@@ -8,7 +8,9 @@
  * by a query (which does not write it back) — lazily, never blocking a query.
  */
 import { EventEmitter } from 'node:events';
+import { initBackend } from '../model/backend.js';
 import type { StepKernel } from '../model/hrnn-batch.js';
+import { TfStepKernel } from '../model/hrnn-batch-tf.js';
 import type { HrnnState } from '../model/hrnn-math.js';
 import type { User } from '../serde/avro.js';
 import { HrnnModel, type HistoryEvent } from '../recipes/hrnn.js';
@@ -102,4 +104,25 @@ export function stepHrnnStates(model: HrnnModel, version: string, updates: reado
     return { from, events: replay.length === 0 ? u.added : [...replay, ...u.added] };
   });
   return model.stepMany(runs, kernel).map((s) => ({ version, h: s.h, c: s.c, last: s.last ?? null }));
+}
+
+const tfKernels = new WeakMap<HrnnModel, TfStepKernel>();
+/** A model's TensorFlow.js kernel holds its weights as tensors: freed once the model is collected. */
+const tfRelease = new FinalizationRegistry<TfStepKernel>((k) => k.dispose());
+
+/**
+ * The kernel a model's HRNN states are stepped with (processor.hrnnStep): with `auto`, TensorFlow.js
+ * when its native or wasm backend loads (one kernel per model, its weight tensors made on first use);
+ * undefined (the JavaScript loops) with `js` or on tfjs's pure-JavaScript cpu backend, slower than
+ * the loops.
+ */
+export async function hrnnStepKernel(model: HrnnModel, mode: 'auto' | 'js'): Promise<StepKernel | undefined> {
+  if (mode === 'js' || (await initBackend()) === 'cpu') return undefined;
+  let k = tfKernels.get(model);
+  if (!k) {
+    k = new TfStepKernel();
+    tfKernels.set(model, k);
+    tfRelease.register(model, k);
+  }
+  return k;
 }

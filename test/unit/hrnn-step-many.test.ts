@@ -9,7 +9,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { prng } from '../../src/data/synthetic.js';
 import { initBackend } from '../../src/model/backend.js';
 import { hrnnColdstart, type HistoryEvent, type HrnnModel } from '../../src/recipes/hrnn.js';
-import { currentHrnnState, REDERIVE_EVENTS, stepHrnnStates, type HrnnUpdate } from '../../src/serving/served-model.js';
+import { TfStepKernel } from '../../src/model/hrnn-batch-tf.js';
+import { currentHrnnState, hrnnStepKernel, REDERIVE_EVENTS, stepHrnnStates, type HrnnUpdate } from '../../src/serving/served-model.js';
 import type { InteractionFields } from '../../src/state/apply.js';
 import type { HrnnUserState, UserEvent } from '../../src/state/model.js';
 
@@ -59,46 +60,51 @@ function oneByOne(u: HrnnUpdate): HrnnUserState {
 
 const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
 
+function cases(): HrnnUpdate[] {
+  const at = T0 + 10 * 86_400_000;
+  const currentEvents = userEvents(5, at - 30 * MIN);
+  const staleEvents = userEvents(REDERIVE_EVENTS + 10, at - 200 * MIN);
+  const updates: HrnnUpdate[] = [
+    // Stored state of the served version; an unknown item, then a gap past the session timeout.
+    {
+      stored: stored(VERSION, history(currentEvents)),
+      events: currentEvents,
+      added: [
+        { ITEM_ID: 'c0-1', TIMESTAMP: at, EVENT_TYPE: 'click' },
+        { ITEM_ID: 'never-seen', TIMESTAMP: at + MIN },
+        { ITEM_ID: 'c0-2', TIMESTAMP: at + 3 * model.params.sessionTimeoutMs, EVENT_TYPE: 'purchase' },
+      ],
+    },
+    // A state of another version: re-derived from the latest stored events first.
+    { stored: stored('v1', history(staleEvents.slice(0, 3))), events: staleEvents, added: [{ ITEM_ID: 'c2-5', TIMESTAMP: at, EVENT_TYPE: 'click' }] },
+    // A new user with metadata (the initial user state is not zero), a cold item, context.
+    {
+      stored: undefined,
+      events: undefined,
+      user: { METADATA: { SEGMENT: 's1' } },
+      added: [
+        { ITEM_ID: 'cold-1', TIMESTAMP: at, EVENT_TYPE: 'click' },
+        { ITEM_ID: 'c1-3', TIMESTAMP: at + MIN, EVENT_TYPE: 'purchase' },
+        { ITEM_ID: 'c1-4', TIMESTAMP: at + 2 * MIN },
+      ],
+    },
+    // A new user without metadata; and one whose only events are of unknown items.
+    { stored: undefined, events: undefined, added: [{ ITEM_ID: 'c2-0', TIMESTAMP: at }] },
+    { stored: undefined, events: undefined, added: [{ ITEM_ID: 'x', TIMESTAMP: at }, { ITEM_ID: 'y', TIMESTAMP: at + MIN }] },
+  ];
+  // Many more users, so the waves hold several users each.
+  const r = prng(11);
+  for (let u = 0; u < 40; u++) {
+    const evs = userEvents(1 + Math.floor(r() * 8), at - 100 * MIN);
+    const added = Array.from({ length: 1 + Math.floor(r() * 4) }, (_, i) => ({ ITEM_ID: `c${u % 3}-${Math.floor(r() * 12)}`, TIMESTAMP: at + i * 20 * MIN, EVENT_TYPE: r() < 0.5 ? 'click' : 'purchase' }));
+    updates.push({ stored: stored(u % 2 === 0 ? VERSION : 'v1', history(evs)), events: evs, added });
+  }
+  return updates;
+}
+
 describe('stepHrnnStates (the processor batch step)', () => {
   it('equals per-event stepping bit for bit across stored, stale, new, unknown, cold and timed-out cases', () => {
-    const at = T0 + 10 * 86_400_000;
-    const currentEvents = userEvents(5, at - 30 * MIN);
-    const staleEvents = userEvents(REDERIVE_EVENTS + 10, at - 200 * MIN);
-    const updates: HrnnUpdate[] = [
-      // Stored state of the served version; an unknown item, then a gap past the session timeout.
-      {
-        stored: stored(VERSION, history(currentEvents)),
-        events: currentEvents,
-        added: [
-          { ITEM_ID: 'c0-1', TIMESTAMP: at, EVENT_TYPE: 'click' },
-          { ITEM_ID: 'never-seen', TIMESTAMP: at + MIN },
-          { ITEM_ID: 'c0-2', TIMESTAMP: at + 3 * model.params.sessionTimeoutMs, EVENT_TYPE: 'purchase' },
-        ],
-      },
-      // A state of another version: re-derived from the latest stored events first.
-      { stored: stored('v1', history(staleEvents.slice(0, 3))), events: staleEvents, added: [{ ITEM_ID: 'c2-5', TIMESTAMP: at, EVENT_TYPE: 'click' }] },
-      // A new user with metadata (the initial user state is not zero), a cold item, context.
-      {
-        stored: undefined,
-        events: undefined,
-        user: { METADATA: { SEGMENT: 's1' } },
-        added: [
-          { ITEM_ID: 'cold-1', TIMESTAMP: at, EVENT_TYPE: 'click' },
-          { ITEM_ID: 'c1-3', TIMESTAMP: at + MIN, EVENT_TYPE: 'purchase' },
-          { ITEM_ID: 'c1-4', TIMESTAMP: at + 2 * MIN },
-        ],
-      },
-      // A new user without metadata; and one whose only events are of unknown items.
-      { stored: undefined, events: undefined, added: [{ ITEM_ID: 'c2-0', TIMESTAMP: at }] },
-      { stored: undefined, events: undefined, added: [{ ITEM_ID: 'x', TIMESTAMP: at }, { ITEM_ID: 'y', TIMESTAMP: at + MIN }] },
-    ];
-    // Many more users, so the waves hold several users each.
-    const r = prng(11);
-    for (let u = 0; u < 40; u++) {
-      const evs = userEvents(1 + Math.floor(r() * 8), at - 100 * MIN);
-      const added = Array.from({ length: 1 + Math.floor(r() * 4) }, (_, i) => ({ ITEM_ID: `c${u % 3}-${Math.floor(r() * 12)}`, TIMESTAMP: at + i * 20 * MIN, EVENT_TYPE: r() < 0.5 ? 'click' : 'purchase' }));
-      updates.push({ stored: stored(u % 2 === 0 ? VERSION : 'v1', history(evs)), events: evs, added });
-    }
+    const updates = cases();
     const batched = stepHrnnStates(model, VERSION, updates);
     expect(batched).toHaveLength(updates.length);
     updates.forEach((u, i) => {
@@ -110,5 +116,22 @@ describe('stepHrnnStates (the processor batch step)', () => {
     expect(new Set(batched.map((s) => bits(s.h))).size).toBeGreaterThan(updates.length - 5);
     // Only unknown items: no vector moved, no time set (a user without a state stays without one).
     expect(batched[4]!.last).toBeNull();
+  });
+
+  it("processor.hrnnStep auto: the model's TensorFlow.js kernel (wasm here), within float32 rounding of the per-event steps; js: the loops", async () => {
+    expect(await hrnnStepKernel(model, 'js')).toBeUndefined();
+    const kernel = await hrnnStepKernel(model, 'auto');
+    expect(kernel).toBeInstanceOf(TfStepKernel);
+    // One kernel per model (its weight tensors are made once).
+    expect(await hrnnStepKernel(model, 'auto')).toBe(kernel);
+    const updates = cases();
+    const got = stepHrnnStates(model, VERSION, updates, kernel);
+    let worst = 0;
+    updates.forEach((u, i) => {
+      const want = oneByOne(u);
+      expect(got[i]!.last).toBe(want.last);
+      for (const k of ['h', 'c'] as const) for (let d = 0; d < want[k].length; d++) worst = Math.max(worst, Math.abs(got[i]![k][d]! - want[k][d]!));
+    });
+    expect(worst).toBeLessThan(2e-5);
   });
 });
