@@ -172,7 +172,7 @@ async function processorRun(config: Readonly<Config>, brokers: string[], group: 
 
 /** The whole service with the HRNN version served, until the parent says stop. */
 async function serviceRun(config: Readonly<Config>, brokers: string[], group: string, send: (m: ChildMessage) => Promise<void>): Promise<void> {
-  const service = await startService({ config, group, brokers, log: pino({ level: 'warn' }, pino.destination(2)) });
+  const service = await startService({ config, group, brokers, log: pino({ level: process.env.BENCH_DEBUG ? 'debug' : 'warn' }, pino.destination(2)) });
   service.serving.swap({ version: hrnnVersion, model: randomHrnn(HIDDEN, ITEMS), excludeSeen: false });
   while (!service.processor.status().ready) await new Promise((r) => setTimeout(r, 50));
   const stopped = new Promise<void>((r) => process.on('message', (m: { type?: string }) => m.type === 'stop' && r()));

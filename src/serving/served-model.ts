@@ -126,3 +126,22 @@ export async function hrnnStepKernel(model: HrnnModel, mode: 'auto' | 'js'): Pro
   }
   return k;
 }
+
+/**
+ * Makes the model's step kernel and runs each kind of step once over a few users (the kernel's
+ * smallest batch: its weight tensors uploaded, its code compiled), so that the first batch after a
+ * swap does not pay for it.
+ */
+export async function warmHrnnStep(model: HrnnModel, mode: 'auto' | 'js'): Promise<void> {
+  const kernel = await hrnnStepKernel(model, mode);
+  const item = model.itemIds[0];
+  if (item === undefined) return;
+  // Each path of a step: a new user, and a user whose session timed out (the user GRU, init).
+  const n = kernel instanceof TfStepKernel ? kernel.minBatch : 1;
+  const start = model.initialState();
+  const users = Array.from({ length: 2 * n }, (_, u) => ({
+    from: u < n ? start : { ...start, last: 0 },
+    events: [{ ITEM_ID: item, TIMESTAMP: u < n ? 0 : model.params.sessionTimeoutMs + 1 }],
+  }));
+  model.stepMany(users, kernel);
+}

@@ -78,7 +78,7 @@ installReadCommittedFix();
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
 import { BatchView, StateCache } from '../state/batch-view.js';
 import { codecs as stateCodecs, keys, type HrnnUserState, type ItemCounts, type UserState } from '../state/model.js';
-import { hrnnStepKernel, REDERIVE_EVENTS, stepHrnnStates, type HrnnUpdate, type ServingModel } from '../serving/served-model.js';
+import { hrnnStepKernel, REDERIVE_EVENTS, warmHrnnStep, stepHrnnStates, type HrnnUpdate, type ServingModel } from '../serving/served-model.js';
 import type { HrnnModel } from '../recipes/hrnn.js';
 import type { StepKernel } from '../model/hrnn-batch.js';
 import type { KeyValueStore, WriteOp } from '../state/store.js';
@@ -325,8 +325,19 @@ export class StreamProcessor {
     return this.refreshing;
   }
 
+  /**
+   * A version's step kernel is made (backend loaded, weights uploaded, code compiled) when the
+   * version is swapped in, not by the first batch after it.
+   */
+  private readonly warmHrnn = (): void => {
+    const hrnn = this.o.serving?.hrnn;
+    if (hrnn) warmHrnnStep(hrnn.model, this.o.config.processor.hrnnStep).catch((err: unknown) => this.log.warn({ err, version: hrnn.version }, 'warming the HRNN step kernel failed'));
+  };
+
   async start(): Promise<void> {
     this.setState('starting');
+    this.warmHrnn();
+    this.o.serving?.on('swap', this.warmHrnn);
     await this.admin.connect();
     await this.refreshWatermarks();
     this.watermarkTimer = setInterval(() => void this.refreshWatermarks(), this.o.config.processor.lagRefreshMs);
@@ -448,6 +459,7 @@ export class StreamProcessor {
     this.setState('stopping');
     this.generation++;
     clearInterval(this.watermarkTimer);
+    this.o.serving?.off('swap', this.warmHrnn);
     await this.supervisor?.stop();
     await Promise.all([...[...this.tasks.keys()].map((p) => this.release(p)), this.standby.stop()]);
     await this.admin.disconnect().catch(() => undefined);
@@ -785,6 +797,7 @@ export class StreamProcessor {
           deadLetters: dead.length,
           forwarded: forwards.length,
           changes: ops.length,
+          changeBytes: ops.reduce((n, op) => n + op.key.length + (op.type === 'put' ? op.value.length : 0), 0),
           nextOffset,
           ms: { read: Math.round(t1 - t0), apply: Math.round(t2 - t1), changelog: Math.round(t3 - t2), write: Math.round(t4 - t3) },
         },
@@ -917,7 +930,6 @@ interface Forward {
   headers: IHeaders;
 }
 
-/** The forwarded record of `m`, which arrived in `topic`/`partition`, for partition `target`. */
 /**
  * Events (with the re-derivations they need) stepped together per HRNN call: some tens of ms of
  * arithmetic, between which queries and the group's heartbeats get through.
@@ -965,6 +977,7 @@ async function stepHrnnBatch(
   if (ids.length > 0) await flush();
 }
 
+/** The forwarded record of `m`, which arrived in `topic`/`partition`, for partition `target`. */
 function forwardRecord(m: KafkaMessage, topic: string, partition: number, target: number): Forward {
   return {
     key: m.key ?? null,

@@ -8,9 +8,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { prng } from '../../src/data/synthetic.js';
 import { initBackend } from '../../src/model/backend.js';
-import { hrnnColdstart, type HistoryEvent, type HrnnModel } from '../../src/recipes/hrnn.js';
+import { tf } from '../../src/model/backend.js';
+import { hrnnColdstart, HrnnModel, type HistoryEvent } from '../../src/recipes/hrnn.js';
 import { TfStepKernel } from '../../src/model/hrnn-batch-tf.js';
-import { currentHrnnState, hrnnStepKernel, REDERIVE_EVENTS, stepHrnnStates, type HrnnUpdate } from '../../src/serving/served-model.js';
+import { currentHrnnState, hrnnStepKernel, REDERIVE_EVENTS, stepHrnnStates, warmHrnnStep, type HrnnUpdate } from '../../src/serving/served-model.js';
 import type { InteractionFields } from '../../src/state/apply.js';
 import type { HrnnUserState, UserEvent } from '../../src/state/model.js';
 
@@ -133,5 +134,15 @@ describe('stepHrnnStates (the processor batch step)', () => {
       for (const k of ['h', 'c'] as const) for (let d = 0; d < want[k].length; d++) worst = Math.max(worst, Math.abs(got[i]![k][d]! - want[k][d]!));
     });
     expect(worst).toBeLessThan(2e-5);
+  });
+
+  it('warmHrnnStep uploads a version\'s weights when it is swapped in: its first batch makes no tensor', async () => {
+    const fresh = HrnnModel.fromJSON(model.toJSON());
+    const before = tf.memory().numTensors;
+    await warmHrnnStep(fresh, 'auto');
+    const warmed = tf.memory().numTensors;
+    expect(warmed).toBeGreaterThan(before);
+    stepHrnnStates(fresh, VERSION, cases(), await hrnnStepKernel(fresh, 'auto'));
+    expect(tf.memory().numTensors).toBe(warmed);
   });
 });
