@@ -85,19 +85,15 @@ export function testRecommendations(
   seenBound: number = SEEN_ITEMS_PER_USER,
   numResults: number = MRR_CUTOFF,
 ): { userId: string; recommended: string[]; truth: string[] }[] {
-  return s.tests.map((t) => ({
-    userId: t.userId,
-    recommended: model
-      .recommend({
-        history: t.input,
-        numResults,
-        // The request comes when the user's next (held-out) event happens.
-        ...(t.truth[0] ? { at: t.truth[0].TIMESTAMP } : {}),
-        ...(excludeSeen ? { exclude: new Set(seenItems(t.input.map((e) => e.ITEM_ID), seenBound)) } : {}),
-      })
-      .map((r) => r.itemId),
-    truth: t.truth.map((e) => e.ITEM_ID),
+  const requests = s.tests.map((t) => ({
+    history: t.input,
+    numResults,
+    // The request comes when the user's next (held-out) event happens.
+    ...(t.truth[0] ? { at: t.truth[0].TIMESTAMP } : {}),
+    ...(excludeSeen ? { exclude: new Set(seenItems(t.input.map((e) => e.ITEM_ID), seenBound)) } : {}),
   }));
+  const answers = model.recommendMany ? model.recommendMany(requests) : requests.map((r) => model.recommend(r));
+  return s.tests.map((t, i) => ({ userId: t.userId, recommended: answers[i]!.map((r) => r.itemId), truth: t.truth.map((e) => e.ITEM_ID) }));
 }
 
 /** Metrics of `model` on the split's test users (top 25 from each user's input). */

@@ -145,4 +145,20 @@ describe('stepHrnnStates (the processor batch step)', () => {
     stepHrnnStates(fresh, VERSION, cases(), await hrnnStepKernel(fresh, 'auto'));
     expect(tf.memory().numTensors).toBe(warmed);
   });
+
+  it('recommendMany (evaluation) answers each request as recommend does, item for item and score for score', () => {
+    const r = prng(21);
+    const at = T0 + 20 * 86_400_000;
+    const requests = Array.from({ length: 60 }, (_, u) => {
+      const history = Array.from({ length: Math.floor(r() * 12) }, (_, i) => ({
+        ITEM_ID: r() < 0.05 ? 'unknown' : `c${u % 3}-${Math.floor(r() * 12)}`,
+        TIMESTAMP: at - 300 * MIN + i * 25 * MIN,
+        EVENT_TYPE: r() < 0.5 ? 'click' : 'purchase',
+      }));
+      return { history, numResults: 5, at: u % 2 === 0 ? at : at - 200 * MIN, ...(u % 3 === 0 ? { exclude: new Set(history.map((e) => e.ITEM_ID)) } : {}) };
+    });
+    const many = model.recommendMany(requests);
+    expect(many).toEqual(requests.map((q) => model.recommend(q)));
+    expect(new Set(many.map((l) => l.map((s) => s.itemId).join())).size).toBeGreaterThan(5);
+  });
 });
