@@ -9,10 +9,12 @@
  * on) fed at a steady offered rate; per event, the time from its produce to the first list of its
  * user on `<group>.recommendations` that includes it (EVENT_TIMESTAMP >= the event's).
  *
- * Each measurement runs in a child process of its own, so that its peak RSS (the OS's maxRSS) is
- * that mode's alone and one mode's heap and JIT state do not carry into the next. For freshness the
- * producer and the recommendations consumer stay in this process: the service's thread does only
- * what a deployment's does.
+ * Each measurement runs in a child process of its own, so that its peak RSS (the OS's maxRSS) and
+ * its CPU time per event (user + system over the measured span: `cpu_us_per_event`, steadier than
+ * the rate on a busy machine, and the measure of work done) are that mode's alone, and one mode's
+ * heap and JIT state do not carry into the next. For freshness the producer and the
+ * recommendations consumer stay in this process: the service's thread does only what a
+ * deployment's does.
  *
  *   npm run bench:ingest                  # 1,000,000 events, 3 runs of each mode
  *   BENCH_EVENTS=100000 BENCH_RUNS=1 npm run bench:ingest
@@ -80,6 +82,8 @@ interface RunResult {
   rate: number;
   seconds: number;
   peakRssMb: number;
+  /** CPU time (user + system) of the child over the measured span: less sensitive to a busy machine than the rate. */
+  cpuMs?: number;
   batches?: number;
   forwarded?: number;
   deadLetters?: number;
@@ -95,6 +99,10 @@ function randomHrnn(hidden: number, items: number): HrnnModel {
 const hrnnVersion = `bench-random-h${HIDDEN}-n${ITEMS}`;
 
 const peakRssMb = () => Math.round((process.resourceUsage().maxRSS * 1024) / 2 ** 20);
+const cpuMsSince = (from: NodeJS.CpuUsage) => {
+  const u = process.cpuUsage(from);
+  return (u.user + u.system) / 1000;
+};
 
 // ---------------------------------------------------------------- child side
 
@@ -122,6 +130,7 @@ async function bareRun(config: Readonly<Config>, brokers: string[], group: strin
   let seen = 0;
   let first = 0;
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
   await new Promise<void>((resolve) => {
     void bare.run({
       eachBatch: async ({ batch: b }) => {
@@ -132,9 +141,10 @@ async function bareRun(config: Readonly<Config>, brokers: string[], group: strin
     });
   });
   const seconds = (Date.now() - t0) / 1000;
+  const cpuMs = cpuMsSince(cpu0);
   await bare.disconnect();
   log(`bare consumer: ${N} in ${seconds.toFixed(2)} s (first batch after ${first - t0} ms)`);
-  return { rate: N / seconds, seconds, peakRssMb: peakRssMb() };
+  return { rate: N / seconds, seconds, peakRssMb: peakRssMb(), cpuMs };
 }
 
 /** The processor, RocksDB state: until every event is applied (forwarded ones too). */
@@ -154,6 +164,7 @@ async function processorRun(config: Readonly<Config>, brokers: string[], group: 
     openStore: (p) => openRocksStore(partitionStoreDir(config, group, p)),
   });
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
   await processor.start();
   let firstApplied = 0;
   for (;;) {
@@ -164,10 +175,11 @@ async function processorRun(config: Readonly<Config>, brokers: string[], group: 
     await new Promise((r) => setTimeout(r, 20));
   }
   const seconds = (Date.now() - t0) / 1000;
+  const cpuMs = cpuMsSince(cpu0);
   const status = processor.status();
   await processor.stop();
   log(`processor${withHrnn ? ' + HRNN' : ''} (${group}): ${N} in ${seconds.toFixed(2)} s (first batch applied after ${firstApplied - t0} ms, ${status.batches} batches, ${status.forwarded} forwarded)`);
-  return { rate: N / seconds, seconds, peakRssMb: peakRssMb(), batches: status.batches, forwarded: status.forwarded, deadLetters: status.deadLetters };
+  return { rate: N / seconds, seconds, peakRssMb: peakRssMb(), cpuMs, batches: status.batches, forwarded: status.forwarded, deadLetters: status.deadLetters };
 }
 
 /** The whole service with the HRNN version served, until the parent says stop. */
@@ -233,6 +245,7 @@ const summary = (runs: RunResult[]) => {
     max: Math.round(Math.max(...rates)),
     runs: rates.map(Math.round),
     peak_rss_mb: Math.round(median(runs.map((r) => r.peakRssMb))),
+    cpu_us_per_event: Math.round((median(runs.map((r) => r.cpuMs ?? NaN)) * 1000) / N),
   };
 };
 
