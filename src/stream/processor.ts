@@ -738,7 +738,7 @@ export class StreamProcessor {
     let committed = false;
     try {
       // The HRNN steps first: a state to re-derive comes from the events before the batch.
-      if (hrnn) await stepHrnnBatch(hrnn, await hrnnStepKernel(hrnn.model, this.o.config.processor.hrnnStep), view, good, newUsers, heartbeat);
+      if (hrnn) await stepHrnnBatch(hrnn, await hrnnStepKernel(hrnn.model, this.o.config.processor.hrnnStep), view, good, newUsers, heartbeat, this.log);
       for (const e of good) applyInteraction(view, e, this.params);
       const lastOffset = fresh[fresh.length - 1]!.offset;
       // Past the batch's trailing records that are not data (transaction markers, aborted records:
@@ -941,13 +941,14 @@ const HRNN_EVENTS_PER_CALL = 4_000;
  * stepped together in calls of about HRNN_EVENTS_PER_CALL events (a user's state re-derived after a
  * version swap counts its replayed events too), the states set in the view.
  */
-async function stepHrnnBatch(
+export async function stepHrnnBatch(
   hrnn: { version: string; model: HrnnModel },
   kernel: StepKernel | undefined,
   view: BatchView,
   good: readonly Interaction[],
   newUsers: ReadonlyMap<string, User>,
   heartbeat: () => Promise<void>,
+  log: Logger,
 ): Promise<void> {
   const byUser = new Map<string, Interaction[]>();
   for (const e of good) {
@@ -959,7 +960,17 @@ async function stepHrnnBatch(
   let updates: HrnnUpdate[] = [];
   let size = 0;
   const flush = async () => {
-    const states = stepHrnnStates(hrnn.model, hrnn.version, updates, kernel);
+    let states: HrnnUserState[];
+    try {
+      states = stepHrnnStates(hrnn.model, hrnn.version, updates, kernel);
+    } catch (err) {
+      // The TensorFlow.js kernel failing (its memory, a backend error) must not stop the stream:
+      // the rest of this batch steps on the JavaScript loops (the next batch tries the kernel again).
+      if (kernel === undefined) throw err;
+      log.warn({ err, version: hrnn.version }, 'the HRNN step kernel failed; the rest of the batch steps in JavaScript');
+      kernel = undefined;
+      states = stepHrnnStates(hrnn.model, hrnn.version, updates);
+    }
     for (let i = 0; i < ids.length; i++) view.setHrnn(ids[i]!, states[i]!);
     ids = [];
     updates = [];

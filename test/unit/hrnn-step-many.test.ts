@@ -13,6 +13,11 @@ import { hrnnColdstart, HrnnModel, type HistoryEvent } from '../../src/recipes/h
 import { TfStepKernel } from '../../src/model/hrnn-batch-tf.js';
 import { currentHrnnState, hrnnStepKernel, REDERIVE_EVENTS, stepHrnnStates, warmHrnnStep, type HrnnUpdate } from '../../src/serving/served-model.js';
 import type { InteractionFields } from '../../src/state/apply.js';
+import { BatchView } from '../../src/state/batch-view.js';
+import { MemoryStore } from '../../src/state/memory-store.js';
+import { stepHrnnBatch } from '../../src/stream/processor.js';
+import type { Interaction } from '../../src/serde/avro.js';
+import { jsKernel, type StepKernel } from '../../src/model/hrnn-batch.js';
 import type { HrnnUserState, UserEvent } from '../../src/state/model.js';
 
 const T0 = 1_700_000_000_000;
@@ -160,5 +165,29 @@ describe('stepHrnnStates (the processor batch step)', () => {
     const many = model.recommendMany(requests);
     expect(many).toEqual(requests.map((q) => model.recommend(q)));
     expect(new Set(many.map((l) => l.map((s) => s.itemId).join())).size).toBeGreaterThan(5);
+  });
+
+  it('the processor batch step falls back to the JavaScript loops when the kernel fails, logging why', async () => {
+    const at = T0 + 30 * 86_400_000;
+    const good = Array.from({ length: 40 }, (_, i) => ({ ...ev(`u${i % 9}`, `c${i % 3}-${i % 12}`, at + i * MIN), CONTEXT: {} })) as unknown as Interaction[];
+    const broken: StepKernel = {
+      ...jsKernel,
+      gru: () => {
+        throw new Error('kernel out of memory');
+      },
+      gruFromGates: () => {
+        throw new Error('kernel out of memory');
+      },
+    };
+    const warnings: string[] = [];
+    const log = { warn: (_o: object, msg: string) => warnings.push(msg), info: () => {}, debug: () => {}, error: () => {} } as never;
+    const stepped = async (kernel: StepKernel | undefined) => {
+      const view = await BatchView.prefetch(new MemoryStore(), good, 5, undefined, { hrnn: true });
+      await stepHrnnBatch({ version: VERSION, model }, kernel, view, good, new Map(), async () => {}, log);
+      return [...new Set(good.map((e) => e.USER_ID))].map((u) => bits(view.hrnn(u)!.h));
+    };
+    const fellBack = await stepped(broken);
+    expect(warnings).toEqual(['the HRNN step kernel failed; the rest of the batch steps in JavaScript']);
+    expect(fellBack).toEqual(await stepped(undefined));
   });
 });
