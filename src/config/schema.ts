@@ -314,9 +314,9 @@ export const ConfigSchema = Type.Object(
           "How often the interactions topic's high watermarks are read from the broker (consumer lag, /ready); a lag whose watermark is older than 3 times this is unknown, and Kafka counts as unreachable.",
         ),
         hrnnStep: leaf(
-          Type.Union([Type.Literal('auto'), Type.Literal('js')], { default: 'auto' }),
+          Type.Union([Type.Literal('auto'), Type.Literal('js'), Type.Literal('thread')], { default: 'auto' }),
           'STREAMREC_PROCESSOR_HRNN_STEP',
-          "How a batch's HRNN steps are computed: auto, TensorFlow.js (native or wasm backend, several times faster; states equal the per-event steps to float32 rounding, about 1e-6) when such a backend loads, else JavaScript; js, JavaScript loops, bit for bit the per-event steps whatever the batching.",
+          "How a batch's HRNN steps are computed: auto, TensorFlow.js (native or wasm backend, several times faster; states equal the per-event steps to float32 rounding, about 1e-6) when such a backend loads, else JavaScript; thread, the same on a thread of its own while the processor's thread goes on with other partitions (auto if the thread fails); js, JavaScript loops, bit for bit the per-event steps whatever the batching.",
         ),
         standbyReplicas: leaf(
           Type.Integer({ default: 1, minimum: 0, maximum: 10 }),

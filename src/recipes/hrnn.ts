@@ -210,6 +210,11 @@ export class HrnnModel implements Model {
     };
   }
 
+  /** The dense weights (the GRUs, init), one array: what a step thread needs besides item rows. */
+  get denseWeights(): Float32Array {
+    return this.dense;
+  }
+
   /** Items the model can recommend: trained ones and cold ones. */
   get size(): number {
     return this.ids.length;
@@ -295,7 +300,7 @@ export class HrnnModel implements Model {
   }
 
   /** An event as applyEventsBatch takes it: what `step` passes to applyEvent. */
-  private batchEvent(e: HistoryEvent): BatchEvent {
+  batchEvent(e: HistoryEvent): BatchEvent {
     const j = this.index.get(e.ITEM_ID);
     if (j === undefined) return { item: null, ts: e.TIMESTAMP };
     const extra = this.contextVector(e);

@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events';
 import { initBackend } from '../model/backend.js';
 import type { StepKernel } from '../model/hrnn-batch.js';
 import { TfStepKernel } from '../model/hrnn-batch-tf.js';
+import type { RemoteStepper } from './hrnn-step-remote.js';
 import type { HrnnState } from '../model/hrnn-math.js';
 import type { User } from '../serde/avro.js';
 import { HrnnModel, type HistoryEvent } from '../recipes/hrnn.js';
@@ -99,24 +100,36 @@ export interface HrnnUpdate {
  * time. Bit for bit what applying each event with HrnnModel.step returns, with the default kernel.
  */
 export function stepHrnnStates(model: HrnnModel, version: string, updates: readonly HrnnUpdate[], kernel?: StepKernel): HrnnUserState[] {
-  const runs = updates.map((u) => {
+  return userStates(version, model.stepMany(hrnnRuns(model, version, updates), kernel));
+}
+
+/** What each update steps: from where (hrnnStart), through which events (the replay, then the new ones). */
+export function hrnnRuns(model: HrnnModel, version: string, updates: readonly HrnnUpdate[]): { from: HrnnState; events: readonly HistoryEvent[] }[] {
+  return updates.map((u) => {
     const { from, replay } = hrnnStart(model, version, u.stored, u.events, u.user);
     return { from, events: replay.length === 0 ? u.added : [...replay, ...u.added] };
   });
-  return model.stepMany(runs, kernel).map((s) => ({ version, h: s.h, c: s.c, last: s.last ?? null }));
 }
+
+/** Stepped states as stored, under `version`. */
+export function userStates(version: string, states: readonly HrnnState[]): HrnnUserState[] {
+  return states.map((s) => ({ version, h: s.h, c: s.c, last: s.last ?? null }));
+}
+
+/** processor.hrnnStep. */
+export type HrnnStepMode = 'auto' | 'js' | 'thread';
 
 const tfKernels = new WeakMap<HrnnModel, TfStepKernel>();
 /** A model's TensorFlow.js kernel holds its weights as tensors: freed once the model is collected. */
 const tfRelease = new FinalizationRegistry<TfStepKernel>((k) => k.dispose());
 
 /**
- * The kernel a model's HRNN states are stepped with (processor.hrnnStep): with `auto`, TensorFlow.js
- * when its native or wasm backend loads (one kernel per model, its weight tensors made on first use);
- * undefined (the JavaScript loops) with `js` or on tfjs's pure-JavaScript cpu backend, slower than
- * the loops.
+ * The kernel a model's HRNN states are stepped with in this thread (processor.hrnnStep): with `auto`
+ * (and `thread`, whose fallback it is), TensorFlow.js when its native or wasm backend loads (one
+ * kernel per model, its weight tensors made on first use); undefined (the JavaScript loops) with
+ * `js` or on tfjs's pure-JavaScript cpu backend, slower than the loops.
  */
-export async function hrnnStepKernel(model: HrnnModel, mode: 'auto' | 'js'): Promise<StepKernel | undefined> {
+export async function hrnnStepKernel(model: HrnnModel, mode: HrnnStepMode): Promise<StepKernel | undefined> {
   if (mode === 'js' || (await initBackend()) === 'cpu') return undefined;
   let k = tfKernels.get(model);
   if (!k) {
@@ -129,10 +142,10 @@ export async function hrnnStepKernel(model: HrnnModel, mode: 'auto' | 'js'): Pro
 
 /**
  * Makes the model's step kernel and runs each kind of step once over a few users (the kernel's
- * smallest batch: its weight tensors uploaded, its code compiled), so that the first batch after a
- * swap does not pay for it.
+ * smallest batch: its weight tensors uploaded, its code compiled), here and on the step thread if
+ * there is one, so that the first batch after a swap does not pay for it.
  */
-export async function warmHrnnStep(model: HrnnModel, mode: 'auto' | 'js'): Promise<void> {
+export async function warmHrnnStep(model: HrnnModel, mode: HrnnStepMode, remote?: RemoteStepper): Promise<void> {
   const kernel = await hrnnStepKernel(model, mode);
   const item = model.itemIds[0];
   if (item === undefined) return;
@@ -144,4 +157,5 @@ export async function warmHrnnStep(model: HrnnModel, mode: 'auto' | 'js'): Promi
     events: [{ ITEM_ID: item, TIMESTAMP: u < n ? 0 : model.params.sessionTimeoutMs + 1 }],
   }));
   model.stepMany(users, kernel);
+  await remote?.step(model, users);
 }

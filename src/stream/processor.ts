@@ -78,7 +78,8 @@ installReadCommittedFix();
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
 import { BatchView, StateCache } from '../state/batch-view.js';
 import { codecs as stateCodecs, keys, type HrnnUserState, type ItemCounts, type UserState } from '../state/model.js';
-import { hrnnStepKernel, REDERIVE_EVENTS, warmHrnnStep, stepHrnnStates, type HrnnUpdate, type ServingModel } from '../serving/served-model.js';
+import { hrnnRuns, hrnnStepKernel, REDERIVE_EVENTS, stepHrnnStates, userStates, warmHrnnStep, type HrnnUpdate, type ServingModel } from '../serving/served-model.js';
+import { RemoteStepper } from '../serving/hrnn-step-remote.js';
 import type { HrnnModel } from '../recipes/hrnn.js';
 import type { StepKernel } from '../model/hrnn-batch.js';
 import type { KeyValueStore, WriteOp } from '../state/store.js';
@@ -180,6 +181,8 @@ export class StreamProcessor {
   private readonly kafka: KafkaClient;
   private readonly codecs: Codecs;
   private readonly params: CountingParams;
+  /** The HRNN step thread (processor.hrnnStep `thread`). */
+  private readonly remote: RemoteStepper | undefined;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly topics: { interactions: string; repartition: string; changelog: string; deadLetter: string };
@@ -223,6 +226,7 @@ export class StreamProcessor {
     this.admin = this.kafka.admin({ retry: { retries: 1 } });
     this.codecs = createCodecs(o.config);
     this.params = countingParams(o.config.state);
+    this.remote = o.config.processor.hrnnStep === 'thread' ? new RemoteStepper() : undefined;
     this.log = o.log ?? silentLogger;
     this.now = o.now ?? Date.now;
     this.topics = {
@@ -331,7 +335,7 @@ export class StreamProcessor {
    */
   private readonly warmHrnn = (): void => {
     const hrnn = this.o.serving?.hrnn;
-    if (hrnn) warmHrnnStep(hrnn.model, this.o.config.processor.hrnnStep).catch((err: unknown) => this.log.warn({ err, version: hrnn.version }, 'warming the HRNN step kernel failed'));
+    if (hrnn) warmHrnnStep(hrnn.model, this.o.config.processor.hrnnStep, this.remote).catch((err: unknown) => this.log.warn({ err, version: hrnn.version }, 'warming the HRNN step kernel failed'));
   };
 
   async start(): Promise<void> {
@@ -451,6 +455,7 @@ export class StreamProcessor {
     this.generation++;
     await this.supervisor?.stop();
     await Promise.all([...[...this.tasks.keys()].map((p) => this.release(p)), this.standby.stop()]);
+    await this.remote?.close();
   }
 
   /** Finishes the batch in flight, leaves the group, closes producers and stores. */
@@ -738,7 +743,7 @@ export class StreamProcessor {
     let committed = false;
     try {
       // The HRNN steps first: a state to re-derive comes from the events before the batch.
-      if (hrnn) await stepHrnnBatch(hrnn, await hrnnStepKernel(hrnn.model, this.o.config.processor.hrnnStep), view, good, newUsers, heartbeat, this.log);
+      if (hrnn) await stepHrnnBatch(hrnn, { kernel: await hrnnStepKernel(hrnn.model, this.o.config.processor.hrnnStep), remote: this.remote }, view, good, newUsers, heartbeat, this.log);
       for (const e of good) applyInteraction(view, e, this.params);
       const lastOffset = fresh[fresh.length - 1]!.offset;
       // Past the batch's trailing records that are not data (transaction markers, aborted records:
@@ -943,7 +948,7 @@ const HRNN_EVENTS_PER_CALL = 4_000;
  */
 export async function stepHrnnBatch(
   hrnn: { version: string; model: HrnnModel },
-  kernel: StepKernel | undefined,
+  on: { kernel: StepKernel | undefined; remote?: RemoteStepper | undefined },
   view: BatchView,
   good: readonly Interaction[],
   newUsers: ReadonlyMap<string, User>,
@@ -959,10 +964,20 @@ export async function stepHrnnBatch(
   let ids: string[] = [];
   let updates: HrnnUpdate[] = [];
   let size = 0;
+  let { kernel, remote } = on;
   const flush = async () => {
-    let states: HrnnUserState[];
+    let states: HrnnUserState[] | undefined;
+    if (remote) {
+      try {
+        states = userStates(hrnn.version, await remote.step(hrnn.model, hrnnRuns(hrnn.model, hrnn.version, updates)));
+      } catch (err) {
+        // A step thread that failed stays failed: the batches step in this thread from now on.
+        log.warn({ err, version: hrnn.version }, 'the HRNN step thread failed; stepping in the processor thread');
+        remote = undefined;
+      }
+    }
     try {
-      states = stepHrnnStates(hrnn.model, hrnn.version, updates, kernel);
+      states ??= stepHrnnStates(hrnn.model, hrnn.version, updates, kernel);
     } catch (err) {
       // The TensorFlow.js kernel failing (its memory, a backend error) must not stop the stream:
       // the rest of this batch steps on the JavaScript loops (the next batch tries the kernel again).

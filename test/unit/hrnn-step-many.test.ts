@@ -16,6 +16,8 @@ import type { InteractionFields } from '../../src/state/apply.js';
 import { BatchView } from '../../src/state/batch-view.js';
 import { MemoryStore } from '../../src/state/memory-store.js';
 import { stepHrnnBatch } from '../../src/stream/processor.js';
+import { RemoteStepper } from '../../src/serving/hrnn-step-remote.js';
+import { hrnnRuns } from '../../src/serving/served-model.js';
 import type { Interaction } from '../../src/serde/avro.js';
 import { jsKernel, type StepKernel } from '../../src/model/hrnn-batch.js';
 import type { HrnnUserState, UserEvent } from '../../src/state/model.js';
@@ -183,11 +185,35 @@ describe('stepHrnnStates (the processor batch step)', () => {
     const log = { warn: (_o: object, msg: string) => warnings.push(msg), info: () => {}, debug: () => {}, error: () => {} } as never;
     const stepped = async (kernel: StepKernel | undefined) => {
       const view = await BatchView.prefetch(new MemoryStore(), good, 5, undefined, { hrnn: true });
-      await stepHrnnBatch({ version: VERSION, model }, kernel, view, good, new Map(), async () => {}, log);
+      await stepHrnnBatch({ version: VERSION, model }, { kernel }, view, good, new Map(), async () => {}, log);
       return [...new Set(good.map((e) => e.USER_ID))].map((u) => bits(view.hrnn(u)!.h));
     };
     const fellBack = await stepped(broken);
     expect(warnings).toEqual(['the HRNN step kernel failed; the rest of the batch steps in JavaScript']);
     expect(fellBack).toEqual(await stepped(undefined));
+  });
+
+  it('processor.hrnnStep thread: the step thread answers what the same kernel answers here, item rows sent once, across calls and versions', async () => {
+    const remote = new RemoteStepper();
+    try {
+      const here = new TfStepKernel();
+      const other = HrnnModel.fromJSON(model.toJSON());
+      // Two calls on one version (the second reuses rows sent by the first, and sends new ones), then another version.
+      const all = cases();
+      for (const [m, updates] of [
+        [model, all.slice(0, 20)],
+        [model, all.slice(20)],
+        [other, all],
+      ] as const) {
+        const runs = hrnnRuns(m, VERSION, updates);
+        const there = await remote.step(m, runs);
+        const want = m.stepMany(runs, here);
+        expect(there.map((s) => [bits(s.h), bits(s.c), s.last])).toEqual(want.map((s) => [bits(s.h), bits(s.c), s.last]));
+      }
+    } finally {
+      await remote.close();
+    }
+    // Closed: a call fails (the processor then steps in its own thread).
+    await expect(remote.step(model, [])).rejects.toThrow(/closed/);
   });
 });
