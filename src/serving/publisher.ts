@@ -6,7 +6,8 @@
  *   published recently are marked pending, due at lastEmit + minIntervalMs, carrying the latest
  *   event time notified meanwhile (later events in the window give ONE trailing list).
  * - rounds run on setImmediate, one at a time; a round computes at most `maxPerRound` lists and
- *   sends them in ONE call. One timer waits for the earliest pending due time (a min-heap of due
+ *   sends them in ONE call, which goes out after the previous round's send; the next round computes
+ *   while it is on its way (at most one send waits behind the one in flight). One timer waits for the earliest pending due time (a min-heap of due
  *   times, entries checked lazily).
  * - compute: undefined or NO_MODEL_VERSION -> skipped; other errors -> failed; the round goes on.
  *   send failing -> failed, and those users are retried once, at their next due time (at least
@@ -89,6 +90,8 @@ export class RecommendationPublisher {
   private timerDue = Infinity;
   private immediate: ReturnType<typeof setImmediate> | undefined;
   private inFlight: Promise<void> | undefined;
+  /** The latest round's send (chained after the one before it). */
+  private sending: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly counters = { published: 0, throttled: 0, skipped: 0, failed: 0 };
   private lastWarnAt = -Infinity;
@@ -126,6 +129,7 @@ export class RecommendationPublisher {
     if (this.immediate !== undefined) clearImmediate(this.immediate);
     this.immediate = undefined;
     await this.inFlight;
+    await this.sending;
     this.ready.clear();
     this.pending.clear();
     this.heap.length = 0;
@@ -253,6 +257,15 @@ export class RecommendationPublisher {
 
     const out = lists.filter((l): l is { user: string; entry: Entry; value: Buffer } => l !== undefined);
     if (out.length === 0) return;
+    // The send goes after the previous round's (one producer: their order is kept), and this round
+    // ends once the previous send is done: the next round computes while these lists are on their way.
+    const previous = this.sending;
+    this.sending = previous.then(() => this.sendLists(out, startedAt));
+    await previous;
+  }
+
+  /** One round's lists in one call; on failure each user is retried once, at its next due time. Never throws. */
+  private async sendLists(out: { user: string; entry: Entry; value: Buffer }[], startedAt: number): Promise<void> {
     try {
       await this.o.send(
         this.o.topic,

@@ -261,4 +261,33 @@ describe('RecommendationPublisher', () => {
     expect(decoded().filter((l) => l.USER_ID === 'u1')).toHaveLength(2);
     await p.stop();
   });
+
+  it('computes the next round while the previous send is on its way, and sends in round order', async () => {
+    const order: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let sendCalls = 0;
+    const { p } = setup({
+      maxPerRound: 2,
+      compute: async (userId) => {
+        order.push(`compute ${userId}`);
+        return { recommendationId: `r-${userId}`, version: 'v1', items: [{ itemId: 'i1', score: 1 }] };
+      },
+      send: async (_topic, messages) => {
+        const n = ++sendCalls;
+        order.push(`send ${n} start (${messages.map((m) => m.key).join(',')})`);
+        if (n === 1) await held;
+        order.push(`send ${n} done`);
+      },
+    });
+    p.notify(users(['a', T0], ['b', T0], ['c', T0], ['d', T0], ['e', T0], ['f', T0]));
+    await tick();
+    // Round 2 computed while send 1 is held; send 2 waits behind send 1; round 3 waits for send 1.
+    expect(order).toEqual(['compute a', 'compute b', 'send 1 start (a,b)', 'compute c', 'compute d']);
+    release();
+    await tick();
+    expect(order.slice(5)).toEqual(['send 1 done', 'send 2 start (c,d)', 'send 2 done', 'compute e', 'compute f', 'send 3 start (e,f)', 'send 3 done']);
+    expect(p.status().published).toBe(6);
+    await p.stop();
+  });
 });
