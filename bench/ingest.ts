@@ -188,8 +188,15 @@ async function serviceRun(config: Readonly<Config>, brokers: string[], group: st
   service.serving.swap({ version: hrnnVersion, model: randomHrnn(HIDDEN, ITEMS), excludeSeen: false });
   while (!service.processor.status().ready) await new Promise((r) => setTimeout(r, 50));
   const stopped = new Promise<void>((r) => process.on('message', (m: { type?: string }) => m.type === 'stop' && r()));
+  const readyAt = Date.now();
+  let firstApplied = 0;
+  const watch = setInterval(() => {
+    if (!firstApplied && service.processor.status().applied > 0) firstApplied = Date.now();
+  }, 10);
   await send({ type: 'ready' });
   await stopped;
+  clearInterval(watch);
+  log(`service: first batch applied ${firstApplied ? firstApplied - readyAt : '-'} ms after ready`);
   const s = service.processor.status();
   const p = service.publisher?.status();
   await service.stop();
@@ -380,6 +387,7 @@ async function freshnessRun(config: Readonly<Config>, kafka: ReturnType<typeof c
   // Latencies by produce time, in windows: a backlog that grows shows as a rising p99.
   const byWindow: number[][] = Array.from({ length: Math.ceil((FRESH_SECONDS * 1000) / FRESH_WINDOW_MS) + 1 }, () => []);
   let lists = 0;
+  let firstList = 0;
   let offered = 0;
   let covered = 0;
   let start = 0;
@@ -395,6 +403,7 @@ async function freshnessRun(config: Readonly<Config>, kafka: ReturnType<typeof c
         if (!m.value) continue;
         const rec = codecs.Recommendation.decode(m.value);
         lists++;
+        firstList ||= now;
         const q = waiting.get(rec.USER_ID);
         if (!q) continue;
         while (q.length > 0 && q[0]! <= rec.EVENT_TIMESTAMP) {
@@ -462,6 +471,7 @@ async function freshnessRun(config: Readonly<Config>, kafka: ReturnType<typeof c
     seconds: FRESH_SECONDS,
     events: offered,
     lists,
+    first_list_after_ms: firstList ? firstList - start : null,
     measured_events: sorted.length,
     unanswered: offered - covered,
     p50_ms: percentile(sorted, 50),
