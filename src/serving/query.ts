@@ -19,7 +19,7 @@ import { HrnnModel } from '../recipes/hrnn.js';
 import type { Scored } from '../recipes/types.js';
 import type { Item, User } from '../serde/avro.js';
 import { trendAt } from '../state/apply.js';
-import type { ItemCounts, UserEvent, UserState, HrnnUserState } from '../state/model.js';
+import { codecs as stateCodecs, type EncodedUserState, type HrnnUserState, type ItemCounts, type UserEvent, type UserState } from '../state/model.js';
 import type { Resources } from '../stream/resources.js';
 import { currentHrnnState, type ServingModel, type ServingVersion } from './served-model.js';
 
@@ -90,6 +90,8 @@ interface DerivedState {
 }
 
 type Live = { user: UserState; hrnn: HrnnUserState | undefined } | undefined;
+/** A user's state kept for the next queries: read (live), or committed by the processor and not decoded yet (encoded). */
+type KeptState = { at: number; live?: Live; encoded?: EncodedUserState | undefined };
 
 const POPULAR_CACHE_MS = 1000;
 /** How many popular / trending items each instance contributes to the group's lists. */
@@ -103,7 +105,7 @@ export class QueryService {
   private readonly popularCache: { local?: Ranking & { at: number }; group?: Ranking & { at: number } } = {};
   private readonly derived = new Map<string, DerivedState>();
   private batching = false;
-  private readonly states = new Map<string, { at: number; live: Live }>();
+  private readonly states = new Map<string, KeptState>();
   private epoch = 0;
   private readonly batchCounts = { batches: 0, queries: 0 };
   private queue: QueuedScore[] = [];
@@ -131,10 +133,19 @@ export class QueryService {
     });
   }
 
-  /** After the processor applied a batch: the kept states of its users are stale. */
-  applied(users: Iterable<string>): void {
+  /**
+   * After the processor applied a batch: the kept states of its users are stale; `committed` (the
+   * batch's users' states as stored) replaces them, decoded when first asked for, so that the lists
+   * published next read no store.
+   */
+  applied(users: Iterable<string>, committed?: ReadonlyMap<string, EncodedUserState>): void {
     this.epoch++;
-    for (const u of users) this.states.delete(u);
+    const at = performance.now();
+    for (const u of users) {
+      this.states.delete(u);
+      const c = committed?.get(u);
+      if (c) this.keep(u, { at, encoded: c });
+    }
   }
 
   /**
@@ -144,15 +155,23 @@ export class QueryService {
    */
   private async userState(userId: string): Promise<Live> {
     const hit = this.states.get(userId);
-    if (hit && performance.now() - hit.at < STATE_TTL_MS) return hit.live;
+    if (hit && performance.now() - hit.at < STATE_TTL_MS) {
+      if (hit.encoded) {
+        hit.live = { user: stateCodecs.user.decode(hit.encoded.user), hrnn: hit.encoded.hrnn ? stateCodecs.hrnn.decode(hit.encoded.hrnn) : undefined };
+        hit.encoded = undefined;
+      }
+      return hit.live;
+    }
     const epoch = this.epoch;
     const live = await this.d.userState(userId);
-    if (live && epoch === this.epoch) {
-      this.states.delete(userId);
-      this.states.set(userId, { at: performance.now(), live });
-      if (this.states.size > KEPT_STATES) this.states.delete(this.states.keys().next().value!);
-    }
+    if (live && epoch === this.epoch) this.keep(userId, { at: performance.now(), live });
     return live;
+  }
+
+  private keep(userId: string, entry: KeptState): void {
+    this.states.delete(userId);
+    this.states.set(userId, entry);
+    if (this.states.size > KEPT_STATES) this.states.delete(this.states.keys().next().value!);
   }
 
   /** Whether queries are scored in batches, and how many batches and queries so far. */

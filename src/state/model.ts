@@ -133,6 +133,12 @@ const hrnnType = avro.Type.forSchema({
 });
 
 
+/** A user's state as the store holds it: `u/<id>`, and `h/<id>` when an HRNN version is served. */
+export interface EncodedUserState {
+  user: Buffer;
+  hrnn?: Buffer;
+}
+
 export const keys = {
   user: (userId: string): string => `u/${userId}`,
   item: (itemId: string): string => `i/${itemId}`,

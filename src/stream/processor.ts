@@ -77,7 +77,7 @@ export type { Logger } from '../util/log.js';
 installReadCommittedFix();
 import { applyInteraction, countingParams, type CountingParams } from '../state/apply.js';
 import { BatchView, StateCache } from '../state/batch-view.js';
-import { codecs as stateCodecs, keys, type HrnnUserState, type ItemCounts, type UserState } from '../state/model.js';
+import { codecs as stateCodecs, keys, type EncodedUserState, type HrnnUserState, type ItemCounts, type UserState } from '../state/model.js';
 import { hrnnRuns, hrnnStepKernel, REDERIVE_EVENTS, stepHrnnStates, userStates, warmHrnnStep, type HrnnUpdate, type ServingModel } from '../serving/served-model.js';
 import { RemoteStepper } from '../serving/hrnn-step-remote.js';
 import type { HrnnModel } from '../recipes/hrnn.js';
@@ -107,9 +107,13 @@ export interface ProcessorOptions {
    * every instance learns which instance owns each input partition (see `owner`).
    */
   advertisedUrl?: string;
-  /** Called after a batch's state is committed: each user of the batch with its latest event time. */
-  onApplied?: (users: ReadonlyMap<string, number>) => void;
+  /**
+   * Called after a batch's state is committed: each user of the batch with its latest event time,
+   * and the user's committed state as stored (encoded), so that readers need not read it back.
+   */
+  onApplied?: (users: ReadonlyMap<string, number>, states: ReadonlyMap<string, EncodedUserState>) => void;
 }
+
 
 export interface PartitionStatus {
   partition: number;
@@ -785,7 +789,7 @@ export class StreamProcessor {
         try {
           const users = new Map<string, number>();
           for (const e of good) users.set(e.USER_ID, Math.max(users.get(e.USER_ID) ?? -Infinity, e.TIMESTAMP));
-          this.o.onApplied(users);
+          this.o.onApplied(users, committedStates(ops));
         } catch (err) {
           this.log.warn({ err, partition: task.partition }, 'onApplied failed (the batch is applied)');
         }
@@ -1002,6 +1006,24 @@ export async function stepHrnnBatch(
   }
   if (ids.length > 0) await flush();
 }
+
+/** The users' states among a batch's writes (each user of a batch has its `u/` put). */
+function committedStates(ops: readonly WriteOp[]): Map<string, EncodedUserState> {
+  const states = new Map<string, EncodedUserState>();
+  const hrnns = new Map<string, Buffer>();
+  for (const op of ops) {
+    if (op.type !== 'put') continue;
+    if (op.key.startsWith(USER_PREFIX)) states.set(op.key.slice(USER_PREFIX.length), { user: op.value });
+    else if (op.key.startsWith(HRNN_PREFIX)) hrnns.set(op.key.slice(HRNN_PREFIX.length), op.value);
+  }
+  for (const [id, h] of hrnns) {
+    const s = states.get(id);
+    if (s) s.hrnn = h;
+  }
+  return states;
+}
+const USER_PREFIX = keys.user('');
+const HRNN_PREFIX = keys.hrnn('');
 
 /** The forwarded record of `m`, which arrived in `topic`/`partition`, for partition `target`. */
 function forwardRecord(m: KafkaMessage, topic: string, partition: number, target: number): Forward {

@@ -305,9 +305,10 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
     serving,
     openStore: (p) => openStateStore(partitionStoreDir(config, group, p)),
     userMetadata: (ids) => metadata.users(ids),
-    onApplied: (users: ReadonlyMap<string, number>) => {
-      // Queries' kept states first, so that the lists published next are from the new state.
-      query.applied(users.keys());
+    onApplied: (users, states) => {
+      // Queries' kept states first, so that the lists published next are from the new state (the
+      // batch's committed states themselves, when there is a publisher to read them).
+      query.applied(users.keys(), publisher ? states : undefined);
       publisher?.notify(users);
     },
   });

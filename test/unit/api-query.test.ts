@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { syntheticInteractions, syntheticItems } from '../../src/data/synthetic.js';
 import { sims } from '../../src/recipes/sims.js';
 import { createCodecs, type Interaction, type Item } from '../../src/serde/avro.js';
-import type { ItemCounts, UserState } from '../../src/state/model.js';
+import { codecs as stateCodecs, type ItemCounts, type UserState } from '../../src/state/model.js';
 import { QueryService } from '../../src/serving/query.js';
 import { Resources } from '../../src/stream/resources.js';
 import { ServingModel } from '../../src/serving/served-model.js';
@@ -504,6 +504,15 @@ describe('kept user states', () => {
     expect(reads).toBe(4);
     await query.recommendations({ userId: 'u3', numResults: 5 });
     expect(reads).toBe(4);
+    // The processor hands over a batch's committed states: the next query reads no store and
+    // answers from the committed state (here u2's state committed as u1's: u1 gets u2's list).
+    const before = (await query.recommendations({ userId: 'u1', numResults: 5 })).itemList;
+    const u2 = (await query.recommendations({ userId: 'u2', numResults: 5 })).itemList;
+    expect(u2).not.toEqual(before);
+    const readsBefore = reads;
+    query.applied(['u1'], new Map([['u1', { user: stateCodecs.user.encode(g.users.get('u2')!) }]]));
+    expect((await query.recommendations({ userId: 'u1', numResults: 5 })).itemList).toEqual(u2);
+    expect(reads).toBe(readsBefore);
   });
 });
 
