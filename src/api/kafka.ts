@@ -8,11 +8,6 @@ import type { GroupDirectory, RecordSink, SinkMessage } from './types.js';
 export type SinkProducer = Pick<Producer, 'send'>;
 
 export interface KafkaSinkOptions {
-  /**
-   * A fresh producer (a new producer id) for the next send after one failed; the failed one is the
-   * caller's to disconnect. Without it the failed producer is used again.
-   */
-  renew?: (failed: SinkProducer) => Promise<SinkProducer>;
   /** At most this many value bytes of queued sends go into one produce call (one send is never split). */
   maxBatchBytes?: number;
 }
@@ -31,20 +26,14 @@ interface Queued {
  * `maxBatchBytes`). Failures become KAFKA_UNREACHABLE (503, retriable); the client's error (which
  * names broker addresses) is the cause, for the log, not the message.
  *
- * Why one at a time, and a new producer after a failure: kafkajs's idempotent producer takes back
- * a failed request's sequence numbers when the request errors, though the broker may have written
- * it (the connection died before the answer, as when the broker is killed). The next request of
- * the same size then reuses those numbers, and the broker, taking it for a retry of the written
- * one, acknowledges it without writing it: an accepted event lost, a refused one written
- * (test/integration/broker-restart.test.ts saw exactly that). Concurrent sends interleave with a
- * failed send's retries, so the sink serialises them, and after a failure the next send goes
- * through a new producer id, which no broker can confuse with the old one's batches.
+ * Give it a RenewingProducer (src/kafka/produce.ts): kafkajs's idempotent producer, used again
+ * after a failed send, can have the broker acknowledge a later request as a duplicate without
+ * writing it, an accepted event lost. The sink's own one-at-a-time queue is what lets queued sends
+ * be coalesced into one call.
  */
 export function kafkaSink(producer: SinkProducer, options: KafkaSinkOptions = {}): RecordSink {
   const maxBatchBytes = options.maxBatchBytes ?? 512 * 1024;
   const queue: Queued[] = [];
-  let current = producer;
-  let renewNeeded = false;
   let draining = false;
 
   const unreachable = (topic: string, records: number, cause: unknown) =>
@@ -53,14 +42,9 @@ export function kafkaSink(producer: SinkProducer, options: KafkaSinkOptions = {}
   const sendTopic = async (topic: string, batch: Queued[]): Promise<void> => {
     const messages = batch.flatMap((q) => q.messages);
     try {
-      if (renewNeeded && options.renew) {
-        current = await options.renew(current);
-        renewNeeded = false;
-      }
-      await current.send({ topic, acks: -1, messages });
+      await producer.send({ topic, acks: -1, messages });
       for (const q of batch) q.resolve();
     } catch (err) {
-      renewNeeded = true;
       const error = unreachable(topic, messages.length, err);
       for (const q of batch) q.reject(batch.length === 1 ? error : unreachable(q.topic, q.messages.length, err));
     }

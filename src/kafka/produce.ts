@@ -3,6 +3,7 @@
  * benchmarks): idempotent producers, Avro-encoded, keyed by USER_ID / ITEM_ID.
  */
 import type { Config } from '../config/index.js';
+import type { Producer, ProducerRecord, RecordMetadata } from './kafkajs.js';
 import { createCodecs, type Interaction, type Item } from '../serde/avro.js';
 import { createKafka } from './client.js';
 import { topicName } from './topics.js';
@@ -92,4 +93,66 @@ export function streamRecords(
       await producer.disconnect().catch(() => undefined);
     },
   };
+}
+
+/** What the project's code needs of a producer: sending. */
+export type Sender = Pick<Producer, 'send'>;
+
+/**
+ * A kafkajs idempotent producer that is safe to use again after a failed send: sends go one at a
+ * time, in the order they were called, and after a send fails the next one goes through a new
+ * producer (a new producer id); the failed one is disconnected.
+ *
+ * Why: kafkajs's idempotent producer takes back a failed request's sequence numbers when the
+ * request errors, though the broker may have written it (the connection died before the answer, as
+ * when the broker is killed). The next request of the same size then reuses those numbers, and the
+ * broker, taking it for a retry of the written one, acknowledges it without writing it: a record
+ * acknowledged and lost. Concurrent sends would interleave with a failed send's retries, hence one
+ * at a time; a new producer id is one no broker can confuse with the old one's batches.
+ */
+export class RenewingProducer implements Sender {
+  private current: Producer;
+  private failed = false;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly create: () => Producer,
+    private readonly log: Logger,
+    private readonly name: string,
+  ) {
+    this.current = create();
+  }
+
+  connect(): Promise<void> {
+    return this.current.connect();
+  }
+
+  send(record: ProducerRecord): Promise<RecordMetadata[]> {
+    const run = async (): Promise<RecordMetadata[]> => {
+      if (this.failed) {
+        const next = this.create();
+        await next.connect();
+        const old = this.current;
+        this.current = next;
+        this.failed = false;
+        old.disconnect().catch((err: unknown) => this.log.debug({ err }, `${this.name}: disconnecting the failed producer failed`));
+        this.log.info({}, `${this.name}: a send failed; the next goes through a new producer (a new producer id)`);
+      }
+      try {
+        return await this.current.send(record);
+      } catch (err) {
+        this.failed = true;
+        throw err;
+      }
+    };
+    const sent = this.tail.then(run, run);
+    this.tail = sent.catch(() => undefined);
+    return sent;
+  }
+
+  /** After the sends already called. */
+  async disconnect(): Promise<void> {
+    await this.tail;
+    await this.current.disconnect();
+  }
 }

@@ -7,7 +7,8 @@
  */
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
-import type { KafkaClient, Producer } from '../kafka/kafkajs.js';
+import type { KafkaClient } from '../kafka/kafkajs.js';
+import type { Sender } from '../kafka/produce.js';
 import { followFromBeginning } from '../kafka/follow.js';
 import { restartBackoff, type SupervisedConsumer, type SupervisedStatus } from '../kafka/supervise.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
@@ -115,7 +116,7 @@ export interface ResourceFollowerOptions {
   group: string;
   brokers: string[];
   instanceId: string;
-  producer: Producer;
+  producer: Sender;
   log: Logger;
 }
 

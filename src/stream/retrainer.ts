@@ -12,7 +12,8 @@
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
-import type { Admin, Producer } from '../kafka/kafkajs.js';
+import type { Admin } from '../kafka/kafkajs.js';
+import type { Sender } from '../kafka/produce.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
 import { pruneModels } from '../training/model-transfer.js';
 import type { VersionInfo, VersionRegistry } from '../training/registry.js';
@@ -28,7 +29,7 @@ export interface RetrainerOptions {
   processor: Pick<StreamProcessor, 'status'>;
   watcher: Pick<VersionWatcher, 'announced' | 'catalog' | 'manifests'>;
   registry: VersionRegistry;
-  producer: Producer;
+  producer: Sender;
   log: Logger;
   /** How often to check whether a training is due (ms). */
   checkEveryMs?: number;

@@ -8,7 +8,8 @@ import { buildApp, kafkaSink, topicGroupDirectory, type GroupServices } from '..
 import { forwarder, peerRankings } from '../api/forward.js';
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
-import type { Admin, Producer } from '../kafka/kafkajs.js';
+import type { Admin } from '../kafka/kafkajs.js';
+import { RenewingProducer } from '../kafka/produce.js';
 import { createCodecs } from '../serde/avro.js';
 import { openRocksStore } from '../state/rocksdb-store.js';
 import type { KeyValueStore } from '../state/store.js';
@@ -123,7 +124,8 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   const registry = new VersionRegistry(versionsDir(config, group));
   const codecs = createCodecs(config);
   const kafka = createKafka(config, o.brokers, '-api', o.log);
-  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+  // Publisher, announcements, resources: one producer, made anew after a failed send (RenewingProducer).
+  const producer = new RenewingProducer(() => kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 }), o.log, 'producer');
   const admin: Admin = kafka.admin();
   closers.push({ what: 'kafka clients', close: () => Promise.allSettled([producer.disconnect(), admin.disconnect()]) });
   await Promise.all([producer.connect(), admin.connect()]);
@@ -219,24 +221,12 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
       running: () => retrainer.busy,
     },
   };
-  // Ingestion has a producer of its own, made anew after a failed send (src/api/kafka.ts, kafkaSink:
-  // kafkajs's idempotent producer may otherwise drop an accepted request after a broker restart).
-  const newIngestProducer = async (): Promise<Producer> => {
-    const p = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
-    await p.connect();
-    return p;
-  };
-  let ingestProducer = await newIngestProducer();
+  // Ingestion has a producer of its own (its sends are not queued behind the publisher's), also
+  // made anew after a failed send.
+  const ingestProducer = new RenewingProducer(() => kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 }), o.log, 'ingest producer');
+  await ingestProducer.connect();
   closers.push({ what: 'ingest producer', close: () => ingestProducer.disconnect() });
-  const sink = kafkaSink(ingestProducer, {
-    renew: async () => {
-      const failed = ingestProducer;
-      failed.disconnect().catch((err: unknown) => o.log.debug({ err }, 'ingest: disconnecting the failed producer failed'));
-      ingestProducer = await newIngestProducer();
-      o.log.info({}, 'ingest: a produce failed; the next goes through a new producer (a new producer id)');
-      return ingestProducer;
-    },
-  });
+  const sink = kafkaSink(ingestProducer);
   const app = await buildApp({
     config,
     codecs,

@@ -14,7 +14,8 @@ import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
 import { followFromBeginning } from '../kafka/follow.js';
-import type { KafkaClient, Producer } from '../kafka/kafkajs.js';
+import type { KafkaClient } from '../kafka/kafkajs.js';
+import type { Sender } from '../kafka/produce.js';
 import { restartBackoff, type SupervisedConsumer, type SupervisedStatus } from '../kafka/supervise.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
 import { shouldPromote, type PromotionRule, type VersionInfo, type VersionRegistry } from '../training/registry.js';
@@ -136,13 +137,13 @@ export class VersionCatalog {
 }
 
 /** Announces `version` as the served one (after `current`, which joins the history). */
-export async function announce(producer: Producer, group: string, version: string, current: ServingRecord | undefined, reason: string): Promise<ServingRecord> {
+export async function announce(producer: Sender, group: string, version: string, current: ServingRecord | undefined, reason: string): Promise<ServingRecord> {
   // Callers check the version is known (VersionCatalog.info): announced, it is fetched by every instance.
   const previous = current ? [...current.previous, current.version].filter((v) => v !== version).slice(-HISTORY) : [];
   return send(producer, group, { version, previous, at: new Date().toISOString(), reason });
 }
 
-async function send(producer: Producer, group: string, record: ServingRecord): Promise<ServingRecord> {
+async function send(producer: Sender, group: string, record: ServingRecord): Promise<ServingRecord> {
   await producer.send({ topic: topicName(group, 'versions'), acks: -1, messages: [{ key: SERVING_KEY, value: JSON.stringify(record), partition: 0 }] });
   return record;
 }
@@ -153,7 +154,7 @@ async function send(producer: Producer, group: string, record: ServingRecord): P
  * announcement made, if any.
  */
 export async function promoteIfAllowed(
-  producer: Producer,
+  producer: Sender,
   group: string,
   registry: Pick<VersionCatalog, 'has' | 'info'>,
   info: VersionInfo,
@@ -171,7 +172,7 @@ export async function promoteIfAllowed(
  * version can still be served (VersionCatalog.has); a target pruned from the models topic is
  * refused rather than announced to instances that could not load it.
  */
-export async function rollback(producer: Producer, group: string, current: ServingRecord | undefined, has?: (version: string) => boolean): Promise<ServingRecord> {
+export async function rollback(producer: Sender, group: string, current: ServingRecord | undefined, has?: (version: string) => boolean): Promise<ServingRecord> {
   const target = current?.previous.at(-1);
   if (!current || !target) throw new AppError('VERSION_NOT_FOUND', `group ${group} has no earlier served version to roll back to`, { field: 'version' });
   if (has && !has(target)) throw new AppError('VERSION_NOT_FOUND', `group ${group}'s previous version ${target} is no longer on ${topicName(group, 'models')} (pruned) nor in this instance's registry`, { field: 'version' });

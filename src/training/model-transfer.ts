@@ -33,7 +33,8 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, rea
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppError } from '../errors/index.js';
-import type { KafkaClient, KafkaMessage, Producer } from '../kafka/kafkajs.js';
+import type { KafkaClient, KafkaMessage } from '../kafka/kafkajs.js';
+import type { Sender } from '../kafka/produce.js';
 import { CompressionTypes } from '../kafka/kafkajs.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
 import type { Logger } from '../util/log.js';
@@ -296,7 +297,7 @@ export interface PublishOptions {
  * manifest. The producer should be one of its own (idempotent, one request in flight): a model's
  * hundreds of MB would otherwise queue ahead of the service's ingestion.
  */
-export async function publishVersion(producer: Producer, group: string, dir: string, info: VersionInfo, o: PublishOptions = {}): Promise<IndexedManifest> {
+export async function publishVersion(producer: Sender, group: string, dir: string, info: VersionInfo, o: PublishOptions = {}): Promise<IndexedManifest> {
   const topic = topicName(group, 'models');
   const chunkBytes = o.chunkBytes ?? CHUNK_BYTES;
   const perSend = o.chunksPerSend ?? CHUNKS_PER_SEND;
@@ -413,7 +414,7 @@ export function versionsToPrune(indexed: readonly Pick<ModelManifest, 'version' 
 }
 
 /** Tombstones every chunk key and the manifest of each pruned version on `<group>.models`, then its index entry on `<group>.versions`. */
-export async function pruneModels(producer: Producer, group: string, manifests: readonly ModelManifest[], serving: { version: string; previous: string[] } | undefined, log?: Logger): Promise<string[]> {
+export async function pruneModels(producer: Sender, group: string, manifests: readonly ModelManifest[], serving: { version: string; previous: string[] } | undefined, log?: Logger): Promise<string[]> {
   const prune = versionsToPrune(manifests, serving);
   for (const version of prune) {
     const m = manifests.find((x) => x.version === version)!;

@@ -4,6 +4,8 @@ import { performance } from 'node:perf_hooks';
 import { boundedSink, kafkaSink, topicGroupDirectory } from '../../src/api/kafka.js';
 import { AppError } from '../../src/errors/index.js';
 import type { Producer, ProducerRecord } from '../../src/kafka/kafkajs.js';
+import { RenewingProducer } from '../../src/kafka/produce.js';
+import { silentLogger } from '../../src/util/log.js';
 
 function fakeAdmin(topics: string[]) {
   const admin = {
@@ -169,33 +171,42 @@ describe('boundedSink (fail fast while Kafka does not answer)', () => {
     expect(pending).toHaveLength(3);
   });
 
-  it('after a failed produce, sends through a renewed producer (a new producer id), never the failed one again', async () => {
-    const first = stalledProducer();
-    const second = stalledProducer();
-    const renewed: unknown[] = [];
-    const sink = kafkaSink(first.producer, {
-      renew: async (failed) => {
-        renewed.push(failed);
-        return second.producer;
+  it('RenewingProducer: after a failed send, the next goes through a new producer (a new producer id), never the failed one again; sends one at a time', async () => {
+    const made: ReturnType<typeof stalledProducer>[] = [];
+    const disconnected: number[] = [];
+    const producer = new RenewingProducer(
+      () => {
+        const p = stalledProducer();
+        const index = made.push(p) - 1;
+        Object.assign(p.producer, { connect: async () => undefined, disconnect: async () => void disconnected.push(index) });
+        return p.producer;
       },
-    });
+      silentLogger,
+      'test producer',
+    );
+    const sink = kafkaSink(producer);
     const a = sink.send('g.interactions', [{ key: 'u1', value: Buffer.from('a') }]);
-    const b = sink.send('g.interactions', [{ key: 'u2', value: Buffer.from('b') }]);
-    expect(first.pending).toHaveLength(1); // b waits: the failed request's retries must not interleave with it
-    first.pending[0]!.settle(new Error('connection closed'));
+    const b = producer.send({ topic: 'g.versions', messages: [{ key: 'k', value: 'b' }] });
+    await until(() => made[0]!.pending.length === 1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(made).toHaveLength(1);
+    expect(made[0]!.pending).toHaveLength(1); // b waits: the failed request's retries must not interleave with it
+    made[0]!.pending[0]!.settle(new Error('connection closed'));
     await expect(a).rejects.toMatchObject({ code: 'KAFKA_UNREACHABLE' });
-    await until(() => second.pending.length === 1);
-    expect(renewed).toEqual([first.producer]);
-    expect(first.pending).toHaveLength(1);
-    expect(second.pending[0]!.record.messages.map((m) => String(m.value))).toEqual(['b']);
-    second.pending[0]!.settle();
+    await until(() => made.length === 2 && made[1]!.pending.length === 1);
+    expect(made[0]!.pending).toHaveLength(1);
+    expect(disconnected).toEqual([0]);
+    expect(made[1]!.pending[0]!.record.messages.map((m) => String(m.value))).toEqual(['b']);
+    made[1]!.pending[0]!.settle();
     await b;
     // A success keeps the producer.
     const c = sink.send('g.interactions', [{ key: 'u3', value: Buffer.from('c') }]);
-    await until(() => second.pending.length === 2);
-    second.pending[1]!.settle();
+    await until(() => made[1]!.pending.length === 2);
+    made[1]!.pending[1]!.settle();
     await c;
-    expect(renewed).toHaveLength(1);
+    expect(made).toHaveLength(2);
+    await producer.disconnect();
+    expect(disconnected).toEqual([0, 1]);
   });
 
   it('keeps the broker address out of the message (the cause keeps it, for the log)', async () => {
