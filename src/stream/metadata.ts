@@ -11,7 +11,8 @@
 import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import { createKafka } from '../kafka/client.js';
-import type { Consumer, EachBatchPayload, KafkaClient, KafkaMessage, Producer } from '../kafka/kafkajs.js';
+import type { Consumer, EachBatchPayload, KafkaClient, KafkaMessage } from '../kafka/kafkajs.js';
+import { RenewingProducer } from '../kafka/produce.js';
 import { processGroupId } from '../kafka/follow.js';
 import { topicName } from '../kafka/topics.js';
 import { consumerRetry, restartBackoff, SupervisedConsumer, type SupervisedStatus } from '../kafka/supervise.js';
@@ -43,7 +44,8 @@ export class MetadataReader {
   private readonly topics: { items: string; users: string; deadLetter: string };
   /** The consumer of items and users, made again after a crash (src/kafka/supervise.ts). */
   private consumer: SupervisedConsumer | undefined;
-  private producer: Producer | undefined;
+  /** Dead letters: made anew after a failed send, which is retried (RenewingProducer). */
+  private producer: RenewingProducer | undefined;
   private counters = { items: 0, users: 0, deleted: 0, deadLetters: 0 };
 
   constructor(private readonly o: MetadataOptions) {
@@ -89,7 +91,7 @@ export class MetadataReader {
   }
 
   async start(): Promise<void> {
-    this.producer = this.kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+    this.producer = new RenewingProducer(() => this.kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 }), this.o.log, 'metadata dead-letter producer');
     await this.producer.connect();
     // A group of its own per process (src/kafka/follow.ts, processGroupId): its only member is
     // assigned every partition. It seeks to the offsets stored with the metadata, so it commits
