@@ -16,6 +16,8 @@ export async function trainHrnnParallel(
   workers: number,
   backend: BackendName,
   onProgress?: (p: TrainProgress) => void,
+  /** Stop after about this many targets in all (each worker its share; benchmarks). */
+  limit = Infinity,
 ): Promise<TrainedHrnn> {
   const arrays = allocTrainArrays(params.hiddenSize, data.itemIds.length, params.seed, true, data.features?.sizes);
   const total = targetsPerEpoch(data) * params.epochs;
@@ -25,7 +27,7 @@ export async function trainHrnnParallel(
   const url = workerScript(import.meta.url, './hrnn-worker.js', 'model/hrnn-worker.js');
   const results = await Promise.all(
     Array.from({ length: workers }, (_, index) => {
-      const input: WorkerInput = { data, params, arrays, part: { index, count: workers }, backend };
+      const input: WorkerInput = { data, params, arrays, part: { index, count: workers }, backend, limit: Math.ceil(limit / workers) };
       const worker = new Worker(url, { workerData: input });
       return new Promise<{ targets: number; lossByEpoch: number[] }>((resolve, reject) => {
         worker.on('message', (m: WorkerMessage) => {

@@ -19,8 +19,16 @@
  *   IndexedAdagradM): acc += g², m = momentum·m + g / (√acc + ε), w −= lr·m.
  *
  * Item rows are gathered and their gradients scattered in JavaScript (the wasm backend has no
- * UnsortedSegmentSum, which tf.gather's gradient needs); every matrix product goes through `mm`,
- * whose gradient transposes explicitly (wasm's BatchMatMul with transposeA/B takes a slow path).
+ * UnsortedSegmentSum, which tf.gather's gradient needs); gradients' matrix products transpose
+ * explicitly (wasm's BatchMatMul with transposeA/B takes a slow path).
+ *
+ * Speed (issue 15; the math is the same as the plain autodiff graph, checked by
+ * test/unit/hrnn-train-kernels.test.ts): the cross-entropy output layer is one op outside the tape
+ * (`sampledSoftmaxHead`: logits, softmax in one wasm kernel, loss and gradient in one JavaScript
+ * pass, its big operands placed so that wasm packs only one of them); the GRUs and the init layer
+ * are ops with hand-written backward passes (`gruCell`, `initLayer`: half the kernels, no saved
+ * copies); the init layer runs only in steps that need it; dropout masks are drawn in JavaScript;
+ * per-item gradient rows are summed in preallocated slots (`RowGrads`).
  */
 import { prng } from '../data/synthetic.js';
 import { tf } from './backend.js';
@@ -199,6 +207,18 @@ export class AdagradM {
     this.mom = buffers?.mom ?? new Float32Array(size);
   }
 
+  /** Updates params[pOffset + k] with grad[gOffset + k] for k < length. */
+  applyRange(params: Float32Array, grad: Float32Array, gOffset: number, length: number, pOffset: number): void {
+    const { acc, mom, lr, momentum, eps } = this;
+    for (let k = 0; k < length; k++) {
+      const g = grad[gOffset + k]!;
+      const p = pOffset + k;
+      const a = (acc[p]! += g * g);
+      const m = (mom[p] = momentum * mom[p]! + g / (Math.sqrt(a) + eps));
+      params[p]! -= lr * m;
+    }
+  }
+
   /** Updates params[offset + k] with grad[k] for k < grad.length. */
   apply(params: Float32Array, grad: Float32Array | ArrayLike<number>, offset = 0): void {
     const { acc, mom, lr, momentum, eps } = this;
@@ -244,6 +264,79 @@ export function gruGraph(w: GruT, x: tf.Tensor2D, h: tf.Tensor2D): tf.Tensor2D {
   const r = tf.sigmoid(tf.add(ar, hr));
   const cand = tf.tanh(tf.add(ah, mm(tf.mul(r, h), w.wh)));
   return tf.add(h, tf.mul(z, tf.sub(cand, h))) as tf.Tensor2D;
+}
+
+/**
+ * Tensors the custom ops below keep for their backward pass (instead of tfjs's saved copies: one
+ * Identity kernel per saved tensor), released after the step by `releaseKept`.
+ */
+const keptForBackward: tf.Tensor[] = [];
+
+function keepForBackward(...ts: tf.Tensor[]): void {
+  for (const t of ts) keptForBackward.push(tf.keep(t));
+}
+
+/** Releases what the custom ops kept for their backward pass (call after each step's gradients). */
+export function releaseKept(): void {
+  tf.dispose(keptForBackward.splice(0));
+}
+
+/**
+ * gruGraph as one op with a hand-written backward pass (the same function; about 45 kernels
+ * forward and backward against about twice that, plus tfjs's saved copies, through autodiff):
+ *   a = x·wx + b, [z|r] = σ(a[:, :2H] + h·wrz), c = tanh(a[:, 2H:] + (r⊙h)·wh), h' = h + z⊙(c − h).
+ * Call `releaseKept` after the gradients.
+ */
+export const gruCell = tf.customGrad(((x: tf.Tensor2D, h: tf.Tensor2D, wx: tf.Tensor2D, wrz: tf.Tensor2D, wh: tf.Tensor2D, b: tf.Tensor1D) => {
+  const [B, H] = h.shape;
+  const a = tf.fused.matMul({ a: x, b: wx, bias: b });
+  const zr = tf.sigmoid(tf.add(tf.slice(a, [0, 0], [B, 2 * H]), tf.matMul(h, wrz)));
+  const z = tf.slice(zr, [0, 0], [B, H]);
+  const r = tf.slice(zr, [0, H], [B, H]);
+  const rh = tf.mul(r, h);
+  const cand = tf.tanh(tf.add(tf.slice(a, [0, 2 * H], [B, H]), tf.matMul(rh, wh)));
+  const diff = tf.sub(cand, h);
+  const value = tf.add(h, tf.mul(z, diff));
+  keepForBackward(x, h, wx, wrz, wh, zr, z, r, rh, cand, diff);
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor2D) => {
+      const dcand = tf.mul(dy, z);
+      const du = tf.mul(dcand, tf.sub(1, tf.square(cand)));
+      const drh = tf.matMul(du, tf.transpose(wh) as tf.Tensor2D);
+      const dzr = tf.mul(tf.concat([tf.mul(dy, diff), tf.mul(drh, h)], 1), tf.mul(zr, tf.sub(1, zr))) as tf.Tensor2D;
+      const da = tf.concat([dzr, du], 1) as tf.Tensor2D;
+      const T = (t: tf.Tensor2D) => tf.transpose(t) as tf.Tensor2D;
+      return [
+        tf.matMul(da, T(wx)),
+        tf.addN([tf.sub(dy, dcand), tf.mul(drh, r), tf.matMul(dzr, T(wrz))]),
+        tf.matMul(T(x), da),
+        tf.matMul(T(h), dzr),
+        tf.matMul(T(rh as tf.Tensor2D), du),
+        tf.sum(da, 0),
+      ];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, h: tf.Tensor2D, wx: tf.Tensor2D, wrz: tf.Tensor2D, wh: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;
+
+/** The init layer tanh(c·wi + bi) as one op with a hand-written backward pass (`releaseKept` after). */
+export const initLayer = tf.customGrad(((c: tf.Tensor2D, wi: tf.Tensor2D, bi: tf.Tensor1D) => {
+  const value = tf.tanh(tf.fused.matMul({ a: c, b: wi, bias: bi }));
+  keepForBackward(c, wi, value);
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor2D) => {
+      const du = tf.mul(dy, tf.sub(1, tf.square(value))) as tf.Tensor2D;
+      return [tf.matMul(du, tf.transpose(wi) as tf.Tensor2D), tf.matMul(tf.transpose(c) as tf.Tensor2D, du), tf.sum(du, 0)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (c: tf.Tensor2D, wi: tf.Tensor2D, bi: tf.Tensor1D) => tf.Tensor2D;
+
+/** Inverted-dropout multipliers: 1/(1 − rate) with probability 1 − rate, else 0. */
+export function dropoutMask(out: Float32Array, rate: number, random: () => number): Float32Array {
+  const keep = 1 - rate;
+  for (let i = 0; i < out.length; i++) out[i] = random() < keep ? 1 / keep : 0;
+  return out;
 }
 
 /** Dense parameters, in one flat array (for one optimizer), with named views. */
@@ -390,6 +483,134 @@ function scatterSparse(grads: Map<number, Float32Array>, rows: SparseRows, r: nu
   }
 }
 
+/**
+ * Per-item gradient rows of one step (the items a step touched: inputs and output columns), summed
+ * per item in first-touched order, in preallocated slots (no Map, no allocation per step).
+ */
+export class RowGrads {
+  private readonly slot: Int32Array;
+  private readonly items: Int32Array;
+  private readonly buf: Float32Array;
+  private count = 0;
+
+  constructor(
+    items: number,
+    private readonly H: number,
+    maxRows: number,
+  ) {
+    this.slot = new Int32Array(items).fill(-1);
+    this.items = new Int32Array(maxRows);
+    this.buf = new Float32Array(maxRows * H);
+  }
+
+  /** Adds src[offset .. offset + H) to the item's row. */
+  add(item: number, src: Float32Array, offset: number): void {
+    const H = this.H;
+    let s = this.slot[item]!;
+    if (s < 0) {
+      s = this.count++;
+      this.slot[item] = s;
+      this.items[s] = item;
+      this.buf.fill(0, s * H, s * H + H);
+    }
+    const buf = this.buf;
+    const o = s * H;
+    for (let d = 0; d < H; d++) buf[o + d]! += src[offset + d]!;
+  }
+
+  /** One optimizer update per touched item row of `params` (rows × H). */
+  apply(opt: AdagradM, params: Float32Array): void {
+    for (let s = 0; s < this.count; s++) opt.applyRange(params, this.buf, s * this.H, this.H, this.items[s]! * this.H);
+  }
+
+  clear(): void {
+    for (let s = 0; s < this.count; s++) this.slot[this.items[s]!] = -1;
+    this.count = 0;
+  }
+}
+
+/**
+ * Softmax cross-entropy of B rows over C columns, the label of row b being column b, from the
+ * softmax `P` (B × C, row-major; `logits` for the rare row whose label's probability underflows):
+ * returns Σ_b w_b·CE_b / norm, turns `P` into its gradient by the logits, (P − label)·w_b / norm,
+ * and writes the gradient by the column biases (the column sums) into `gBias`.
+ */
+export function crossEntropyFromSoftmax(P: Float32Array, logits: () => Float32Array, weight: Float32Array, norm: number, B: number, C: number, gBias: Float32Array): number {
+  let loss = 0;
+  let L: Float32Array | undefined;
+  for (let b = 0; b < B; b++) {
+    const w = weight[b]!;
+    const o = b * C;
+    if (w === 0) {
+      P.fill(0, o, o + C);
+      continue;
+    }
+    const pb = P[o + b]!;
+    if (pb > 1e-30) loss -= w * Math.log(pb);
+    else {
+      // −log P[b] = −log P[j] + logit[j] − logit[b], j the row's most likely column (P[j] ≥ 1/C).
+      L ??= logits();
+      let j = 0;
+      for (let k = 1; k < C; k++) if (P[o + k]! > P[o + j]!) j = k;
+      loss += w * (-Math.log(P[o + j]!) + L[o + j]! - L[o + b]!);
+    }
+    const scale = w / norm;
+    for (let k = 0; k < C; k++) P[o + k]! *= scale;
+    P[o + b]! -= scale;
+  }
+  gBias.fill(0);
+  for (let b = 0; b < B; b++) {
+    const o = b * C;
+    for (let k = 0; k < C; k++) gBias[k]! += P[o + k]!;
+  }
+  return loss / norm;
+}
+
+/**
+ * The sampled-softmax cross-entropy output layer as one differentiable op of the query states
+ * qd (B × H), outside the tape: the logits (O·qdᵀ)ᵀ + bias (B × C, O the output columns' rows,
+ * C × H), the softmax in one wasm kernel (XNNPACK), the loss and the gradient by the logits in
+ * JavaScript (one pass, writing it in both layouts), then dq = dLogits·O and the columns' gradient
+ * dLogitsᵀ·qd (C × H, a row per column). No tape nodes or saved copies for the B × C tensors.
+ * wasm's matMul packs its right operand (XNNPACK) whenever that tensor is new, which costs about half
+ * the product: the large fresh operands (O, dLogitsᵀ) go on the left where they can, and only O is
+ * packed once. The columns' and biases' gradients of the last call are left in `gO` and `gBias`.
+ */
+export function sampledSoftmaxHead(B: number, C: number, H: number) {
+  const gO = new Float32Array(C * H);
+  const gBias = new Float32Array(C);
+  const dLogTBuf = new Float32Array(C * B);
+  let args: { O: tf.Tensor2D; bias: tf.Tensor1D; weight: Float32Array; norm: number } | undefined;
+  let dLogT: tf.Tensor2D | undefined;
+  const op = tf.customGrad(((qd: tf.Tensor2D) => {
+    const { O, bias, weight, norm } = args!;
+    const logits = tf.add(tf.transpose(tf.matMul(O, tf.transpose(qd) as tf.Tensor2D)), bias);
+    const P = tf.softmax(logits).dataSync() as Float32Array;
+    const loss = crossEntropyFromSoftmax(P, () => logits.dataSync() as Float32Array, weight, norm, B, C, gBias);
+    for (let b = 0; b < B; b++) for (let k = 0, o = b * C; k < C; k++) dLogTBuf[k * B + b] = P[o + k]!;
+    gO.set(tf.matMul(tf.tensor2d(dLogTBuf, [C, B]), qd).dataSync());
+    dLogT?.dispose();
+    dLogT = tf.keep(tf.tensor2d(P, [B, C]));
+    return {
+      value: tf.scalar(loss),
+      gradFunc: (dy: tf.Tensor) => [tf.mul(tf.matMul(dLogT!, O), dy)],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (qd: tf.Tensor2D) => tf.Scalar;
+  return {
+    gO,
+    gBias,
+    /** The loss of query states `qd` against the columns `O` (C × H, biases `bias`), rows weighted by `weight`, over `norm`. */
+    loss(qd: tf.Tensor2D, O: tf.Tensor2D, bias: tf.Tensor1D, weight: Float32Array, norm: number): tf.Scalar {
+      args = { O, bias, weight, norm };
+      return op(qd);
+    },
+    dispose(): void {
+      dLogT?.dispose();
+      dLogT = undefined;
+    },
+  };
+}
+
 /** Which users a training loop walks: every `count`-th of each epoch's shuffled order, from `index`. */
 export interface Part {
   index: number;
@@ -412,10 +633,10 @@ export function targetsPerEpoch(data: EncodedData): number {
  * Trains HRNN on encoded data, in this thread. The tfjs backend must be initialised (initBackend).
  * Deterministic for a seed on one backend.
  */
-export function trainHrnn(data: EncodedData, params: HrnnTrainParams, onProgress?: (p: TrainProgress) => void): TrainedHrnn {
+export function trainHrnn(data: EncodedData, params: HrnnTrainParams, onProgress?: (p: TrainProgress) => void, limit = Infinity): TrainedHrnn {
   const arrays = allocTrainArrays(params.hiddenSize, data.itemIds.length, params.seed, false, data.features?.sizes);
   const t0 = performance.now();
-  const loop = trainLoop(data, params, arrays, { index: 0, count: 1 }, onProgress);
+  const loop = trainLoop(data, params, arrays, { index: 0, count: 1 }, onProgress, limit);
   return trained(data, params, arrays, loop, t0, onProgress);
 }
 
@@ -440,8 +661,11 @@ export function trained(data: EncodedData, p: HrnnTrainParams, arrays: TrainArra
   };
 }
 
-/** The training loop over one part of the users (all of them, or a worker's share). */
-export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: TrainArrays, part: Part, onProgress?: (p: TrainProgress) => void): LoopResult {
+/**
+ * The training loop over one part of the users (all of them, or a worker's share). `limit` stops it
+ * after the step that reaches that many targets (benchmarks: a steady-state speed on a large set).
+ */
+export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: TrainArrays, part: Part, onProgress?: (p: TrainProgress) => void, limit = Infinity): LoopResult {
   const p = params;
   const H = p.hiddenSize;
   const N = data.itemIds.length;
@@ -472,11 +696,16 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
     logP[i] = Math.log(data.counts[i]! / total);
   }
   const sampler = new Sampler(sampleWeights, random);
+  // Dropout masks drawn in JavaScript (tf.dropout's seeded uniform tensor costs five kernels and a JS generator).
+  const dropRandom = prng(p.seed * 1_000_003 + 7919 * (part.index + 1));
+  const dropHidden = new Float32Array(B * H);
+  const dropEmbed = new Float32Array(B * H);
   const S = N > 1 ? Math.min(p.negatives, N) : 0;
   const C = B + S;
 
-  // Constant per run: the diagonal label mask.
-  const diag = tf.tidy(() => tf.concat([tf.eye(B), tf.zeros([B, S])], 1));
+  const ce = p.loss === 'cross-entropy';
+  // Constant per run: the diagonal label mask (bpr-max's graph only).
+  const diag = ce ? undefined : tf.tidy(() => tf.concat([tf.eye(B), tf.zeros([B, S])], 1));
 
   const xs = new Int32Array(B);
   const cols = new Int32Array(C);
@@ -486,10 +715,16 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
   let h0 = new Float32Array(B * H);
   let c0 = new Float32Array(B * H);
   const Xe = new Float32Array(B * H);
-  const OT = new Float32Array(H * C);
+  /** The output layer's columns: the rows of E (and their item features) of `cols`, C × H. */
+  const O = new Float32Array(C * H);
+  /** Output bias minus the logQ correction, per column. */
+  const colBias = new Float32Array(C);
   const ob = new Float32Array(C);
-  const lq = new Float32Array(C);
-  const rowGrad = new Map<number, Float32Array>();
+  const head = ce ? sampledSoftmaxHead(B, C, H) : undefined;
+  /** Gradients of the output columns (C × H) and biases (C) of a step. */
+  let gO: Float32Array = new Float32Array(C * H);
+  let gB: Float32Array = new Float32Array(C);
+  const rows = new RowGrads(N, H, B + C);
   /** The dense parameters (denseLayout indices) a step differentiates. */
   const used: number[] = [];
   const biasGrad = new Map<number, number>();
@@ -501,7 +736,7 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
   const eligible = data.users.map((u, k) => (u.items.length >= 1 ? k : -1)).filter((k) => k >= 0);
   const perEpoch = targetsPerEpoch(data);
 
-  for (let epoch = 0; epoch < p.epochs; epoch++) {
+  for (let epoch = 0; epoch < p.epochs && targets < limit; epoch++) {
     // Users in a seeded random order each epoch.
     const all = eligible.slice();
     for (let i = all.length - 1; i > 0; i--) {
@@ -526,7 +761,7 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
     for (let b = 0; b < B; b++) takeUser(b);
     let lossSum = 0;
     let lossSteps = 0;
-    for (;;) {
+    while (targets < limit) {
       let active = 0;
       for (let b = 0; b < B; b++) {
         const u = rowUser[b]!;
@@ -561,58 +796,66 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
         }
       }
       for (let k = 0; k < C; k++) {
-        const row = cols[k]! * H;
-        for (let d = 0; d < H; d++) OT[d * C + k] = E[row + d]!;
-        if (feat) addSparse(OT, k, C, F, feat.item, cols[k]!, H);
-        ob[k] = bOut[cols[k]!]!;
-        lq[k] = p.loss === 'cross-entropy' ? p.logq * logP[cols[k]!]! : 0;
+        const item = cols[k]!;
+        O.set(E.subarray(item * H, item * H + H), k * H);
+        if (feat) addSparse(O, k * H, 1, F, feat.item, item, H);
+        ob[k] = bOut[item]!;
+        colBias[k] = ce ? bOut[item]! - p.logq * logP[item]! : bOut[item]!;
       }
 
-      const seed = p.seed * 1_000_003 + stepNo * part.count + part.index;
+      const norm = Math.max(1, active);
       const result = tf.tidy(() => {
-        const denseT = L.names.map((_, k) => tf.tensor(dense.subarray(L.offsets[k]!, L.offsets[k]! + L.shapes[k]!.reduce((x, y) => x * y, 1)), L.shapes[k]!));
+        const anyNext = nextNew.some((v) => v === 1);
+        // Differentiate by what the step uses (tfjs refuses an input that does not reach the loss).
+        used.length = 0;
+        // The init layer only where a row starts a user or a session ends; no row does in most steps.
+        const anyFresh = fresh.some((v) => v === 1);
+        const initUsed = anyNext || anyFresh;
+        L.names.forEach((name, k) => ((anyNext || !name.startsWith('u.')) && (initUsed || (name !== 'wi' && name !== 'bi')) ? used.push(k) : undefined));
+        const cInput = feat !== undefined && initUsed;
+        const denseT = used.map((k) => tf.tensor(dense.subarray(L.offsets[k]!, L.offsets[k]! + L.shapes[k]!.reduce((x, y) => x * y, 1)), L.shapes[k]!));
         const XeT = tf.tensor2d(Xe, [B, H]);
-        const OTT = tf.tensor2d(OT, [H, C]);
-        const obT = tf.tensor1d(ob);
+        const OTen = tf.tensor2d(O, [C, H]);
         const h0T = tf.tensor2d(h0, [B, H]);
         const c0T = tf.tensor2d(c0, [B, H]);
         const freshT = tf.tensor2d(fresh, [B, 1]);
         const nextT = tf.tensor2d(nextNew, [B, 1]);
-        const anyNext = nextNew.some((v) => v === 1);
-        const wT = tf.tensor1d(weight);
-        const lqT = tf.tensor1d(lq);
         const kept: { q?: tf.Tensor; c?: tf.Tensor } = {};
-        // Differentiate by what the step uses (tfjs refuses an input that does not reach the loss).
-        used.length = 0;
-        L.names.forEach((name, k) => (anyNext || !name.startsWith('u.') ? used.push(k) : undefined));
+        // The cross-entropy head takes the output columns as a constant and hands their gradients
+        // back itself; bpr-max's graph differentiates them (and the biases) as inputs.
+        const lead = ce ? [XeT] : [XeT, OTen, tf.tensor1d(ob)];
         const f = (...vars: tf.Tensor[]): tf.Scalar => {
-          const [xe, ot, obv] = vars as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
-          const w = (name: string) => vars[3 + used.indexOf(L.names.indexOf(name))] as tf.Tensor2D;
-          const [swx, swrz, swh, sb, wi, bi] = [w('s.wx'), w('s.wrz'), w('s.wh'), w('s.b') as tf.Tensor, w('wi'), w('bi') as tf.Tensor];
-          const cIn = feat ? (vars[3 + used.length] as tf.Tensor2D) : undefined;
+          const xe = vars[0] as tf.Tensor2D;
+          const w = (name: string) => vars[lead.length + used.indexOf(L.names.indexOf(name))] as tf.Tensor2D;
+          const [swx, swrz, swh, sb] = [w('s.wx'), w('s.wrz'), w('s.wh'), w('s.b') as tf.Tensor];
+          const cIn = cInput ? (vars[lead.length + used.length] as tf.Tensor2D) : undefined;
           // With user features, the user state is an input whose gradient reaches them (fresh rows).
           const c0v = cIn ?? c0T;
-          const init = (c: tf.Tensor2D) => tf.tanh(tf.add(mm(c, wi), bi)) as tf.Tensor2D;
+          const init = (c: tf.Tensor2D) => initLayer(c, w('wi'), w('bi') as unknown as tf.Tensor1D);
           // A row's first event starts from init(c0), c0 the new user's state.
-          const hStart = tf.add(tf.mul(freshT, init(c0v)), tf.mul(tf.sub(1, freshT), h0T)) as tf.Tensor2D;
-          const xin = p.dropoutEmbed > 0 ? (tf.dropout(xe, p.dropoutEmbed, undefined, seed + 1) as tf.Tensor2D) : xe;
-          const h = gruGraph({ wx: swx, wrz: swrz, wh: swh, b: sb as tf.Tensor1D }, xin, hStart);
+          // mix(m, a, b) = b + m·(a − b): a where m is 1, b where it is 0 (3 kernels, not 5).
+          const mix = (m: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => tf.add(b, tf.mul(m, tf.sub(a, b))) as tf.Tensor2D;
+          const hStart = anyFresh ? mix(freshT, init(c0v), h0T) : h0T;
+          const xin = p.dropoutEmbed > 0 ? (tf.mul(xe, tf.tensor2d(dropoutMask(dropEmbed, p.dropoutEmbed, dropRandom), [B, H])) as tf.Tensor2D) : xe;
+          const h = gruCell(xin, hStart, swx, swrz, swh, sb as tf.Tensor1D);
           // The user GRU only matters where a session ends before the target: skip it in steps without one.
           let q = h;
           let cCarry: tf.Tensor = c0v;
           if (anyNext) {
-            const cNew = gruGraph({ wx: w('u.wx'), wrz: w('u.wrz'), wh: w('u.wh'), b: w('u.b') as unknown as tf.Tensor1D }, h, c0v);
-            q = tf.add(tf.mul(nextT, init(cNew)), tf.mul(tf.sub(1, nextT), h)) as tf.Tensor2D;
-            cCarry = tf.add(tf.mul(nextT, cNew), tf.mul(tf.sub(1, nextT), c0v));
+            const cNew = gruCell(h, c0v, w('u.wx'), w('u.wrz'), w('u.wh'), w('u.b') as unknown as tf.Tensor1D);
+            q = mix(nextT, init(cNew), h);
+            cCarry = mix(nextT, cNew, c0v);
           }
           kept.q = tf.keep(q);
           kept.c = tf.keep(cCarry);
-          const qd = p.dropoutHidden > 0 ? (tf.dropout(q, p.dropoutHidden, undefined, seed) as tf.Tensor2D) : q;
-          const logits = tf.add(mm(qd, ot), obv) as tf.Tensor2D;
-          const perRow = p.loss === 'cross-entropy' ? crossEntropyRows(tf.sub(logits, lqT) as tf.Tensor2D, diag) : bprMaxRows(logits, diag, p.bpreg);
-          return tf.div(tf.sum(tf.mul(perRow, wT)), Math.max(1, active)) as tf.Scalar;
+          const qd = p.dropoutHidden > 0 ? (tf.mul(q, tf.tensor2d(dropoutMask(dropHidden, p.dropoutHidden, dropRandom), [B, H])) as tf.Tensor2D) : q;
+          if (head) return head.loss(qd, OTen, tf.tensor1d(colBias), weight, norm);
+          const [ot, obv] = [vars[1] as tf.Tensor2D, vars[2] as tf.Tensor1D];
+          const logits = tf.add(mm(qd, tf.transpose(ot) as tf.Tensor2D), obv) as tf.Tensor2D;
+          const perRow = bprMaxRows(logits, diag!, p.bpreg);
+          return tf.div(tf.sum(tf.mul(perRow, tf.tensor1d(weight))), norm) as tf.Scalar;
         };
-        const { value, grads } = tf.valueAndGrads(f)([XeT, OTT, obT, ...used.map((k) => denseT[k]!), ...(feat ? [c0T] : [])]);
+        const { value, grads } = tf.valueAndGrads(f)([...lead, ...denseT, ...(cInput ? [c0T] : [])]);
         return { value, grads, q: kept.q!, c: kept.c! };
       });
       const loss = result.value.dataSync()[0]!;
@@ -620,32 +863,32 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
       const qNew = result.q.dataSync() as Float32Array;
       const cNew = result.c.dataSync() as Float32Array;
       tf.dispose([result.value, ...result.grads, result.q, result.c]);
+      releaseKept();
+      const lead = ce ? 1 : 3;
+      if (head) {
+        gO = head.gO;
+        gB = head.gBias;
+      } else {
+        gO = grads[1]!;
+        gB = grads[2]!;
+      }
 
       // Dense parameters.
-      used.forEach((k, i) => denseOpt.apply(dense, grads[3 + i]!, L.offsets[k]!));
+      used.forEach((k, i) => denseOpt.apply(dense, grads[lead + i]!, L.offsets[k]!));
       // Item rows: sum the gradients per item (inputs and output columns), then one update per row.
-      rowGrad.clear();
+      rows.clear();
       biasGrad.clear();
-      const addRow = (item: number): Float32Array => {
-        let g = rowGrad.get(item);
-        if (!g) rowGrad.set(item, (g = new Float32Array(H)));
-        return g;
-      };
       const gX = grads[0]!;
       for (let b = 0; b < B; b++) {
         if (weight[b] === 0 || xs[b]! < 0) continue;
-        const g = addRow(xs[b]!);
-        for (let d = 0; d < H; d++) g[d]! += gX[b * H + d]!;
+        rows.add(xs[b]!, gX, b * H);
       }
-      const gO = grads[1]!;
-      const gB = grads[2]!;
       for (let k = 0; k < C; k++) {
         if (k < B && weight[k] === 0) continue;
-        const g = addRow(cols[k]!);
-        for (let d = 0; d < H; d++) g[d]! += gO[d * C + k]!;
+        rows.add(cols[k]!, gO, k * H);
         biasGrad.set(cols[k]!, (biasGrad.get(cols[k]!) ?? 0) + gB[k]!);
       }
-      for (const [item, g] of rowGrad) embOpt.apply(E, g, item * H);
+      rows.apply(embOpt, E);
       for (const [item, g] of biasGrad) biasOpt.apply(bOut, [g], item);
       if (feat) {
         fGrad.clear();
@@ -653,12 +896,12 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
         uGrad.clear();
         for (let b = 0; b < B; b++) {
           if (weight[b] === 0) continue;
-          if (fresh[b] === 1) scatterSparse(uGrad, feat.user, rowUser[b]!, grads[3 + used.length]!, b * H, 1, H);
+          if (fresh[b] === 1) scatterSparse(uGrad, feat.user, rowUser[b]!, grads[lead + used.length]!, b * H, 1, H);
           if (xs[b]! < 0) continue;
           scatterSparse(fGrad, feat.item, xs[b]!, gX, b * H, 1, H);
           scatterSparse(cxGrad, data.users[rowUser[b]!]!.ctx!, rowPos[b]!, gX, b * H, 1, H);
         }
-        for (let k = 0; k < C; k++) if (!(k < B && weight[k] === 0)) scatterSparse(fGrad, feat.item, cols[k]!, gO, k, C, H);
+        for (let k = 0; k < C; k++) if (!(k < B && weight[k] === 0)) scatterSparse(fGrad, feat.item, cols[k]!, gO, k * H, 1, H);
         for (const [id, g] of fGrad) fOpt.apply(F, g, id * H);
         for (const [id, g] of cxGrad) cxOpt.apply(Cx, g, id * H);
         for (const [id, g] of uGrad) uOpt.apply(U, g, id * H);
@@ -691,7 +934,8 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
     }
     lossByEpoch.push(lossSteps ? lossSum / lossSteps : 0);
   }
-  diag.dispose();
+  diag?.dispose();
+  head?.dispose();
   return { targets, lossByEpoch };
 }
 

@@ -12,6 +12,8 @@ export interface WorkerInput {
   arrays: TrainArrays;
   part: Part;
   backend?: 'tensorflow' | 'wasm' | 'cpu';
+  /** Stop after this many targets (Infinity: all epochs). */
+  limit?: number;
 }
 
 export type WorkerMessage = { type: 'progress'; done: number; loss: number } | { type: 'done'; targets: number; lossByEpoch: number[] } | { type: 'error'; message: string };
@@ -20,7 +22,7 @@ const input = workerData as WorkerInput;
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 try {
   await initBackend(input.backend);
-  const result = trainLoop(input.data, input.params, input.arrays, input.part, (p) => post({ type: 'progress', done: p.done, loss: p.loss }));
+  const result = trainLoop(input.data, input.params, input.arrays, input.part, (p) => post({ type: 'progress', done: p.done, loss: p.loss }), input.limit ?? Infinity);
   post({ type: 'done', targets: result.targets, lossByEpoch: result.lossByEpoch });
 } catch (err) {
   post({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
