@@ -48,28 +48,27 @@ export class ServingModel extends EventEmitter<{ swap: [ServingVersion] }> {
  * The user's HRNN state under `version`: the stored one if it is of that version, else re-derived
  * from the stored events (from the user's metadata-based initial state, hrnn-metadata).
  */
-export function currentHrnnState(
+export function currentHrnnState(...args: StateArgs): HrnnState {
+  const { from, replay } = hrnnStart(...args);
+  return replay.length === 0 ? from : args[0].state(replay, from);
+}
+
+/** A user's HRNN state under `version`, from what is stored of the user. */
+type StateArgs = [
   model: HrnnModel,
   version: string,
   stored: HrnnUserState | undefined,
+  /** The user's stored events (for a re-derivation). */
   events: readonly UserEvent[] | undefined,
+  /** The user's metadata (hrnn-metadata's initial state of a new user). */
   user?: Pick<User, 'METADATA'>,
-): HrnnState {
-  const { from, replay } = hrnnStart(model, version, stored, events, user);
-  return replay.length === 0 ? from : model.state(replay, from);
-}
+];
 
 /**
  * Where the user's state under `version` starts: the stored state if it is of that version (nothing
  * to replay), else the initial state and the stored events to replay through it.
  */
-export function hrnnStart(
-  model: HrnnModel,
-  version: string,
-  stored: HrnnUserState | undefined,
-  events: readonly UserEvent[] | undefined,
-  user?: Pick<User, 'METADATA'>,
-): { from: HrnnState; replay: HistoryEvent[] } {
+export function hrnnStart(...[model, version, stored, events, user]: StateArgs): { from: HrnnState; replay: HistoryEvent[] } {
   if (stored && stored.version === version) return { from: { h: stored.h, c: stored.c, last: stored.last ?? undefined }, replay: [] };
   const recent = (events ?? []).slice(-REDERIVE_EVENTS);
   return { from: model.initialState(user), replay: recent.map((e) => ({ ITEM_ID: e.item, TIMESTAMP: e.ts, EVENT_TYPE: e.type })) };
