@@ -109,9 +109,10 @@ export interface ProcessorOptions {
   advertisedUrl?: string;
   /**
    * Called after a batch's state is committed: each user of the batch with its latest event time,
-   * and the user's committed state as stored (encoded), so that readers need not read it back.
+   * and (built when asked for) the users' committed states as stored (encoded), so that readers
+   * need not read them back.
    */
-  onApplied?: (users: ReadonlyMap<string, number>, states: ReadonlyMap<string, EncodedUserState>) => void;
+  onApplied?: (users: ReadonlyMap<string, number>, states: () => ReadonlyMap<string, EncodedUserState>) => void;
 }
 
 
@@ -789,7 +790,7 @@ export class StreamProcessor {
         try {
           const users = new Map<string, number>();
           for (const e of good) users.set(e.USER_ID, Math.max(users.get(e.USER_ID) ?? -Infinity, e.TIMESTAMP));
-          this.o.onApplied(users, committedStates(ops));
+          this.o.onApplied(users, () => committedStates(ops));
         } catch (err) {
           this.log.warn({ err, partition: task.partition }, 'onApplied failed (the batch is applied)');
         }

@@ -298,7 +298,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
     onApplied: (users, states) => {
       // Queries' kept states first, so that the lists published next are from the new state (the
       // batch's committed states themselves, when there is a publisher to read them).
-      query.applied(users.keys(), publisher ? states : undefined);
+      query.applied(users.keys(), publisher ? states() : undefined);
       publisher?.notify(users);
     },
   });
