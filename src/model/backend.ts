@@ -16,6 +16,8 @@ export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
 let chosen: Promise<BackendName> | undefined;
+/** Set once `initBackend` has finished. */
+let initialised = false;
 
 async function tryNative(): Promise<boolean> {
   try {
@@ -43,8 +45,21 @@ async function choose(prefer?: BackendName): Promise<BackendName> {
 export function initBackend(prefer?: BackendName): Promise<BackendName> {
   const env = process.env.STREAMREC_TF_BACKEND as BackendName | undefined;
   const want = prefer ?? (env && BACKENDS.includes(env) ? env : undefined);
-  chosen ??= choose(want);
+  chosen ??= choose(want).then((name) => {
+    initialised = true;
+    return name;
+  });
   return chosen;
+}
+
+/**
+ * Whether a compiled backend (native or wasm) is up now, for synchronous code that can use one but
+ * must not start one (starting is asynchronous): false before `initBackend` has finished.
+ */
+export function compiledBackendUp(): boolean {
+  if (!initialised) return false;
+  const name = tf.getBackend();
+  return name === 'wasm' || name === 'tensorflow';
 }
 
 /**

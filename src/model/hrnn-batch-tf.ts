@@ -21,6 +21,7 @@
 import { tf } from './backend.js';
 import { gruFromGates, gruStepBatch, initSessionBatch, inputGatesBatch, type GruScratch, type StepKernel } from './hrnn-batch.js';
 import type { GruWeights, HrnnWeights } from './hrnn-math.js';
+import { ownedResource } from '../util/owned.js';
 
 interface GruTensors {
   /** (In + H) × 3H: [Wx ; Wrz | 0], the candidate's columns doubled */
@@ -134,4 +135,11 @@ export class TfStepKernel implements StepKernel {
     }
     return t;
   }
+}
+
+const kernelOf = ownedResource<TfStepKernel>();
+
+/** `owner`'s (a model's) kernel: one per model, made on first use, its weight tensors freed once the model is collected. */
+export function tfStepKernelOf(owner: object): TfStepKernel {
+  return kernelOf(owner, () => new TfStepKernel());
 }

@@ -18,7 +18,9 @@ import { availableParallelism } from 'node:os';
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { AppError } from '../errors/index.js';
-import { initBackend } from '../model/backend.js';
+import { compiledBackendUp, initBackend } from '../model/backend.js';
+import { batchScorerOf } from '../model/batch-scorer.js';
+import { tfStepKernelOf } from '../model/hrnn-batch-tf.js';
 import { fitTower, Tower, towerTargets, type TowerJSON } from '../model/coldstart.js';
 import { isExplorable, mixExploration } from '../model/exploration.js';
 import { buildFeatureSpace, encode as encodeFeatures, encodeAll, FeatureSpace, type FeatureRecord, type FeatureSpaceJSON, type SparseRows } from '../model/features.js';
@@ -360,13 +362,36 @@ export class HrnnModel implements Model {
     return this.top(this.scores(this.state(request.history), request.at), request.numResults, request.exclude, request.at);
   }
 
-  /** The requests' histories stepped together (stepMany, JavaScript kernel: the same bits as `recommend`), 1,000 at a time. */
-  recommendMany(requests: readonly RecommendRequest[]): Scored[][] {
+  /**
+   * The requests' histories stepped together (stepMany), 1,000 at a time, and scored together. With
+   * `exact`, or while no compiled TensorFlow.js backend is up, on the JavaScript kernel and loops: the
+   * same bits as `recommend`. Otherwise (evaluation's default) on the compiled backend, as the
+   * processor steps states in its default mode: the step kernel (src/model/hrnn-batch-tf.ts) and
+   * one matMul per chunk for the scores (src/model/batch-scorer.ts), equal to `recommend`'s to float32
+   * rounding (test/unit/hrnn-step-many.test.ts). Measured (bench:quality's note in docs/evaluation.md):
+   * several times faster for 10,000 users.
+   */
+  recommendMany(requests: readonly RecommendRequest[], o: { exact?: boolean } = {}): Scored[][] {
+    const compiled = !o.exact && compiledBackendUp();
+    const kernel = compiled ? tfStepKernelOf(this) : undefined;
+    const scorer = compiled ? batchScorerOf(this, this.outputLayer()) : undefined;
     const out: Scored[][] = [];
     for (let k = 0; k < requests.length; k += 1000) {
       const chunk = requests.slice(k, k + 1000);
-      const states = this.stepMany(chunk.map((r) => ({ from: emptyState(this.weights.hidden), events: r.history })));
-      chunk.forEach((r, i) => out.push(this.top(this.scores(states[i]!, r.at), r.numResults, r.exclude, r.at)));
+      const states = this.stepMany(
+        chunk.map((r) => ({ from: emptyState(this.weights.hidden), events: r.history })),
+        kernel,
+      );
+      const queries = states.map((s, i) => this.queryVector(s, chunk[i]!.at));
+      // Scored 250 at a time: a chunk's score matrix stays within 250 × items floats.
+      for (let a = 0; a < chunk.length; a += 250) {
+        const qs = queries.slice(a, a + 250);
+        const trained = scorer?.score(qs);
+        qs.forEach((q, i) => {
+          const r = chunk[a + i]!;
+          out.push(this.top(trained ? this.withColdScores(q, trained[i]!) : this.scoresOf(q), r.numResults, r.exclude, r.at));
+        });
+      }
     }
     return out;
   }

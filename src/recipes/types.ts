@@ -26,8 +26,12 @@ export interface RecommendRequest {
 export interface Model {
   readonly recipe: string;
   recommend(request: RecommendRequest): Scored[];
-  /** Many requests at once, element i equal to `recommend(requests[i])` (where a model can share work between them). */
-  recommendMany?(requests: readonly RecommendRequest[]): Scored[][];
+  /**
+   * Many requests at once, element i equal to `recommend(requests[i])` (where a model can share work
+   * between them); a model may compute them in float32 on a compiled backend, equal to `recommend`'s
+   * to rounding, unless `exact` is asked for.
+   */
+  recommendMany?(requests: readonly RecommendRequest[], o?: { exact?: boolean }): Scored[][];
   /** Items related to one item; undefined when the item is unknown to the model. */
   related(itemId: string, numResults: number): Scored[] | undefined;
   /** Scores of `items` for a user with this history (personalized ranking); undefined for an item the model does not know. */

@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../errors/index.js';
 import { bindFilter, parseFilter, type BoundFilter, type ParsedFilter } from '../filters/index.js';
-import { BatchScorer, batchScorerBackend } from './batch-scorer.js';
+import { BatchScorer, batchScorerBackend } from '../model/batch-scorer.js';
 import type { HrnnState } from '../model/hrnn-math.js';
 import { HrnnModel } from '../recipes/hrnn.js';
 import type { Scored } from '../recipes/types.js';
@@ -122,7 +122,7 @@ export class QueryService {
 
   /**
    * Every item's score for a query vector. With batch scoring (a compiled TensorFlow.js backend),
-   * the queries of one event-loop turn are scored together in one matMul (src/serving/batch-scorer.ts),
+   * the queries of one event-loop turn are scored together in one matMul (src/model/batch-scorer.ts),
    * the cold items in JavaScript; else in JavaScript.
    */
   private hrnnScores(model: HrnnModel, q: Float32Array): Promise<Float32Array> | Float32Array {

@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { initBackend } from '../model/backend.js';
 import type { StepKernel } from '../model/hrnn-batch.js';
-import { TfStepKernel } from '../model/hrnn-batch-tf.js';
+import { TfStepKernel, tfStepKernelOf } from '../model/hrnn-batch-tf.js';
 import type { RemoteStepper } from './hrnn-step-remote.js';
 import type { HrnnState } from '../model/hrnn-math.js';
 import type { User } from '../serde/avro.js';
@@ -118,10 +118,6 @@ export function userStates(version: string, states: readonly HrnnState[]): HrnnU
 /** processor.hrnnStep. */
 export type HrnnStepMode = 'auto' | 'js' | 'thread';
 
-const tfKernels = new WeakMap<HrnnModel, TfStepKernel>();
-/** A model's TensorFlow.js kernel holds its weights as tensors: freed once the model is collected. */
-const tfRelease = new FinalizationRegistry<TfStepKernel>((k) => k.dispose());
-
 /**
  * The kernel a model's HRNN states are stepped with in this thread (processor.hrnnStep): with `auto`
  * (and `thread`, whose fallback it is), TensorFlow.js when its native or wasm backend loads (one
@@ -130,13 +126,7 @@ const tfRelease = new FinalizationRegistry<TfStepKernel>((k) => k.dispose());
  */
 export async function hrnnStepKernel(model: HrnnModel, mode: HrnnStepMode): Promise<StepKernel | undefined> {
   if (mode === 'js' || (await initBackend()) === 'cpu') return undefined;
-  let k = tfKernels.get(model);
-  if (!k) {
-    k = new TfStepKernel();
-    tfKernels.set(model, k);
-    tfRelease.register(model, k);
-  }
-  return k;
+  return tfStepKernelOf(model);
 }
 
 /**

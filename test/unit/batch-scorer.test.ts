@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { syntheticInteractions } from '../../src/data/synthetic.js';
-import { BatchScorer, batchScorerBackend } from '../../src/serving/batch-scorer.js';
+import { BatchScorer, batchScorerBackend } from '../../src/model/batch-scorer.js';
 import { prng } from '../../src/data/synthetic.js';
 import { hrnn, type HrnnModel } from '../../src/recipes/hrnn.js';
 import type { UserState } from '../../src/state/model.js';

@@ -7,8 +7,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { prng } from '../../src/data/synthetic.js';
-import { initBackend } from '../../src/model/backend.js';
-import { tf } from '../../src/model/backend.js';
+import { compiledBackendUp, initBackend, tf } from '../../src/model/backend.js';
 import { hrnnColdstart, HrnnModel, type HistoryEvent } from '../../src/recipes/hrnn.js';
 import { TfStepKernel } from '../../src/model/hrnn-batch-tf.js';
 import { currentHrnnState, hrnnStepKernel, REDERIVE_EVENTS, stepHrnnStates, warmHrnnStep, type HrnnUpdate } from '../../src/serving/served-model.js';
@@ -164,9 +163,26 @@ describe('stepHrnnStates (the processor batch step)', () => {
       }));
       return { history, numResults: 5, at: u % 2 === 0 ? at : at - 200 * MIN, ...(u % 3 === 0 ? { exclude: new Set(history.map((e) => e.ITEM_ID)) } : {}) };
     });
-    const many = model.recommendMany(requests);
-    expect(many).toEqual(requests.map((q) => model.recommend(q)));
+    const exact = requests.map((q) => model.recommend(q));
+    const many = model.recommendMany(requests, { exact: true });
+    expect(many).toEqual(exact);
     expect(new Set(many.map((l) => l.map((s) => s.itemId).join())).size).toBeGreaterThan(5);
+    // By default (a compiled backend is up here): float32 kernels, the same lists to rounding. Scores
+    // rank by rank within 1e-4 (near-ties may swap two items, their scores stay close).
+    expect(compiledBackendUp()).toBe(true);
+    const fast = model.recommendMany(requests);
+    let same = 0;
+    let all = 0;
+    fast.forEach((list, i) => {
+      expect(list).toHaveLength(exact[i]!.length);
+      list.forEach((s, p) => {
+        expect(Math.abs(s.score - exact[i]![p]!.score)).toBeLessThan(1e-4);
+        expect(requests[i]!.exclude?.has(s.itemId) ?? false).toBe(false);
+        all++;
+        if (s.itemId === exact[i]![p]!.itemId) same++;
+      });
+    });
+    expect(same / all).toBeGreaterThan(0.95);
   });
 
   it('the processor batch step falls back to the JavaScript loops when the kernel fails, logging why', async () => {

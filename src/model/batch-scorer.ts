@@ -8,8 +8,8 @@
  * Only worth it on a compiled backend (wasm, tensorflow); `batchScorerBackend()` says whether one is
  * up. The tensors live until `dispose()`.
  */
-import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../model/backend.js';
+import { ownedResource } from '../util/owned.js';
+import { initBackend, tf } from './backend.js';
 
 /** Whether the TensorFlow.js backend is a compiled one (then batch scoring pays). */
 export async function batchScorerBackend(): Promise<boolean> {
@@ -58,4 +58,11 @@ export class BatchScorer {
     this.et.dispose();
     this.bias.dispose();
   }
+}
+
+const scorerOf = ownedResource<BatchScorer>();
+
+/** `owner`'s (a model's) scorer over its output layer: one per model, freed once the model is collected. */
+export function batchScorerOf(owner: object, layer: { E: Float32Array; b: Float32Array; items: number; hidden: number }): BatchScorer {
+  return scorerOf(owner, () => new BatchScorer(layer.E, layer.b, layer.items, layer.hidden));
 }
