@@ -17,6 +17,8 @@ import { errorBody, errorHandler, recordsInvalid, toAppError } from './errors.js
 import { boundedSink } from './kafka.js';
 import { registerMetrics, registerOpenApi } from './ops.js';
 import rateLimit from '@fastify/rate-limit';
+import { fastifySSE } from '@fastify/sse';
+import { registerLiveRoutes } from './live-routes.js';
 import { registerAuth } from './auth.js';
 import { registerQueryRoutes } from './query-routes.js';
 import { registerResourceRoutes } from './resource-routes.js';
@@ -252,6 +254,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     };
     registerQueryRoutes(base, { group, preValidation: knownGroup, ...(deps.forward ? { forward: deps.forward } : {}) });
     registerResourceRoutes(base, { group, served: () => served.names(), groupAdmin: deps.groupAdmin, preValidation: knownGroup });
+    // Server-sent events; heartbeats well inside api.connectionTimeoutMs (an idle socket is closed after it).
+    await base.register(fastifySSE, { heartbeatInterval: 0 });
+    registerLiveRoutes(base, { group, preValidation: knownGroup, heartbeatMs: Math.max(1000, Math.min(15_000, Math.floor(connectionTimeoutMs / 3))) });
   }
 
   registerMetrics(base, deps.metrics ?? {});

@@ -140,7 +140,7 @@ export const ingestResponses = { 202: Accepted, '4xx': ErrorBody, '5xx': ErrorBo
 export const JSON_PARAM = 'x-json-object';
 
 /** numResults: an integer 1 to 500 (query strings are coerced to numbers for this: see app.ts). */
-const NumResults = Type.Integer({ minimum: 1, maximum: 500, description: '1 to 500; default 25' });
+export const NumResults = Type.Integer({ minimum: 1, maximum: 500, description: '1 to 500; default 25' });
 const FilterName = Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH, description: 'The name of a filter of the group (GET /v1/groups/G/filters).' });
 const FilterValuesJson = Type.String({ maxLength: 10_000, [JSON_PARAM]: true, description: 'JSON object: $PARAM name -> values, e.g. {"GENRES": "\\"Comedy\\",\\"Drama\\""}.' });
 /** filterValues in a JSON body: an object of strings, as in Personalize. */

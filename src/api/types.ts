@@ -7,6 +7,7 @@ import type { TopicReport } from '../kafka/topics.js';
 import type { VersionInfo } from '../training/registry.js';
 import type { ServingRecord } from '../stream/versions.js';
 import type { MetricsSource } from './ops.js';
+import type { LiveFeeds } from '../stream/live.js';
 
 /** One Kafka record: the key (userId or itemId) and the encoded Avro value. */
 export interface SinkMessage {
@@ -66,6 +67,8 @@ export interface GroupServices {
   resources: Resources;
   deployment: DeploymentAdmin;
   solutions: SolutionAdmin;
+  /** Live lists and the event rate for server-sent events (src/stream/live.ts); absent without Kafka (tests). */
+  live?: Pick<LiveFeeds, 'lists' | 'events'>;
 }
 
 /** The group's deployment (Personalize's campaign): which version serves. */

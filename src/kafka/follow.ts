@@ -12,6 +12,8 @@ import { consumerRetry, SupervisedConsumer } from './supervise.js';
 
 export interface FollowOptions {
   topic: string;
+  /** Where a start of the process begins: the topic's beginning (default), or its end (only what is written from now on: live feeds). */
+  from?: 'beginning' | 'end';
   groupId: string;
   onBatch: (messages: KafkaMessage[]) => void;
   log: Logger;
@@ -20,7 +22,7 @@ export interface FollowOptions {
 }
 
 /**
- * Resolves once the consumer has joined; it is restarted after crashes (src/kafka/supervise.ts).
+ * Resolves once the consumer has joined (with `from: 'end'`, a new group: it begins at the end); it is restarted after crashes (src/kafka/supervise.ts).
  * A restarted consumer goes on after the last record handed over (it seeks there), in a group of its
  * own (`<groupId>.<process>.r<n>`: nothing is committed, and a fresh group need not wait for the
  * crashed member's session to expire), so records are handed over once per start of the process.
@@ -40,7 +42,7 @@ export async function followFromBeginning(kafka: KafkaClient, o: FollowOptions):
         for (const [partition, offset] of next) consumer.seek({ topic: o.topic, partition, offset });
       });
       await consumer.connect();
-      await consumer.subscribe({ topics: [o.topic], fromBeginning: true });
+      await consumer.subscribe({ topics: [o.topic], fromBeginning: o.from !== 'end' });
       await consumer.run({
         autoCommit: false,
         eachBatch: async ({ batch, resolveOffset, isStale }) => {

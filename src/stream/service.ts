@@ -21,6 +21,8 @@ import type { Logger } from '../util/log.js';
 import { VersionRegistry } from '../training/registry.js';
 import { QueryService, type Answer } from '../serving/query.js';
 import { RecommendationPublisher } from '../serving/publisher.js';
+import { LiveFeeds } from './live.js';
+import { restartBackoff } from '../kafka/supervise.js';
 import { ResourceFollower } from './resources.js';
 import { announce, rollback } from './versions.js';
 import { applyTopics, groupTopics, topicName } from '../kafka/topics.js';
@@ -197,7 +199,10 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
     }
     return { healthy: down.length === 0, ready: down.length === 0 && notReady.length === 0, reasons: [...down, ...notReady] };
   };
+  const live = new LiveFeeds({ kafka, admin, group, decode: (v) => codecs.Recommendation.decode(v), log: o.log, backoff: restartBackoff(config) });
+  closers.push({ what: 'live feeds', close: () => live.stop() });
   const services: GroupServices = {
+    live,
     query,
     resources: resources.resources,
     deployment: {

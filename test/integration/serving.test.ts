@@ -17,6 +17,8 @@ import { applyTopics, topicName } from '../../src/kafka/topics.js';
 import { createCodecs, type Recommendation } from '../../src/serde/avro.js';
 import { startService, type Service } from '../../src/stream/service.js';
 import { silentLogger } from '../../src/util/log.js';
+import { EventSource } from 'eventsource';
+import type { LiveList } from '../../src/api/live-routes.js';
 import { freshGroup, rootHeaders, serviceEnv, until } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
@@ -112,6 +114,65 @@ describe('serving', () => {
     expect(after.body.itemList.map((s) => s.itemId)).not.toEqual(before.body.itemList.map((s) => s.itemId));
     // A downstream service sees the list the API gives.
     expect(fresh.value.ITEMS.map((i) => i.ITEM_ID)).toEqual(after.body.itemList.map((s) => s.itemId));
+  }, 60_000);
+
+  it('server-sent events (an EventSource client this project did not write): the current list, then the list of a POSTed event within a second', async () => {
+    const user = 'u23';
+    const received: { at: number; event: string; data: LiveList }[] = [];
+    const es = new EventSource(`${service.url}/v1/groups/${group}/recommendations/stream?userId=${user}&numResults=10`, {
+      fetch: (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...rootHeaders() } }),
+    });
+    es.addEventListener('recommendations', (e) => received.push({ at: Date.now(), event: e.type, data: JSON.parse(e.data) as LiveList }));
+    try {
+      await until('the current list on the stream', () => received.length > 0, 15_000);
+      const first = received[0]!.data;
+      expect(first).toMatchObject({ userId: user, source: 'current', version: service.serving.current!.version });
+      const direct = await get(service.url, `/v1/groups/${group}/recommendations?userId=${user}&numResults=10`);
+      expect(first.itemList.map((i) => i.itemId)).toEqual(direct.body.itemList.map((i) => i.itemId));
+      const sentAt = Date.now();
+      const res = await post(service.url, `/v1/groups/${group}/events`, { userId: user, eventList: [{ eventType: 'click', itemId: 'i77', sentAt }] });
+      expect(res.status).toBe(202);
+      const posted = Date.now();
+      await until('the fresh list on the stream', () => received.some((r) => r.data.eventTimestamp === sentAt), 10_000);
+      const fresh = received.find((r) => r.data.eventTimestamp === sentAt)!;
+      expect(fresh.at - posted, 'ms from the 202 to the list on the stream').toBeLessThan(1000);
+      expect(fresh.data).toMatchObject({ userId: user, source: 'published' });
+      // The same list the topic carries.
+      const onTopic = published.find((p) => p.key === user && p.value.EVENT_TIMESTAMP === sentAt)!;
+      expect(fresh.data.itemList.map((i) => i.itemId)).toEqual(onTopic.value.ITEMS.map((i) => i.ITEM_ID));
+      expect(fresh.data.recommendationId).toBe(onTopic.value.RECOMMENDATION_ID);
+      // Another user's lists are not on this stream.
+      expect(received.every((r) => r.data.userId === user)).toBe(true);
+    } finally {
+      es.close();
+    }
+  }, 60_000);
+
+  it('the event-rate stream counts the events POSTed meanwhile; without Accept: text/event-stream the routes answer JSON', async () => {
+    const rates: { eventsPerSecond: number; total: number }[] = [];
+    const es = new EventSource(`${service.url}/v1/groups/${group}/events/stream`, {
+      fetch: (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...rootHeaders() } }),
+    });
+    es.addEventListener('rate', (e) => rates.push(JSON.parse(e.data) as { eventsPerSecond: number; total: number }));
+    try {
+      await until('a first rate', () => rates.length > 0, 10_000);
+      const before = rates.at(-1)!.total;
+      const eventList = Array.from({ length: 10 }, (_, i) => ({ eventType: 'click', itemId: `i${i}`, sentAt: Date.now() }));
+      for (const u of ['u30', 'u31', 'u32']) expect((await post(service.url, `/v1/groups/${group}/events`, { userId: u, eventList })).status).toBe(202);
+      await until('the 30 events counted', () => rates.at(-1)!.total >= before + 30, 10_000);
+      expect(rates.some((r) => r.eventsPerSecond >= 10)).toBe(true);
+    } finally {
+      es.close();
+    }
+    // Plain HTTP: one JSON answer, and the usual 4xx with a code.
+    const plain = await fetch(`${service.url}/v1/groups/${group}/recommendations/stream?userId=u17&numResults=5`, { headers: rootHeaders() });
+    expect(plain.status).toBe(200);
+    expect(((await plain.json()) as LiveList).itemList).toHaveLength(5);
+    const missing = await fetch(`${service.url}/v1/groups/${group}/recommendations/stream`, { headers: rootHeaders({ accept: 'text/event-stream' }) });
+    expect(missing.status).toBe(400);
+    expect(((await missing.json()) as { code: string }).code).toBe('REQUEST_INVALID');
+    const noKey = await fetch(`${service.url}/v1/groups/${group}/recommendations/stream?userId=u17`, { headers: { accept: 'text/event-stream' } });
+    expect(noKey.status).toBe(401);
   }, 60_000);
 
   it('keys over the wire: a query key of this group answers, none is 401, and it cannot create keys', async () => {
