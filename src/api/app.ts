@@ -22,6 +22,7 @@ import { registerLiveRoutes } from './live-routes.js';
 import { registerAuth } from './auth.js';
 import { registerQueryRoutes } from './query-routes.js';
 import { registerResourceRoutes } from './resource-routes.js';
+import { registerUiRoutes } from './ui-routes.js';
 import { DOC, ErrorBody, GroupParams, Health, JSON_PARAM, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, Unhealthy, ingestResponses } from './schemas.js';
 import type { ApiDeps, GroupServices, ServiceStatus } from './types.js';
 
@@ -260,6 +261,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   }
 
   registerMetrics(base, deps.metrics ?? {});
+  await registerUiRoutes(base);
   return base;
 }
 
