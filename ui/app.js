@@ -107,7 +107,7 @@ function Overview({ group }) {
       <${Card} testid="users" title="Users (metadata)" value=${fmt(d.metadata?.users)} note="users topic" />
       <${Card} testid="items" title="Items (metadata)" value=${fmt(d.metadata?.items)} note="items topic" />
       <${Card} testid="dead-letters" title="Dead letters" value=${fmt((d.deadLetters ?? 0) + (d.metadata?.deadLetters ?? 0))} note=${`events ${fmt(d.deadLetters)}, metadata ${fmt(d.metadata?.deadLetters)}`} />
-      <${Card} testid="served-version" title="Served version" value=${deployment?.version ?? d.versions?.serving ?? '—'} note=${deployment?.reason ?? ''} />
+      <${Card} testid="served-version" title="Served version" value=${deployment?.version ?? d.versions?.serving ?? '—'} note=${deployment?.at ? `since ${new Date(deployment.at).toLocaleString()}` : ''} />
       <${Card} testid="training" title="Training" value=${training ? (training.running ? 'running' : 'idle') : '—'} note=${training ? `${training.trainings} trained, ${training.promoted} promoted, ${training.failed} failed` : ''} />
       <${Card} testid="state" title="This instance" value=${ready ? `${ready.state}${ready.ready ? '' : ' (not ready)'}` : '—'} note=${d.kafka?.reachable === false ? `Kafka unreachable: ${d.kafka.error}` : ''} />
     </div>
@@ -141,7 +141,7 @@ function TryUser({ group }) {
       onError: setError,
       onEvent: ({ event, data }) => {
         if (event !== 'recommendations') return;
-        setList({ ...data, receivedAt: Date.now() });
+        setList((old) => ({ ...data, receivedAt: Date.now(), previous: old ? new Set(old.itemList.map((i) => i.itemId)) : undefined }));
         setReceived((n) => n + 1);
       },
     });
@@ -172,10 +172,10 @@ function TryUser({ group }) {
           <h3>Current list of ${open} <span class="muted" data-testid="lists-received">(${received} list${received === 1 ? '' : 's'} received)</span></h3>
           ${list
             ? html`<p class="muted">version ${list.version} · ${list.source} · ${list.recommendationId} · received ${new Date(list.receivedAt).toLocaleTimeString()}</p>
-                <ol data-testid="user-list">${list.itemList.map((i) => html`<li data-item=${i.itemId}><code>${i.itemId}</code> <span class="muted">${i.score !== undefined ? fmt(i.score, 4) : ''} ${i.reason ?? ''}</span> <button class="small" onClick=${() => click(i.itemId)}>click</button></li>`)}</ol>`
+                <ol data-testid="user-list">${list.itemList.map((i) => html`<li data-item=${i.itemId} class=${list.previous && !list.previous.has(i.itemId) ? 'new' : ''}><code>${i.itemId}</code> <span class="muted">${i.score !== undefined ? fmt(i.score, 4) : ''} ${i.reason ?? ''}</span> <button class="small" onClick=${() => click(i.itemId)}>click</button></li>`)}</ol>`
             : html`<p class="muted">waiting for the list…</p>`}
           <h3>Clicks sent from this page</h3>
-          <ul data-testid="sent-events">${sent.map((s) => html`<li><code>${s.itemId}</code> at ${new Date(s.sentAt).toLocaleTimeString()}</li>`)}</ul>
+          <ul data-testid="sent-events">${sent.map((s) => html`<li><code>${s.itemId}</code> at ${new Date(s.sentAt).toLocaleTimeString()}${list?.eventTimestamp === s.sentAt ? html` — <span data-testid="click-latency">its list came ${fmt(list.receivedAt - s.sentAt)} ms later</span>` : ''}</li>`)}</ul>
           <p class="muted">A user's stored events have no REST route yet: this page lists the clicks it sent.</p>
         </div>`
       : null}
@@ -228,7 +228,7 @@ function Versions({ group }) {
           <td class="ndcg">${fmt(v.metrics[NDCG], 4)}</td><td>${fmt(v.baseline[NDCG], 4)}</td>
           <td>${fmt(v.metrics[HIT], 4)}</td><td>${fmt(v.baseline[HIT], 4)}</td>
           <td>${fmt(v.metrics.coverage, 4)}</td><td>${fmt(v.baseline.coverage, 4)}</td>
-          <td>${v.version === deployment?.version ? html`<b>serving</b>` : html`<button class="small" onClick=${() => act('/deployments/default', { version: v.version })}>Promote</button>`}</td>
+          <td>${v.version === deployment?.version ? html`<b>serving</b>` : html`<button class="small" onClick=${() => act('/deployments/default/promote', { version: v.version })}>Promote</button>`}</td>
         </tr>`,
       )}</tbody>
     </table>
@@ -275,6 +275,14 @@ function Items({ group }) {
 }
 
 // ---- Filters and API keys ----
+/** A FILTER_INVALID error's position (1-based, from its message) marked under the expression. */
+function ErrorAt({ error, text }) {
+  const m = error?.code === 'FILTER_INVALID' ? /at position (\d+)/.exec(error.message) : null;
+  if (!m) return null;
+  const at = Math.max(0, Math.min(text.length, Number(m[1]) - 1));
+  return html`<pre class="error-at" data-testid="filter-error-at">${`${text}\n${' '.repeat(at)}^`}</pre>`;
+}
+
 function Admin({ group }) {
   const [filters, filtersError, reloadFilters] = useApi(groupPath(group, '/filters'));
   const [keys, keysError, reloadKeys] = useApi(groupPath(group, '/api-keys'));
@@ -307,6 +315,7 @@ function Admin({ group }) {
       <button type="submit">Create filter</button>
     </form>
     <${ErrorLine} error=${filterError} />
+    <${ErrorAt} error=${filterError} text=${filter.filterExpression} />
     <h2>API keys</h2>
     <${ErrorLine} error=${keysError} />
     <table data-testid="api-keys"><thead><tr><th>id</th><th>name</th><th>scopes</th><th>created</th><th></th></tr></thead>
@@ -367,4 +376,6 @@ function App() {
   </div>`;
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = '';
+render(html`<${App} />`, root);
