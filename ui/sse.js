@@ -6,11 +6,16 @@
 export function sseParser(onEvent) {
   let buffer = '';
   let event = { event: 'message', data: [], id: undefined };
+  // A CR ended the last chunk: an LF starting the next one belongs to that line end (CRLF cut in two).
+  let skipLF = false;
   return (chunk) => {
     buffer += chunk;
+    if (skipLF && buffer.startsWith('\n')) buffer = buffer.slice(1);
+    skipLF = false;
     let nl;
     while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
       const line = buffer.slice(0, nl);
+      if (buffer[nl] === '\r' && nl === buffer.length - 1) skipLF = true;
       buffer = buffer.slice(nl + (buffer.startsWith('\r\n', nl) ? 2 : 1));
       if (line === '') {
         if (event.data.length > 0) onEvent({ event: event.event, data: event.data.join('\n'), id: event.id });
