@@ -20,9 +20,9 @@ die() {
 }
 
 # The files of the built package that the service needs at run time (read by src/util/paths.ts:
-# package.json, avro/, topics/; bin/ and dist/ are the code). deploy/kafka/ (the local broker's
+# package.json, avro/, topics/; ui/ is the dashboard; bin/ and dist/ are the code). deploy/kafka/ (the local broker's
 # Maven pom) is left out on purpose: the image has no Java and never starts a local broker.
-RUNTIME_FILES="package.json package-lock.json bin dist avro topics deploy/docker/install.sh"
+RUNTIME_FILES="package.json package-lock.json bin dist avro topics ui deploy/docker/install.sh"
 
 # npm ci without lifecycle scripts: package.json's `prepare` runs tsc (a dev dependency, missing in
 # a production install), and the optional @tensorflow/tfjs-node's install script downloads
