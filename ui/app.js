@@ -99,7 +99,9 @@ function Overview({ group }) {
   return html`<section>
     <h2>Overview of ${group}</h2>
     <${ErrorLine} error=${streamError} />
-    <${ErrorLine} error=${describeError} />
+    ${describeError?.status === 403
+      ? html`<p class="muted">The served version comes from this instance (the group's description needs a key with the admin scope).</p>`
+      : html`<${ErrorLine} error=${describeError} />`}
     <div class="cards">
       <${Card} testid="events-per-second" title="Events/s (live)" value=${fmt(rate?.eventsPerSecond, 1)} note="from /events/stream" />
       <${Card} testid="events-total" title="Events in the topic" value=${fmt(rate?.total)} />
