@@ -11,7 +11,7 @@ import { STATUS_CODES } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { AppError } from '../errors/index.js';
 import { topicName, validateGroupName, type TopicName } from '../kafka/topics.js';
-import type { Prepared } from './convert.js';
+import type { EventChecks, Prepared } from './convert.js';
 import { prepareEvents, prepareItems, prepareUsers } from './convert.js';
 import { errorBody, errorHandler, recordsInvalid, toAppError } from './errors.js';
 import { boundedSink } from './kafka.js';
@@ -21,6 +21,7 @@ import { fastifySSE } from '@fastify/sse';
 import { registerLiveRoutes } from './live-routes.js';
 import { registerAuth } from './auth.js';
 import { registerQueryRoutes } from './query-routes.js';
+import { registerPersonalizeCompat } from './personalize-compat.js';
 import { registerResourceRoutes } from './resource-routes.js';
 import { DOC, ErrorBody, GroupParams, Health, JSON_PARAM, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, Unhealthy, ingestResponses } from './schemas.js';
 import type { ApiDeps, GroupServices, ServiceStatus } from './types.js';
@@ -220,12 +221,15 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     return { accepted: prepared.messages.length };
   };
 
+  /** PutEvents' checks: the codec and the clock's bounds. */
+  const eventChecks = (): EventChecks => ({ codecs: deps.codecs, now: now(), maxFutureSkewMs: deps.config.ingest.maxFutureSkewMs, minTimestampMs: deps.config.ingest.minTimestampMs });
+
   app.post(
     '/v1/groups/:group/events',
     { schema: { summary: 'PutEvents: 1-100 events of a user to <group>.interactions', params: GroupParams, body: PutEventsBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
     async (request, reply) => {
       const body = request.body;
-      const prepared = prepareEvents(body, { codecs: deps.codecs, now: now(), maxFutureSkewMs: deps.config.ingest.maxFutureSkewMs, minTimestampMs: deps.config.ingest.minTimestampMs });
+      const prepared = prepareEvents(body, eventChecks());
       return reply.code(202).send(await produce(request, request.params.group, 'interactions', prepared, 'events', body.eventList.length));
     },
   );
@@ -244,20 +248,35 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       reply.code(202).send(await produce(request, request.params.group, 'users', prepareUsers(request.body, deps.codecs), 'users', request.body.users.length)),
   );
 
-  if (served) {
-    const group = (name: string): GroupServices => {
-      const g = served.get(name);
-      if (!g) {
-        throw new AppError('GROUP_NOT_FOUND', `this instance serves the dataset group(s) ${served.names().map((n) => JSON.stringify(n)).join(', ')}, not ${JSON.stringify(name)}`, { field: 'group' });
+  const group = served
+    ? (name: string): GroupServices => {
+        const g = served.get(name);
+        if (!g) {
+          throw new AppError('GROUP_NOT_FOUND', `this instance serves the dataset group(s) ${served.names().map((n) => JSON.stringify(n)).join(', ')}, not ${JSON.stringify(name)}`, { field: 'group' });
+        }
+        return g;
       }
-      return g;
-    };
+    : undefined;
+  if (served && group) {
     registerQueryRoutes(base, { group, preValidation: knownGroup, ...(deps.forward ? { forward: deps.forward } : {}) });
     registerResourceRoutes(base, { group, served: () => served.names(), groupAdmin: deps.groupAdmin, preValidation: knownGroup });
     // Server-sent events; heartbeats well inside api.connectionTimeoutMs (an idle socket is closed after it).
     await base.register(fastifySSE, { heartbeatInterval: 0 });
     registerLiveRoutes(base, { group, preValidation: knownGroup, heartbeatMs: Math.max(1000, Math.min(15_000, Math.floor(connectionTimeoutMs / 3))) });
   }
+
+  // The Personalize-compatible endpoint for the AWS SDKs (SigV4), over the same query and ingestion code.
+  await registerPersonalizeCompat(base, {
+    auth: { mode: auth.mode, rootKey: auth.rootKey, groups: () => served?.names() ?? [] },
+    ...(group ? { group } : {}),
+    knownGroup,
+    ingestGroup,
+    produce,
+    eventChecks,
+    codecs: deps.codecs,
+    bodyLimit,
+    now,
+  });
 
   registerMetrics(base, deps.metrics ?? {});
   return base;
