@@ -229,6 +229,10 @@ describe('the official AWS SDKs against /personalize/<group>', () => {
     expect(expired).toMatchObject({ name: 'InvalidSignatureException', status: 403 });
     expect(expired.message).toMatch(/Signature expired/);
 
+    // With retries, the SDK corrects its clock from the answer's Date header and the retry passes (as against AWS).
+    const corrected = await runtime(rw, group, { systemClockOffset: -20 * 60_000, maxAttempts: 2 }).send(new GetRecommendationsCommand({ campaignArn: CAMPAIGN, userId: 'u5', numResults: 3 }));
+    expect(corrected.itemList).toHaveLength(3);
+
     const unknown = await refusal(runtime({ accessKeyId: 'SR0123456789AB', secretAccessKey: 'x'.repeat(40), endpointPath: '' }).send(new GetRecommendationsCommand({ campaignArn: CAMPAIGN, userId: 'u5' })));
     expect(unknown).toMatchObject({ name: 'UnrecognizedClientException', status: 403 });
 
