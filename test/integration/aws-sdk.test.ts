@@ -256,6 +256,12 @@ describe('the official AWS SDKs against /personalize/<group>', () => {
     expect(wrongDataset.message).toMatch(/datasetArn/);
   });
 
+  it('the mount is left out of /openapi.json; the credentials route is in it', async () => {
+    const doc = (await (await fetch(`${service.url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths).filter((p) => p.startsWith('/personalize'))).toEqual([]);
+    expect(Object.keys(doc.paths)).toContain('/v1/groups/{group}/api-keys/{id}/aws-credentials');
+  });
+
   it.runIf(existsSync(PYTHON))('boto3 (a script): the same calls and refusals', async () => {
     const out = await new Promise<string>((resolve, reject) =>
       execFile(
