@@ -101,22 +101,31 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   });
   // Authentication runs before the per-key limit, so refused requests (401, 403) are counted per client address here.
   const refusedPerMinute = deps.config.api.unauthenticatedPerMinute;
-  const refusedLimit = refusedPerMinute > 0 ? base.createRateLimit({ max: refusedPerMinute, timeWindow: 60_000, keyGenerator: (request) => `refused:${request.ip}` }) : undefined;
+  const refusedLimit = refusedPerMinute > 0 ? base.createRateLimit({ max: refusedPerMinute, timeWindow: 60_000, keyGenerator: (request) => `refused:${request.ip}`, allowList: () => false }) : undefined;
+  const onRefused = refusedLimit
+    ? async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+        const r = await refusedLimit(request);
+        if (r.isAllowed || !r.isExceeded) return;
+        void reply.header('retry-after', String(r.ttlInSeconds));
+        throw new AppError('RATE_LIMITED', `more than ${refusedPerMinute} refused requests (no key, unknown key or wrong scope) per minute from this address; retry in ${r.ttlInSeconds} s`);
+      }
+    : undefined;
   registerAuth(base, {
     ...auth,
     groups: () => served?.names() ?? [],
     keys: (group, hash) => served?.get(group)?.resources.keyByHash(hash),
-    ...(refusedLimit
-      ? {
-          onRefused: async (request, reply) => {
-            const r = await refusedLimit(request);
-            if (r.isAllowed || !r.isExceeded) return;
-            void reply.header('retry-after', String(r.ttlInSeconds));
-            throw new AppError('RATE_LIMITED', `more than ${refusedPerMinute} refused requests (no key, unknown key or wrong scope) per minute from this address; retry in ${r.ttlInSeconds} s`);
-          },
-        }
-      : {}),
+    ...(onRefused ? { onRefused } : {}),
   });
+  // The Personalize-compatible mount authenticates after reading the body (SigV4 signs it): its per-key limit is applied there.
+  const compatLimit = perMinute > 0 ? base.createRateLimit({ max: perMinute, timeWindow: 60_000, keyGenerator: (request) => (request.principal?.kind === 'key' ? `sigv4:${request.principal.group}:${request.principal.key.id}` : request.ip), allowList: () => false }) : undefined;
+  const keyLimit = compatLimit
+    ? async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+        const r = await compatLimit(request);
+        if (r.isAllowed || !r.isExceeded) return;
+        void reply.header('retry-after', String(r.ttlInSeconds));
+        throw new AppError('RATE_LIMITED', `more than ${perMinute} requests per minute for this key; retry in ${r.ttlInSeconds} s`);
+      }
+    : undefined;
   /** 405 with allow when the path has routes (of other methods), else 404. */
   const notFound = (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const url = request.url.length > 200 ? `${request.url.slice(0, 200)}...` : request.url;
@@ -268,6 +277,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // The Personalize-compatible endpoint for the AWS SDKs (SigV4), over the same query and ingestion code.
   await registerPersonalizeCompat(base, {
     auth: { mode: auth.mode, rootKey: auth.rootKey, groups: () => served?.names() ?? [] },
+    ...(onRefused ? { onRefused } : {}),
+    ...(keyLimit ? { limit: keyLimit } : {}),
     ...(group ? { group } : {}),
     knownGroup,
     ingestGroup,

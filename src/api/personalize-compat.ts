@@ -25,7 +25,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
-import { AppError } from '../errors/index.js';
+import { AppError, isAppError } from '../errors/index.js';
 import type { TopicName } from '../kafka/topics.js';
 import type { MetadataValue } from '../serde/avro.js';
 import type { Answer, QueryItem } from '../serving/query.js';
@@ -42,6 +42,10 @@ export const MOUNT = '/personalize';
 
 export interface PersonalizeCompatOptions {
   auth: Pick<AuthOptions, 'mode' | 'rootKey' | 'groups'>;
+  /** Called for a request refused for its signature or scope, before that answer (may throw RATE_LIMITED instead). */
+  onRefused?: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  /** The per-key limit (api.rateLimitPerMinute), after authentication; throws RATE_LIMITED. */
+  limit?: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** The services of a group this instance serves (GROUP_NOT_FOUND otherwise); absent: only ingestion. */
   group?: (group: string) => GroupServices;
   /** The group exists (400 / 404 otherwise), before the body is read; ingestion also checks capacity. */
@@ -293,7 +297,7 @@ export async function registerPersonalizeCompat(base: FastifyInstance, o: Person
         .send({ __type: type, message: `${e.message}${field}`, code: e.code, ...(e.field === undefined ? {} : { field: e.field }) });
     });
     // After the body is read (the signature covers it), before validation: who signed, and may they.
-    scoped.addHook('preValidation', async (request) => {
+    scoped.addHook('preValidation', async (request, reply) => {
       const scope = request.routeOptions.config.compatScope;
       if (scope === undefined) return;
       const { group } = request.params as { group: string };
@@ -302,9 +306,15 @@ export async function registerPersonalizeCompat(base: FastifyInstance, o: Person
         return;
       }
       let found: { principal: Principal; secret: string } | undefined;
-      await verifySigV4({ method: request.method, url: request.url, headers: request.headers, body: request.rawBody ?? Buffer.alloc(0) }, (akid) => (found = credentialsOf(akid, group))?.secret, o.now());
-      authorize(found!.principal, group, scope);
+      try {
+        await verifySigV4({ method: request.method, url: request.url, headers: request.headers, body: request.rawBody ?? Buffer.alloc(0) }, (akid) => (found = credentialsOf(akid, group))?.secret, o.now());
+        authorize(found!.principal, group, scope);
+      } catch (err) {
+        if (o.onRefused && (isAppError(err, 'UNAUTHENTICATED') || isAppError(err, 'FORBIDDEN'))) await o.onRefused(request, reply);
+        throw err;
+      }
       request.principal = found!.principal;
+      await o.limit?.(request, reply);
     });
 
     const hidden = { hide: true, params: GroupParams };
