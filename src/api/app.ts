@@ -11,7 +11,7 @@ import { STATUS_CODES } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { AppError } from '../errors/index.js';
 import { topicName, validateGroupName, type TopicName } from '../kafka/topics.js';
-import type { Prepared } from './convert.js';
+import type { EventChecks, Prepared } from './convert.js';
 import { prepareEvents, prepareItems, prepareUsers } from './convert.js';
 import { errorBody, errorHandler, recordsInvalid, toAppError } from './errors.js';
 import { boundedSink } from './kafka.js';
@@ -21,6 +21,7 @@ import { fastifySSE } from '@fastify/sse';
 import { registerLiveRoutes } from './live-routes.js';
 import { registerAuth } from './auth.js';
 import { registerQueryRoutes } from './query-routes.js';
+import { registerPersonalizeCompat } from './personalize-compat.js';
 import { registerResourceRoutes } from './resource-routes.js';
 import { registerUiRoutes } from './ui-routes.js';
 import { DOC, ErrorBody, GroupParams, Health, JSON_PARAM, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, Unhealthy, ingestResponses } from './schemas.js';
@@ -101,22 +102,31 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   });
   // Authentication runs before the per-key limit, so refused requests (401, 403) are counted per client address here.
   const refusedPerMinute = deps.config.api.unauthenticatedPerMinute;
-  const refusedLimit = refusedPerMinute > 0 ? base.createRateLimit({ max: refusedPerMinute, timeWindow: 60_000, keyGenerator: (request) => `refused:${request.ip}` }) : undefined;
+  const refusedLimit = refusedPerMinute > 0 ? base.createRateLimit({ max: refusedPerMinute, timeWindow: 60_000, keyGenerator: (request) => `refused:${request.ip}`, allowList: () => false }) : undefined;
+  const onRefused = refusedLimit
+    ? async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+        const r = await refusedLimit(request);
+        if (r.isAllowed || !r.isExceeded) return;
+        void reply.header('retry-after', String(r.ttlInSeconds));
+        throw new AppError('RATE_LIMITED', `more than ${refusedPerMinute} refused requests (no key, unknown key or wrong scope) per minute from this address; retry in ${r.ttlInSeconds} s`);
+      }
+    : undefined;
   registerAuth(base, {
     ...auth,
     groups: () => served?.names() ?? [],
     keys: (group, hash) => served?.get(group)?.resources.keyByHash(hash),
-    ...(refusedLimit
-      ? {
-          onRefused: async (request, reply) => {
-            const r = await refusedLimit(request);
-            if (r.isAllowed || !r.isExceeded) return;
-            void reply.header('retry-after', String(r.ttlInSeconds));
-            throw new AppError('RATE_LIMITED', `more than ${refusedPerMinute} refused requests (no key, unknown key or wrong scope) per minute from this address; retry in ${r.ttlInSeconds} s`);
-          },
-        }
-      : {}),
+    ...(onRefused ? { onRefused } : {}),
   });
+  // The Personalize-compatible mount authenticates after reading the body (SigV4 signs it): its per-key limit is applied there.
+  const compatLimit = perMinute > 0 ? base.createRateLimit({ max: perMinute, timeWindow: 60_000, keyGenerator: (request) => (request.principal?.kind === 'key' ? `sigv4:${request.principal.group}:${request.principal.key.id}` : request.ip), allowList: () => false }) : undefined;
+  const keyLimit = compatLimit
+    ? async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+        const r = await compatLimit(request);
+        if (r.isAllowed || !r.isExceeded) return;
+        void reply.header('retry-after', String(r.ttlInSeconds));
+        throw new AppError('RATE_LIMITED', `more than ${perMinute} requests per minute for this key; retry in ${r.ttlInSeconds} s`);
+      }
+    : undefined;
   /** 405 with allow when the path has routes (of other methods), else 404. */
   const notFound = (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const url = request.url.length > 200 ? `${request.url.slice(0, 200)}...` : request.url;
@@ -221,12 +231,15 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     return { accepted: prepared.messages.length };
   };
 
+  /** PutEvents' checks: the codec and the clock's bounds. */
+  const eventChecks = (): EventChecks => ({ codecs: deps.codecs, now: now(), maxFutureSkewMs: deps.config.ingest.maxFutureSkewMs, minTimestampMs: deps.config.ingest.minTimestampMs });
+
   app.post(
     '/v1/groups/:group/events',
     { schema: { summary: 'PutEvents: 1-100 events of a user to <group>.interactions', params: GroupParams, body: PutEventsBody, response: ingestResponses }, preValidation: ingestGroup, config: { scope: 'ingest' } },
     async (request, reply) => {
       const body = request.body;
-      const prepared = prepareEvents(body, { codecs: deps.codecs, now: now(), maxFutureSkewMs: deps.config.ingest.maxFutureSkewMs, minTimestampMs: deps.config.ingest.minTimestampMs });
+      const prepared = prepareEvents(body, eventChecks());
       return reply.code(202).send(await produce(request, request.params.group, 'interactions', prepared, 'events', body.eventList.length));
     },
   );
@@ -245,20 +258,37 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       reply.code(202).send(await produce(request, request.params.group, 'users', prepareUsers(request.body, deps.codecs), 'users', request.body.users.length)),
   );
 
-  if (served) {
-    const group = (name: string): GroupServices => {
-      const g = served.get(name);
-      if (!g) {
-        throw new AppError('GROUP_NOT_FOUND', `this instance serves the dataset group(s) ${served.names().map((n) => JSON.stringify(n)).join(', ')}, not ${JSON.stringify(name)}`, { field: 'group' });
+  const group = served
+    ? (name: string): GroupServices => {
+        const g = served.get(name);
+        if (!g) {
+          throw new AppError('GROUP_NOT_FOUND', `this instance serves the dataset group(s) ${served.names().map((n) => JSON.stringify(n)).join(', ')}, not ${JSON.stringify(name)}`, { field: 'group' });
+        }
+        return g;
       }
-      return g;
-    };
+    : undefined;
+  if (served && group) {
     registerQueryRoutes(base, { group, preValidation: knownGroup, ...(deps.forward ? { forward: deps.forward } : {}) });
     registerResourceRoutes(base, { group, served: () => served.names(), groupAdmin: deps.groupAdmin, preValidation: knownGroup });
     // Server-sent events; heartbeats well inside api.connectionTimeoutMs (an idle socket is closed after it).
     await base.register(fastifySSE, { heartbeatInterval: 0 });
     registerLiveRoutes(base, { group, preValidation: knownGroup, heartbeatMs: Math.max(1000, Math.min(15_000, Math.floor(connectionTimeoutMs / 3))) });
   }
+
+  // The Personalize-compatible endpoint for the AWS SDKs (SigV4), over the same query and ingestion code.
+  await registerPersonalizeCompat(base, {
+    auth: { mode: auth.mode, rootKey: auth.rootKey, groups: () => served?.names() ?? [] },
+    ...(onRefused ? { onRefused } : {}),
+    ...(keyLimit ? { limit: keyLimit } : {}),
+    ...(group ? { group } : {}),
+    knownGroup,
+    ingestGroup,
+    produce,
+    eventChecks,
+    codecs: deps.codecs,
+    bodyLimit,
+    now,
+  });
 
   registerMetrics(base, deps.metrics ?? {});
   await registerUiRoutes(base);

@@ -64,8 +64,8 @@ function presentedKey(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
-/** The groups to look a key up in: the route's first. */
-function keyGroupCandidates(o: AuthOptions, routeGroup: string | undefined): readonly string[] {
+/** The groups to look a key up in: the route's first (SigV4 credentials too: personalize-compat.ts). */
+export function keyGroupCandidates(o: Pick<AuthOptions, 'groups'>, routeGroup: string | undefined): readonly string[] {
   return routeGroup !== undefined ? [routeGroup, ...o.groups().filter((g) => g !== routeGroup)] : o.groups();
 }
 

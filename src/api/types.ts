@@ -63,7 +63,7 @@ export interface ServedGroups {
 
 /** What the query and resource routes need of one served group. */
 export interface GroupServices {
-  query: Pick<QueryService, 'recommendations' | 'related' | 'ranking' | 'popular'>;
+  query: Pick<QueryService, 'recommendations' | 'related' | 'ranking' | 'popular'> & Partial<Pick<QueryService, 'itemMetadata'>>;
   resources: Resources;
   deployment: DeploymentAdmin;
   solutions: SolutionAdmin;

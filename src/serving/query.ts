@@ -255,6 +255,11 @@ export class QueryService {
     return this.answer(v, spread(rest, promoted));
   }
 
+  /** The items' records (METADATA) from the items topic; ids without one are left out. */
+  itemMetadata(ids: readonly string[]): Promise<Map<string, Item>> {
+    return this.d.items(ids);
+  }
+
   /** Items related to one item (SIMS's co-occurrence, HRNN's next-item after it), with the same filters and fill-in. */
   async related(r: { itemId: string; numResults: number; userId?: string | undefined } & FilterRequest): Promise<Answer> {
     const v = this.version();

