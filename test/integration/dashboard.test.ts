@@ -4,7 +4,9 @@
  * events and items, two trained versions). Each page is opened; what it shows is compared with what
  * the REST API answers; a click sent from the "Try a user" page changes the user's list on the page
  * within 2 s; any console error, page error, failed request or 4xx/5xx answer fails the test unless
- * the test provoked it. Screenshots of each page are written to docs/images/.
+ * the test provoked it. Screenshots of each page are taken into a temporary folder, or into
+ * docs/images/ with STREAMREC_UPDATE_SCREENSHOTS=1 (how the committed ones were made): a plain test
+ * run leaves the tree as it was.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +23,7 @@ import { silentLogger } from '../../src/util/log.js';
 import { freshGroup, kafkaClients, rootHeaders, serviceEnv, TEST_ROOT_KEY, until } from './helpers.js';
 
 const CHROMIUM = process.env.STREAMREC_CHROMIUM ?? '/usr/bin/chromium';
-const IMAGES = join(process.cwd(), 'docs', 'images');
+const IMAGES = process.env.STREAMREC_UPDATE_SCREENSHOTS === '1' ? join(process.cwd(), 'docs', 'images') : mkdtempSync(join(tmpdir(), 'streamrec-shots-'));
 const brokers = inject('kafkaBrokers');
 const group = freshGroup('ui');
 const dir = mkdtempSync(join(tmpdir(), 'streamrec-ui-'));
@@ -117,6 +119,7 @@ afterAll(async () => {
   await browser?.close();
   await service?.stop();
   rmSync(dir, { recursive: true, force: true });
+  if (process.env.STREAMREC_UPDATE_SCREENSHOTS !== '1') rmSync(IMAGES, { recursive: true, force: true });
 });
 
 describe('dashboard', () => {
