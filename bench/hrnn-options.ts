@@ -36,6 +36,8 @@ export const SETS: Record<string, Record<string, unknown>> = {
   'bprmax-diginetica': { loss: 'bpr-max', finalAct: 'elu-1', batchSize: 128, dropoutEmbed: 0.5, dropoutHidden: 0.3, learningRate: 0.05, momentum: 0.15, sampleAlpha: 0.3, bpreg: 0.9 },
   /** retailrocket (elu 0.5, batch 80, dropouts 0.5 / 0.05, momentum 0.4, alpha 0.4, bpreg 1.95). */
   'bprmax-retailrocket': { loss: 'bpr-max', finalAct: 'elu-0.5', batchSize: 80, dropoutEmbed: 0.5, dropoutHidden: 0.05, learningRate: 0.05, momentum: 0.4, sampleAlpha: 0.4, bpreg: 1.95 },
+  /** bprmax-diginetica without the final activation: what elu-1 adds to bpr-max. */
+  'bprmax-diginetica-linear': { loss: 'bpr-max', finalAct: 'linear', batchSize: 128, dropoutEmbed: 0.5, dropoutHidden: 0.3, learningRate: 0.05, momentum: 0.15, sampleAlpha: 0.3, bpreg: 0.9 },
   /** Single changes to the current defaults. */
   'current+dropoutEmbed0.3': { dropoutEmbed: 0.3 },
   'current+momentum0': { momentum: 0 },
