@@ -31,11 +31,47 @@
  * per-item gradient rows are summed in preallocated slots (`RowGrads`).
  */
 import { prng } from '../data/synthetic.js';
+import { AppError } from '../errors/index.js';
 import { tf } from './backend.js';
 import type { SparseRows, SparseVector } from './features.js';
 import type { GruWeights, HrnnWeights } from './hrnn-math.js';
 
 export type HrnnLoss = 'cross-entropy' | 'bpr-max';
+
+/**
+ * The activation on the output scores during training (GRU4Rec's final activation / `elu_param`):
+ * `linear`, `tanh`, or `elu-<α>` (α > 0: x for x > 0, else α(eˣ − 1)). All are strictly increasing,
+ * so serving ranks by the raw score q·E[j] + bOut[j] and gets the same order: the activation is
+ * training-only (a tie under tanh's float32 saturation keeps the raw order).
+ */
+export type FinalAct = 'linear' | 'tanh' | `elu-${number}`;
+export type ParsedFinalAct = { kind: 'linear' } | { kind: 'tanh' } | { kind: 'elu'; alpha: number };
+
+/** `finalAct` parsed, or INVALID_ARGUMENT naming params.finalAct. */
+export function parseFinalAct(s: string): ParsedFinalAct {
+  if (s === 'linear') return { kind: 'linear' };
+  if (s === 'tanh') return { kind: 'tanh' };
+  const m = /^elu-(\d+(?:\.\d+)?|\.\d+)$/.exec(s);
+  const alpha = m ? Number(m[1]) : NaN;
+  if (!(alpha > 0) || !Number.isFinite(alpha)) {
+    throw new AppError('INVALID_ARGUMENT', `hrnn parameter finalAct: expected linear, tanh or elu-<alpha> with alpha > 0 (e.g. elu-0.5), got ${JSON.stringify(s)}`, { field: 'params.finalAct' });
+  }
+  return { kind: 'elu', alpha };
+}
+
+/** The final activation as tensor ops (autodiff); elu-α as relu(x) + α(e^min(x, 0) − 1). */
+export function finalActivation(x: tf.Tensor2D, act: ParsedFinalAct): tf.Tensor2D {
+  if (act.kind === 'linear') return x;
+  if (act.kind === 'tanh') return tf.tanh(x);
+  return tf.add(tf.relu(x), tf.mul(act.alpha, tf.sub(tf.exp(tf.minimum(x, 0)), 1))) as tf.Tensor2D;
+}
+
+/** The activation's derivative from its output a (tanh: 1 − a²; elu: 1 for a > 0, else a + α). */
+export function finalActDerivative(a: number, act: ParsedFinalAct): number {
+  if (act.kind === 'linear') return 1;
+  if (act.kind === 'tanh') return 1 - a * a;
+  return a > 0 ? 1 : a + act.alpha;
+}
 
 export interface HrnnTrainParams {
   hiddenSize: number;
@@ -52,6 +88,8 @@ export interface HrnnTrainParams {
   logq: number;
   /** Score regulariser of BPR-max. */
   bpreg: number;
+  /** Activation on the output scores in training (see FinalAct). */
+  finalAct: FinalAct;
   dropoutHidden: number;
   dropoutEmbed: number;
   /** A gap longer than this ends a session (ms). */
@@ -72,6 +110,7 @@ export const HRNN_TRAIN_DEFAULTS: HrnnTrainParams = {
   loss: 'cross-entropy',
   logq: 1,
   bpreg: 1,
+  finalAct: 'linear',
   dropoutHidden: 0.2,
   dropoutEmbed: 0,
   sessionTimeoutMs: 30 * 60_000,
@@ -567,6 +606,20 @@ export function crossEntropyFromSoftmax(P: Float32Array, logits: () => Float32Ar
 }
 
 /**
+ * Turns `G`, the gradient by the activated scores a = act(raw) (B × C), into the gradient by the raw
+ * scores (G ⊙ act'(a)), and `gBias` into its column sums.
+ */
+export function chainFinalAct(G: Float32Array, a: Float32Array, act: ParsedFinalAct, B: number, C: number, gBias: Float32Array): void {
+  gBias.fill(0);
+  for (let b = 0; b < B; b++) {
+    for (let k = 0, o = b * C; k < C; k++) {
+      const g = (G[o + k]! *= finalActDerivative(a[o + k]!, act));
+      gBias[k]! += g;
+    }
+  }
+}
+
+/**
  * The sampled-softmax cross-entropy output layer as one differentiable op of the query states
  * qd (B × H), outside the tape: the logits (O·qdᵀ)ᵀ + bias (B × C, O the output columns' rows,
  * C × H), the softmax in one wasm kernel (XNNPACK), the loss and the gradient by the logits in
@@ -576,17 +629,21 @@ export function crossEntropyFromSoftmax(P: Float32Array, logits: () => Float32Ar
  * the product: the large fresh operands (O, dLogitsᵀ) go on the left where they can, and only O is
  * packed once. The columns' and biases' gradients of the last call are left in `gO` and `gBias`.
  */
-export function sampledSoftmaxHead(B: number, C: number, H: number) {
+export function sampledSoftmaxHead(B: number, C: number, H: number, act: ParsedFinalAct = { kind: 'linear' }) {
   const gO = new Float32Array(C * H);
   const gBias = new Float32Array(C);
   const dLogTBuf = new Float32Array(C * B);
-  let args: { O: tf.Tensor2D; bias: tf.Tensor1D; weight: Float32Array; norm: number } | undefined;
+  let args: { O: tf.Tensor2D; bias: tf.Tensor1D; weight: Float32Array; norm: number; correction: tf.Tensor1D | undefined } | undefined;
   let dLogT: tf.Tensor2D | undefined;
   const op = tf.customGrad(((qd: tf.Tensor2D) => {
-    const { O, bias, weight, norm } = args!;
-    const logits = tf.add(tf.transpose(tf.matMul(O, tf.transpose(qd) as tf.Tensor2D)), bias);
+    const { O, bias, weight, norm, correction } = args!;
+    const raw = tf.add(tf.transpose(tf.matMul(O, tf.transpose(qd) as tf.Tensor2D)), bias) as tf.Tensor2D;
+    // With a final activation: logits = act(raw) − correction, and the gradient by raw is the one by the logits times act'.
+    const activated = act.kind === 'linear' ? undefined : finalActivation(raw, act);
+    const logits = activated ? (correction ? tf.sub(activated, correction) : activated) : raw;
     const P = tf.softmax(logits).dataSync() as Float32Array;
     const loss = crossEntropyFromSoftmax(P, () => logits.dataSync() as Float32Array, weight, norm, B, C, gBias);
+    if (activated) chainFinalAct(P, activated.dataSync() as Float32Array, act, B, C, gBias);
     for (let b = 0; b < B; b++) for (let k = 0, o = b * C; k < C; k++) dLogTBuf[k * B + b] = P[o + k]!;
     gO.set(tf.matMul(tf.tensor2d(dLogTBuf, [C, B]), qd).dataSync());
     dLogT?.dispose();
@@ -599,9 +656,13 @@ export function sampledSoftmaxHead(B: number, C: number, H: number) {
   return {
     gO,
     gBias,
-    /** The loss of query states `qd` against the columns `O` (C × H, biases `bias`), rows weighted by `weight`, over `norm`. */
-    loss(qd: tf.Tensor2D, O: tf.Tensor2D, bias: tf.Tensor1D, weight: Float32Array, norm: number): tf.Scalar {
-      args = { O, bias, weight, norm };
+    /**
+     * The loss of query states `qd` against the columns `O` (C × H, biases `bias`), rows weighted by
+     * `weight`, over `norm`. With a final activation, `bias` is the output bias alone and
+     * `correction` (logQ) is subtracted after the activation; linear: `bias` includes it.
+     */
+    loss(qd: tf.Tensor2D, O: tf.Tensor2D, bias: tf.Tensor1D, weight: Float32Array, norm: number, correction?: tf.Tensor1D): tf.Scalar {
+      args = { O, bias, weight, norm, correction };
       return op(qd);
     },
     dispose(): void {
@@ -609,6 +670,36 @@ export function sampledSoftmaxHead(B: number, C: number, H: number) {
       dLogT = undefined;
     },
   };
+}
+
+/**
+ * Negative sampling weights count^sampleAlpha (draws ∝ popularity^α: 0 uniform, 1 by popularity)
+ * and log P(item), P the item's share of the training interactions (for the logQ correction).
+ */
+export function popularityTables(counts: Float64Array, sampleAlpha: number): { sampleWeights: Float64Array; logP: Float32Array } {
+  const N = counts.length;
+  const sampleWeights = new Float64Array(N);
+  const logP = new Float32Array(N);
+  let total = 0;
+  for (let i = 0; i < N; i++) total += counts[i]!;
+  for (let i = 0; i < N; i++) {
+    sampleWeights[i] = Math.pow(counts[i]!, sampleAlpha);
+    logP[i] = Math.log(counts[i]! / total);
+  }
+  return { sampleWeights, logP };
+}
+
+/**
+ * Per output column k (item cols[k]): the logQ correction corr[k] = logq · log P(item), and the bias
+ * the head adds: bOut[item] − corr[k] with a linear final activation (logits = q·e + b − corr), else
+ * bOut[item] alone (the head subtracts corr after the activation: act(q·e + b) − corr).
+ */
+export function columnBiases(cols: Int32Array, bOut: Float32Array, logP: Float32Array, logq: number, linear: boolean, bias: Float32Array, corr: Float32Array): void {
+  for (let k = 0; k < cols.length; k++) {
+    const item = cols[k]!;
+    corr[k] = logq * logP[item]!;
+    bias[k] = linear ? bOut[item]! - corr[k]! : bOut[item]!;
+  }
 }
 
 /** Which users a training loop walks: every `count`-th of each epoch's shuffled order, from `index`. */
@@ -687,14 +778,7 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
   const cxGrad = new Map<number, Float32Array>();
   const uGrad = new Map<number, Float32Array>();
 
-  const sampleWeights = new Float64Array(N);
-  let total = 0;
-  for (let i = 0; i < N; i++) total += data.counts[i]!;
-  const logP = new Float32Array(N);
-  for (let i = 0; i < N; i++) {
-    sampleWeights[i] = Math.pow(data.counts[i]!, p.sampleAlpha);
-    logP[i] = Math.log(data.counts[i]! / total);
-  }
+  const { sampleWeights, logP } = popularityTables(data.counts, p.sampleAlpha);
   const sampler = new Sampler(sampleWeights, random);
   // Dropout masks drawn in JavaScript (tf.dropout's seeded uniform tensor costs five kernels and a JS generator).
   const dropRandom = prng(p.seed * 1_000_003 + 7919 * (part.index + 1));
@@ -704,6 +788,8 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
   const C = B + S;
 
   const ce = p.loss === 'cross-entropy';
+  const act = parseFinalAct(p.finalAct);
+  const linear = act.kind === 'linear';
   // Constant per run: the diagonal label mask (bpr-max's graph only).
   const diag = ce ? undefined : tf.tidy(() => tf.concat([tf.eye(B), tf.zeros([B, S])], 1));
 
@@ -717,10 +803,11 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
   const Xe = new Float32Array(B * H);
   /** The output layer's columns: the rows of E (and their item features) of `cols`, C × H. */
   const O = new Float32Array(C * H);
-  /** Output bias minus the logQ correction, per column. */
+  /** Output bias minus the logQ correction, per column (with a final activation: the bias alone, the correction in `colCorr`). */
   const colBias = new Float32Array(C);
+  const colCorr = new Float32Array(C);
   const ob = new Float32Array(C);
-  const head = ce ? sampledSoftmaxHead(B, C, H) : undefined;
+  const head = ce ? sampledSoftmaxHead(B, C, H, act) : undefined;
   /** Gradients of the output columns (C × H) and biases (C) of a step. */
   let gO: Float32Array = new Float32Array(C * H);
   let gB: Float32Array = new Float32Array(C);
@@ -800,8 +887,8 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
         O.set(E.subarray(item * H, item * H + H), k * H);
         if (feat) addSparse(O, k * H, 1, F, feat.item, item, H);
         ob[k] = bOut[item]!;
-        colBias[k] = ce ? bOut[item]! - p.logq * logP[item]! : bOut[item]!;
       }
+      columnBiases(cols, bOut, logP, ce ? p.logq : 0, linear, colBias, colCorr);
 
       const norm = Math.max(1, active);
       const result = tf.tidy(() => {
@@ -849,9 +936,9 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
           kept.q = tf.keep(q);
           kept.c = tf.keep(cCarry);
           const qd = p.dropoutHidden > 0 ? (tf.mul(q, tf.tensor2d(dropoutMask(dropHidden, p.dropoutHidden, dropRandom), [B, H])) as tf.Tensor2D) : q;
-          if (head) return head.loss(qd, OTen, tf.tensor1d(colBias), weight, norm);
+          if (head) return head.loss(qd, OTen, tf.tensor1d(colBias), weight, norm, linear || p.logq === 0 ? undefined : tf.tensor1d(colCorr));
           const [ot, obv] = [vars[1] as tf.Tensor2D, vars[2] as tf.Tensor1D];
-          const logits = tf.add(mm(qd, tf.transpose(ot) as tf.Tensor2D), obv) as tf.Tensor2D;
+          const logits = finalActivation(tf.add(mm(qd, tf.transpose(ot) as tf.Tensor2D), obv) as tf.Tensor2D, act);
           const perRow = bprMaxRows(logits, diag!, p.bpreg);
           return tf.div(tf.sum(tf.mul(perRow, tf.tensor1d(weight))), norm) as tf.Scalar;
         };

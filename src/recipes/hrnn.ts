@@ -27,7 +27,7 @@ import { buildFeatureSpace, encode as encodeFeatures, encodeAll, FeatureSpace, t
 import { trainHrnnParallel } from '../model/hrnn-parallel.js';
 import { applyEventsBatch, type BatchEvent, type StepKernel } from '../model/hrnn-batch.js';
 import { applyEvent, emptyState, queryState, topK, type HrnnState, type HrnnWeights } from '../model/hrnn-math.js';
-import { denseLayout, encode, HRNN_TRAIN_DEFAULTS, trainHrnn, weightsView, type FeatureEncoders, type HrnnTrainParams, type TrainProgress } from '../model/hrnn-train.js';
+import { denseLayout, encode, HRNN_TRAIN_DEFAULTS, parseFinalAct, trainHrnn, weightsView, type FeatureEncoders, type HrnnTrainParams, type TrainProgress } from '../model/hrnn-train.js';
 import type { Item, User } from '../serde/avro.js';
 import type { InteractionFields } from '../state/apply.js';
 import { base64ToFloats, floatsToBase64 } from '../util/floats.js';
@@ -59,6 +59,7 @@ export const HrnnParamsSchema = Type.Object(
     loss: Type.Union([Type.Literal('cross-entropy'), Type.Literal('bpr-max')]),
     logq: num(0, 1),
     bpreg: num(0, 100),
+    finalAct: Type.String({ pattern: '^(linear|tanh|elu-[0-9.]+)$' }),
     dropoutHidden: num(0, 0.95),
     dropoutEmbed: num(0, 0.95),
     sessionTimeoutMs: int(1, 365 * 86_400_000),
@@ -79,6 +80,7 @@ export function hrnnParams(params: Partial<HrnnParams> = {}): HrnnParams {
     const known = Object.keys(HRNN_DEFAULTS).join(', ');
     throw new AppError('INVALID_ARGUMENT', `hrnn parameter ${name}: ${e.message}${e.value === undefined ? '' : `, got ${JSON.stringify(e.value)}`} (parameters: ${known})`, { field: `params.${name}` });
   }
+  parseFinalAct(p.finalAct);
   return p;
 }
 
