@@ -9,6 +9,7 @@ import { popularityCount } from '../recipes/popularity.js';
 import { sims } from '../recipes/sims.js';
 import type { Model, Recipe, TrainHooks, TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
+import { searchParams, type HpoReport } from './hpo.js';
 import { evaluate, MRR_CUTOFF, type MetricReport } from './metrics.js';
 import { SEEN_ITEMS_PER_USER, seenItems } from './seen.js';
 import { leaveOneOutSplit, personalizeSplit, timeSplit, type SplitResult } from './split.js';
@@ -117,6 +118,8 @@ export interface TrainReport {
   baseline: { recipe: 'popularity-count'; metrics: MetricReport };
   trainMs: number;
   evaluateMs: number;
+  /** With `hpo`: the search (on the split's train part only) that chose the parameters evaluated and trained. */
+  hpo?: HpoReport;
 }
 
 /**
@@ -139,6 +142,8 @@ export async function trainAndEvaluate(
     metadata?: TrainingMetadata;
     /** Progress of the two trainings: `evaluation` (on the split's train part), then `final` (on everything). */
     hooks?: (phase: 'evaluation' | 'final') => TrainHooks;
+    /** Hyperparameter search (src/training/hpo.ts) on the split's train part before the evaluation; `params` stay fixed. */
+    hpo?: { budgetMs: number; seed?: number; maxTrials?: number; onTrial?: (t: HpoReport['trials'][number]) => void };
   },
 ): Promise<{ model: Model; report: TrainReport }> {
   const recipe = RECIPES[o.recipe];
@@ -151,15 +156,28 @@ export async function trainAndEvaluate(
   const seen = seenRule(seenChoice, interactions);
   const s = split(interactions, splitName, o.seed);
   const catalogue = new Set(interactions.map((e) => e.ITEM_ID)).size;
-  const t0 = performance.now();
   const hooks = (phase: 'evaluation' | 'final'): TrainHooks => ({ ...o.hooks?.(phase), ...(o.metadata ? { metadata: o.metadata } : {}) });
-  const evalModel = await recipe.train(s.train, o.params, hooks('evaluation'));
-  const t1 = performance.now();
   const seenBound = o.seenBound ?? SEEN_ITEMS_PER_USER;
+  const hpo = o.hpo
+    ? await searchParams(recipe.name, s.train, {
+        budgetMs: o.hpo.budgetMs,
+        ...(o.hpo.seed !== undefined ? { seed: o.hpo.seed } : {}),
+        ...(o.hpo.maxTrials !== undefined ? { maxTrials: o.hpo.maxTrials } : {}),
+        ...(o.hpo.onTrial ? { onTrial: o.hpo.onTrial } : {}),
+        ...(o.params ? { fixed: o.params } : {}),
+        excludeSeen: seen.excludeSeen,
+        seenBound,
+        ...(o.metadata ? { metadata: o.metadata } : {}),
+      })
+    : undefined;
+  const params = hpo ? hpo.params : o.params;
+  const t0 = performance.now();
+  const evalModel = await recipe.train(s.train, params, hooks('evaluation'));
+  const t1 = performance.now();
   const metrics = evaluateModel(evalModel, s, catalogue, seen.excludeSeen, seenBound);
   const t2 = performance.now();
   const baseline = evaluateModel(popularityCount.train(s.train), s, catalogue, seen.excludeSeen, seenBound);
-  const model = o.final === false ? evalModel : await recipe.train(interactions, o.params, hooks('final'));
+  const model = o.final === false ? evalModel : await recipe.train(interactions, params, hooks('final'));
   return {
     model,
     report: {
@@ -174,6 +192,7 @@ export async function trainAndEvaluate(
       baseline: { recipe: 'popularity-count', metrics: baseline },
       trainMs: Math.round(t1 - t0),
       evaluateMs: Math.round(t2 - t1),
+      ...(hpo ? { hpo: hpo.report } : {}),
     },
   };
 }
