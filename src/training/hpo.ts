@@ -16,6 +16,7 @@
  * No trial or promotion starts after the budget; a running hrnn training is stopped at its next
  * progress report after it (TrainHooks.shouldStop) and recorded as `aborted`.
  */
+import ms from 'ms';
 import { AppError } from '../errors/index.js';
 import { prng } from '../data/synthetic.js';
 import { TrainingStopped, type TrainHooks, type TrainingMetadata } from '../recipes/types.js';
@@ -66,6 +67,22 @@ export const EPOCH_RECIPES: Readonly<Record<string, { defaultEpochs: number }>> 
   'hrnn-metadata': { defaultEpochs: 10 },
   'hrnn-coldstart': { defaultEpochs: 10 },
 };
+
+/** The budget when HPO is asked for without one. */
+export const DEFAULT_HPO_BUDGET_MS = 10 * 60_000;
+
+/**
+ * A search budget: a duration text (`20m`, `90s`, `1.5h`: the `ms` package) or a number of seconds
+ * (a number, or a text of digits); INVALID_ARGUMENT naming `field` otherwise.
+ */
+export function parseBudget(value: string | number, field: string): number {
+  const text = String(value).trim();
+  const out = typeof value === 'number' || /^\d+(\.\d+)?$/.test(text) ? Number(text) * 1000 : text.length > 0 && text.length < 100 ? ms(text as ms.StringValue) : undefined;
+  if (typeof out !== 'number' || !Number.isFinite(out) || out <= 0) {
+    throw new AppError('INVALID_ARGUMENT', `${field} must be a positive duration such as 20m, 90s, 1.5h or a number of seconds, got ${JSON.stringify(value)}`, { field });
+  }
+  return Math.round(out);
+}
 
 /** Successive halving's reduction factor: the top 1/η of a rung go on. */
 export const ETA = 3;

@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { syntheticInteractions } from '../../src/data/synthetic.js';
 import { hrnn } from '../../src/recipes/hrnn.js';
 import { TrainingStopped } from '../../src/recipes/types.js';
-import { choose, nextPromotion, rangesMarkdown, rungEpochs, sampleRange, searchParams, SEARCH_SPACES, trialTable, type HpoTrial, type RungResult } from '../../src/training/hpo.js';
+import { choose, nextPromotion, parseBudget, rangesMarkdown, rungEpochs, sampleRange, searchParams, SEARCH_SPACES, trialTable, type HpoTrial, type RungResult } from '../../src/training/hpo.js';
 import { leaveOneOutSplit } from '../../src/training/split.js';
+import { configuredHpo } from '../../src/training/stream-train.js';
 import { trainAndEvaluate } from '../../src/training/train.js';
 import { validationScore, validationSplit } from '../../src/training/validation.js';
 
@@ -64,6 +65,18 @@ describe('successive halving', () => {
 
   it('docs/tuning.md holds the ranges table the code searches', () => {
     expect(readFileSync(new URL('../../docs/tuning.md', import.meta.url), 'utf8')).toContain(rangesMarkdown());
+  });
+});
+
+describe('budgets', () => {
+  it('parses duration texts and seconds; names the field of a bad one', () => {
+    expect(parseBudget('20m', '--budget')).toBe(1_200_000);
+    expect(parseBudget('1.5h', '--budget')).toBe(5_400_000);
+    expect(parseBudget('90', '--budget')).toBe(90_000);
+    expect(parseBudget(2.5, 'x')).toBe(2500);
+    for (const bad of ['', 'soon', '-5m', '0', 0, -1]) expect(() => parseBudget(bad, 'hpoConfig.budget')).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'hpoConfig.budget' }));
+    expect(configuredHpo('')).toBeUndefined();
+    expect(configuredHpo('5m')).toEqual({ budgetMs: 300_000 });
   });
 });
 
