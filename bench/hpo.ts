@@ -3,13 +3,17 @@
  * with a hyperparameter search (STREAMREC_BENCH_HPO_BUDGET, default 5m), sims with its defaults and
  * with a search (STREAMREC_BENCH_SIMS_BUDGET, default 1m), and popularity-count. NDCG@10 and HR@10
  * on the reported test split; the search sees the split's train part only. Prints one JSON table
- * (the last line of stdout).
+ * (the last line of stdout). STREAMREC_BENCH_DATASETS (names, `synthetic`: 60k generated events,
+ * where hrnn trains on both cores), STREAMREC_BENCH_RUNS (run names) select; STREAMREC_BENCH_HPO_PARALLEL
+ * sets the trials at a time; STREAMREC_BENCH_HPO_OUT: a file for the whole search reports.
  *
  *   npm run bench:hpo
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { syntheticInteractions } from '../src/data/synthetic.js';
+import type { InteractionFields } from '../src/state/apply.js';
 import { loadInteractions } from '../src/training/data.js';
-import { parseBudget } from '../src/training/hpo.js';
+import { parseBudget, type HpoReport } from '../src/training/hpo.js';
 import { trainAndEvaluate } from '../src/training/train.js';
 import { sharedSets } from './datasets.js';
 
@@ -17,6 +21,8 @@ const log = (msg: string) => process.stderr.write(`[bench:hpo] ${msg}\n`);
 const hrnnBudget = parseBudget(process.env.STREAMREC_BENCH_HPO_BUDGET ?? '5m', 'STREAMREC_BENCH_HPO_BUDGET');
 const simsBudget = parseBudget(process.env.STREAMREC_BENCH_SIMS_BUDGET ?? '1m', 'STREAMREC_BENCH_SIMS_BUDGET');
 const only = process.env.STREAMREC_BENCH_DATASETS?.split(',');
+const onlyRuns = process.env.STREAMREC_BENCH_RUNS?.split(',');
+const parallel = Number(process.env.STREAMREC_BENCH_HPO_PARALLEL ?? 1);
 
 interface Row {
   dataset: string;
@@ -36,13 +42,14 @@ const round = (x: number) => Math.round(x * 10_000) / 10_000;
 
 async function main(): Promise<void> {
   const table: Row[] = [];
-  for (const s of sharedSets) {
-    if (only && !only.includes(s.name)) continue;
-    if (!existsSync(s.spec.file)) {
-      log(`${s.name}: not present (${s.spec.file}), skipped`);
-      continue;
-    }
-    const rows = (await loadInteractions(s.spec)).rows;
+  const reports: (HpoReport & { dataset: string })[] = [];
+  const sets: { name: string; load: () => Promise<InteractionFields[]> }[] = [
+    ...sharedSets.filter((s) => existsSync(s.spec.file)).map((s) => ({ name: s.name, load: async () => (await loadInteractions(s.spec)).rows })),
+    { name: 'synthetic', load: async () => [...syntheticInteractions({ seed: 7, users: 2000, items: 3000, events: 60_000 })] },
+  ];
+  for (const s of sets) {
+    if (only ? !only.includes(s.name) : s.name === 'synthetic') continue;
+    const rows = await s.load();
     const runs: { run: string; recipe: string; budgetMs?: number }[] = [
       { run: 'popularity-count', recipe: 'popularity-count' },
       { run: 'sims', recipe: 'sims' },
@@ -51,8 +58,10 @@ async function main(): Promise<void> {
       { run: 'hrnn + hpo', recipe: 'hrnn', budgetMs: hrnnBudget },
     ];
     for (const r of runs) {
+      if (onlyRuns && !onlyRuns.includes(r.run)) continue;
       const t0 = performance.now();
-      const { report } = await trainAndEvaluate(rows, { recipe: r.recipe, split: 'loo', final: false, ...(r.budgetMs ? { hpo: { budgetMs: r.budgetMs, seed: 42 } } : {}) });
+      const { report } = await trainAndEvaluate(rows, { recipe: r.recipe, split: 'loo', final: false, ...(r.budgetMs ? { hpo: { budgetMs: r.budgetMs, seed: 42, parallel } } : {}) });
+      if (report.hpo) reports.push({ dataset: s.name, ...report.hpo });
       const row: Row = {
         dataset: s.name,
         run: r.run,
@@ -68,6 +77,7 @@ async function main(): Promise<void> {
       table.push(row);
     }
   }
+  if (process.env.STREAMREC_BENCH_HPO_OUT) writeFileSync(process.env.STREAMREC_BENCH_HPO_OUT, JSON.stringify(reports, null, 1));
   console.log(JSON.stringify(table));
 }
 

@@ -16,11 +16,14 @@
  * No trial or promotion starts after the budget; a running hrnn training is stopped at its next
  * progress report after it (TrainHooks.shouldStop) and recorded as `aborted`.
  */
+import { Worker } from 'node:worker_threads';
 import ms from 'ms';
-import { AppError } from '../errors/index.js';
+import { AppError, type ErrorCode } from '../errors/index.js';
 import { prng } from '../data/synthetic.js';
 import { TrainingStopped, type TrainHooks, type TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
+import { workerScript } from '../util/worker.js';
+import type { HpoWorkerInput, HpoWorkerReply, HpoWorkerRequest } from './hpo-worker.js';
 import { SEEN_ITEMS_PER_USER } from './seen.js';
 import { VALIDATION_USERS, validationScore, validationSplit, type ValidationContext } from './validation.js';
 
@@ -195,6 +198,8 @@ export interface HpoOptions {
   validationUsers?: number;
   /** After each trial result (progress for the CLI). */
   onTrial?: (t: HpoTrial) => void;
+  /** Trials at a time, each in a thread of its own with one core (hrnn workers: 1) (default 1: one trial at a time, hrnn on all cores). */
+  parallel?: number;
   /** Successive halving's rungs (default rungEpochs(maxEpochs)). */
   rungs?: number[];
   now?: () => number;
@@ -243,17 +248,24 @@ export async function searchParams(recipe: string, trainPart: readonly Interacti
     return Object.fromEntries(draws.filter(([k]) => searched.includes(k)));
   };
 
+  const parallel = o.parallel ?? 1;
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new AppError('INVALID_ARGUMENT', `hpo.parallel must be an integer from 1 to 64, got ${parallel}`, { field: 'hpo.parallel' });
+  const pool =
+    parallel > 1
+      ? new TrialPool(parallel, { trainPart: [...trainPart], seed, maxUsers: o.validationUsers ?? VALIDATION_USERS, excludeSeen: o.excludeSeen, seenBound: ctx.seenBound!, ...(o.metadata ? { metadata: o.metadata } : {}) }, Math.max(0, deadline - now()))
+      : undefined;
   const run = async (t: HpoTrial, rung: number): Promise<void> => {
     const epochs = epochsSearched ? rungs[rung]! : undefined;
-    const params = { ...t.params, ...fixed, ...(epochs !== undefined ? { epochs } : {}) };
+    // Trials side by side get one core each (hrnn's workers), unless the user fixed it.
+    const params = { ...t.params, ...(pool && epochsSearched ? { workers: 1 } : {}), ...fixed, ...(epochs !== undefined ? { epochs } : {}) };
     try {
-      const s = await validationScore(recipe, params, ctx);
+      const s = pool ? await pool.score(recipe, params) : await validationScore(recipe, params, ctx);
       t.results.push({ rung, ...(epochs !== undefined ? { epochs } : {}), ndcg10: s.ndcg10, hr10: s.hr10, trainMs: s.trainMs, evaluateMs: s.evaluateMs });
       t.rung = rung;
       results[rung]!.push({ trial: t.trial, score: s.ndcg10 });
       t.status = rung === rungs.length - 1 ? 'top' : 'stopped-early';
     } catch (err) {
-      if (err instanceof TrainingStopped || now() >= deadline) {
+      if (err instanceof TrainingStopped || err instanceof PoolStopped || now() >= deadline) {
         t.status = 'aborted';
       } else {
         // A bad combination (or a failing training) costs its trial, not the search; a fixed parameter the recipe rejects fails them all.
@@ -265,22 +277,32 @@ export async function searchParams(recipe: string, trainPart: readonly Interacti
     o.onTrial?.(t);
   };
 
-  let stoppedBy: HpoReport['stoppedBy'] = 'max-trials';
-  for (;;) {
-    if (now() >= deadline) {
-      stoppedBy = 'budget';
-      break;
+  // `parallel` trials at a time: a free slot takes a promotion if one is due (on the results so far), else a new trial.
+  const running = new Set<Promise<void>>();
+  try {
+    for (;;) {
+      while (running.size < parallel && now() < deadline) {
+        const promotion = nextPromotion(results, promoted);
+        let job: Promise<void>;
+        if (promotion) {
+          promoted[promotion.rung - 1]!.add(promotion.trial);
+          job = run(trials[promotion.trial]!, promotion.rung);
+        } else if (trials.length < maxTrials) {
+          const t: HpoTrial = { trial: trials.length, params: sample(), results: [], status: 'stopped-early', rung: -1 };
+          trials.push(t);
+          job = run(t, 0);
+        } else break;
+        const tracked: Promise<void> = job.finally(() => running.delete(tracked));
+        running.add(tracked);
+      }
+      if (running.size === 0) break;
+      await Promise.race(running);
     }
-    const promotion = nextPromotion(results, promoted);
-    if (promotion) {
-      promoted[promotion.rung - 1]!.add(promotion.trial);
-      await run(trials[promotion.trial]!, promotion.rung);
-    } else if (trials.length < maxTrials) {
-      const t: HpoTrial = { trial: trials.length, params: sample(), results: [], status: 'stopped-early', rung: -1 };
-      trials.push(t);
-      await run(t, 0);
-    } else break;
+  } finally {
+    await Promise.allSettled(running);
+    await pool?.close();
   }
+  const stoppedBy: HpoReport['stoppedBy'] = now() >= deadline ? 'budget' : 'max-trials';
 
   const chosen = choose(trials, epochsSearched && typeof fixed.epochs === 'number');
   if (!chosen) {
@@ -308,6 +330,62 @@ export async function searchParams(recipe: string, trainPart: readonly Interacti
       chosen: { trial: t.trial, params, ...(r.epochs !== undefined ? { epochs: r.epochs } : {}), ndcg10: r.ndcg10, hr10: r.hr10 },
     },
   };
+}
+
+/** A trial stopped because its thread was ended at the budget. */
+class PoolStopped extends Error {}
+
+/** Trial threads (src/training/hpo-worker.ts), each with the validation split, ended at the budget. */
+class TrialPool {
+  private readonly idle: Worker[] = [];
+  private readonly busy = new Map<Worker, { id: number; resolve: (r: HpoWorkerReply) => void; reject: (e: Error) => void }>();
+  private readonly timer: NodeJS.Timeout;
+  private nextId = 0;
+  private closed = false;
+
+  constructor(size: number, input: HpoWorkerInput, budgetMs: number) {
+    const url = workerScript(import.meta.url, './hpo-worker.js', 'training/hpo-worker.js');
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(url, { workerData: input });
+      w.on('message', (r: HpoWorkerReply) => {
+        const job = this.busy.get(w);
+        if (!job || job.id !== r.id) return;
+        this.busy.delete(w);
+        this.idle.push(w);
+        job.resolve(r);
+      });
+      w.on('error', (err) => this.fail(w, err));
+      w.on('exit', () => this.fail(w, new PoolStopped('trial thread ended')));
+      this.idle.push(w);
+    }
+    // At the budget the running trials' threads end (their trials: aborted).
+    this.timer = setTimeout(() => void this.close(), budgetMs);
+  }
+
+  private fail(w: Worker, err: Error): void {
+    const job = this.busy.get(w);
+    this.busy.delete(w);
+    job?.reject(this.closed ? new PoolStopped('budget over') : err);
+  }
+
+  async score(recipe: string, params: Record<string, unknown>): Promise<{ ndcg10: number; hr10: number; trainMs: number; evaluateMs: number }> {
+    const w = this.idle.pop();
+    if (!w || this.closed) throw new PoolStopped('no trial thread');
+    const id = this.nextId++;
+    const r = await new Promise<HpoWorkerReply>((resolve, reject) => {
+      this.busy.set(w, { id, resolve, reject });
+      w.postMessage({ id, recipe, params } satisfies HpoWorkerRequest);
+    });
+    if (!r.ok) throw r.code ? new AppError(r.code as ErrorCode, r.message, r.field ? { field: r.field } : {}) : new Error(r.message);
+    return r;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    await Promise.all([...this.idle, ...this.busy.keys()].map((w) => w.terminate()));
+  }
 }
 
 /**

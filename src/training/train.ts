@@ -103,7 +103,7 @@ export async function trainAndEvaluate(
     /** Progress of the two trainings: `evaluation` (on the split's train part), then `final` (on everything). */
     hooks?: (phase: 'evaluation' | 'final') => TrainHooks;
     /** Hyperparameter search (src/training/hpo.ts) on the split's train part before the evaluation; `params` stay fixed. */
-    hpo?: { budgetMs: number; seed?: number; maxTrials?: number; onTrial?: (t: HpoReport['trials'][number]) => void };
+    hpo?: { budgetMs: number; seed?: number; maxTrials?: number; parallel?: number; onTrial?: (t: HpoReport['trials'][number]) => void };
   },
 ): Promise<{ model: Model; report: TrainReport }> {
   const recipe = RECIPES[o.recipe];
@@ -123,6 +123,7 @@ export async function trainAndEvaluate(
         budgetMs: o.hpo.budgetMs,
         ...(o.hpo.seed !== undefined ? { seed: o.hpo.seed } : {}),
         ...(o.hpo.maxTrials !== undefined ? { maxTrials: o.hpo.maxTrials } : {}),
+        ...(o.hpo.parallel !== undefined ? { parallel: o.hpo.parallel } : {}),
         ...(o.hpo.onTrial ? { onTrial: o.hpo.onTrial } : {}),
         ...(o.params ? { fixed: o.params } : {}),
         excludeSeen: seen.excludeSeen,

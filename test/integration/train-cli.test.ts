@@ -198,6 +198,6 @@ describe('streamrec generate + train', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--budget must be a positive duration/);
     const without = await runCli(['train', '-i', csv, '-r', 'sims', '--budget', '5m']);
-    expect(without.stderr).toMatch(/--budget, --max-trials and --hpo-seed go with --hpo/);
+    expect(without.stderr).toMatch(/--budget, --max-trials, --hpo-seed and --hpo-parallel go with --hpo/);
   }, 120_000);
 });

@@ -11,6 +11,7 @@ import { validationScore, validationSplit } from '../../src/training/validation.
 
 const rows = [...syntheticInteractions({ seed: 5, users: 300, items: 120, events: 6000 })];
 const catalogueSize = new Set(rows.map((e) => e.ITEM_ID)).size;
+const small = [...syntheticInteractions({ seed: 5, users: 150, items: 80, events: 2500 })];
 
 describe('successive halving', () => {
   it('promotes the top 1/η of a rung, best first, the highest rung first', () => {
@@ -117,8 +118,8 @@ describe('searchParams', () => {
   });
 
   it('a tiny hrnn: successive halving over epochs, every trial scored, the best chosen', async () => {
-    const fixed = { hiddenSize: 12, negatives: 64, workers: 1, batchSize: 32 };
-    const { params, report } = await searchParams('hrnn', rows, { budgetMs: 120_000, maxTrials: 6, seed: 3, fixed, excludeSeen: false, validationUsers: 100, rungs: [1, 2, 3] });
+    const fixed = { hiddenSize: 8, negatives: 32, workers: 1, batchSize: 32 };
+    const { params, report } = await searchParams('hrnn', small, { budgetMs: 120_000, maxTrials: 6, seed: 3, fixed, excludeSeen: false, validationUsers: 100, rungs: [1, 2, 3] });
     expect(report.method).toBe('successive-halving');
     expect(report.rungs).toEqual([1, 2, 3]);
     expect(report.trials).toHaveLength(6);
@@ -135,6 +136,20 @@ describe('searchParams', () => {
     expect(params).toMatchObject({ ...fixed, epochs: report.chosen.epochs });
     expect(trialTable(report).length).toBe(report.trials.length + 3);
   }, 60_000);
+
+  it('trials side by side in threads: the same trials and scores as one at a time (sims), and the budget ends running ones (hrnn)', async () => {
+    const o = { budgetMs: 60_000, maxTrials: 5, seed: 6, excludeSeen: false, validationUsers: 120 };
+    const one = await searchParams('sims', rows, o);
+    const two = await searchParams('sims', rows, { ...o, parallel: 2 });
+    const scores = (r: typeof one.report) => r.trials.map((t) => [t.params, t.results[0]!.ndcg10]);
+    expect(scores(two.report)).toEqual(scores(one.report));
+    expect(two.params).toEqual(one.params);
+    // 200 epochs do not finish in 1.5 s: both threads' trials are ended at the budget.
+    const t0 = performance.now();
+    const slow = searchParams('hrnn', rows, { budgetMs: 1500, parallel: 2, fixed: { hiddenSize: 8, negatives: 32, epochs: 200, batchSize: 8 }, rungs: [200], excludeSeen: false, validationUsers: 50 });
+    await expect(slow).rejects.toMatchObject({ field: 'hpo.budgetMs' });
+    expect(performance.now() - t0).toBeLessThan(8000);
+  }, 30_000);
 
   it('stops a running hrnn training when the budget is over (shouldStop)', async () => {
     let calls = 0;

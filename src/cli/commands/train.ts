@@ -33,6 +33,7 @@ export function registerTrainCommands(program: Command, ctx: CliContext): void {
     .option('--budget <time>', 'the search budget with --hpo: 20m, 90s, 1.5h or seconds (default 10m)')
     .option('--max-trials <n>', 'with --hpo: sample at most this many trials', intArg('--max-trials'))
     .option('--hpo-seed <n>', 'with --hpo: the seed of the search (trial sampling, validation users)', intArg('--hpo-seed'))
+    .option('--hpo-parallel <n>', 'with --hpo: trials at a time, one core each (default 1: one trial on all cores)', intArg('--hpo-parallel'))
     .option('-o, --output <dir>', 'the model folder: model.json, metrics.json, rejects.jsonl')
     .option('--json', 'print the report as JSON')
     .action(
@@ -55,6 +56,7 @@ export function registerTrainCommands(program: Command, ctx: CliContext): void {
         budget?: string;
         maxTrials?: number;
         hpoSeed?: number;
+        hpoParallel?: number;
         output?: string;
         json?: boolean;
       }) => {
@@ -84,8 +86,8 @@ export function registerTrainCommands(program: Command, ctx: CliContext): void {
             throw new AppError('INVALID_ARGUMENT', `--params is not JSON: ${(err as Error).message}`, { field: '--params' });
           }
         }
-        if (!opts.hpo && (opts.budget !== undefined || opts.maxTrials !== undefined || opts.hpoSeed !== undefined)) {
-          throw new AppError('INVALID_ARGUMENT', '--budget, --max-trials and --hpo-seed go with --hpo', { field: '--hpo' });
+        if (!opts.hpo && (opts.budget !== undefined || opts.maxTrials !== undefined || opts.hpoSeed !== undefined || opts.hpoParallel !== undefined)) {
+          throw new AppError('INVALID_ARGUMENT', '--budget, --max-trials, --hpo-seed and --hpo-parallel go with --hpo', { field: '--hpo' });
         }
         const budgetMs = opts.hpo ? (opts.budget === undefined ? DEFAULT_HPO_BUDGET_MS : parseBudget(opts.budget, '--budget')) : undefined;
         const { rows, rejects } = await readTrainingData(spec);
@@ -106,6 +108,7 @@ export function registerTrainCommands(program: Command, ctx: CliContext): void {
                   budgetMs,
                   ...(opts.maxTrials !== undefined ? { maxTrials: opts.maxTrials } : {}),
                   ...(opts.hpoSeed !== undefined ? { seed: opts.hpoSeed } : {}),
+                  ...(opts.hpoParallel !== undefined ? { parallel: opts.hpoParallel } : {}),
                   onTrial: (t: HpoTrial) => {
                     const r = t.results.at(-1);
                     note(`hpo trial ${t.trial}: ${t.status}${r ? `${r.epochs !== undefined ? `, ${r.epochs} epochs` : ''}, validation NDCG@10 ${r.ndcg10.toFixed(4)}` : ''}`);
