@@ -11,8 +11,8 @@
  *   schedule, so with the same seed its first epochs are the same as the shorter run's).
  * - Other recipes: plain seeded random search.
  *
- * Trial 0 is the defaults (with the user's fixed parameters), so the search never chooses worse than
- * the defaults on validation. Parameters the user set are fixed; the search varies only the others.
+ * Trial 0 is the defaults (with the user's fixed parameters; the hrnn family: at the last rung, the
+ * full epochs), so the search never chooses worse than the defaults on validation. Parameters the user set are fixed; the search varies only the others.
  * No trial or promotion starts after the budget; a running hrnn training is stopped at its next
  * progress report after it (TrainHooks.shouldStop) and recorded as `aborted`.
  */
@@ -271,7 +271,7 @@ export async function searchParams(recipe: string, trainPart: readonly Interacti
         // A bad combination (or a failing training) costs its trial, not the search; a fixed parameter the recipe rejects fails them all.
         t.status = 'failed';
         t.error = err instanceof Error ? err.message : String(err);
-        if (err instanceof AppError && trials.length === 1) throw err;
+        if (err instanceof AppError && t.trial === 0) throw err;
       }
     }
     o.onTrial?.(t);
@@ -290,7 +290,8 @@ export async function searchParams(recipe: string, trainPart: readonly Interacti
         } else if (trials.length < maxTrials) {
           const t: HpoTrial = { trial: trials.length, params: sample(), results: [], status: 'stopped-early', rung: -1 };
           trials.push(t);
-          job = run(t, 0);
+          // The defaults are trained for their full epochs: the baseline every choice must beat.
+          job = run(t, t.trial === 0 ? rungs.length - 1 : 0);
         } else break;
         const tracked: Promise<void> = job.finally(() => running.delete(tracked));
         running.add(tracked);

@@ -124,12 +124,15 @@ describe('searchParams', () => {
     expect(report.rungs).toEqual([1, 2, 3]);
     expect(report.trials).toHaveLength(6);
     expect(report.searched).not.toContain('hiddenSize');
-    // 6 at rung 0 -> 2 promoted to rung 1 -> 0 to rung 2 (floor(2/3)).
+    // Trial 0 (the defaults) at the full epochs; trials 1-5 at rung 0 -> the best 1 (floor(5/3)) to rung 1 -> none to rung 2 (floor(1/3)).
+    expect(report.trials[0]!.results.map((r) => r.epochs)).toEqual([3]);
+    expect(report.trials[0]!.status).toBe('top');
     const atRung = (k: number) => report.trials.filter((t) => t.results.some((r) => r.rung === k)).length;
-    expect([atRung(0), atRung(1), atRung(2)]).toEqual([6, 2, 0]);
-    // The promoted ones were the top 2 at rung 0.
-    const rung0 = report.trials.map((t) => ({ t: t.trial, s: t.results[0]!.ndcg10 })).sort((a, b) => b.s - a.s || a.t - b.t);
-    expect(report.trials.filter((t) => t.rung === 1).map((t) => t.trial).sort()).toEqual(rung0.slice(0, 2).map((x) => x.t).sort());
+    expect([atRung(0), atRung(1), atRung(2)]).toEqual([5, 1, 1]);
+    // The promoted one was the best at rung 0.
+    const rung0 = report.trials.slice(1).map((t) => ({ t: t.trial, s: t.results[0]!.ndcg10 })).sort((a, b) => b.s - a.s || a.t - b.t);
+    expect(report.trials.filter((t) => t.rung === 1).map((t) => t.trial)).toEqual([rung0[0]!.t]);
+    expect(report.trials.filter((t) => t.status === 'stopped-early')).toHaveLength(5);
     for (const t of report.trials) for (const r of t.results) expect(r.epochs).toBe([1, 2, 3][r.rung]);
     const best = Math.max(...report.trials.flatMap((t) => t.results.map((r) => r.ndcg10)));
     expect(report.chosen.ndcg10).toBe(best);
