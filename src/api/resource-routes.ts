@@ -41,7 +41,7 @@ const FilterBody = Type.Object({ name: Name, filterExpression: Type.String({ min
 const Filter = Type.Object({ name: Type.String(), filterExpression: Type.String(), params: Type.Array(Type.String()), createdAt: Type.String() });
 const HpoConfigBody = Type.Object(
   {
-    budget: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 32 }), Type.Number({ exclusiveMinimum: 0 })], { description: 'The search budget: 20m, 90s, 1.5h, or seconds (default: training.hpoBudget, else 10m).' })),
+    budget: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 32 }), Type.Number({ minimum: 1 })], { description: 'The search budget: 20m, 90s, 1.5h, or seconds (at least 1; default: training.hpoBudget, else 10m).' })),
     maxNumberOfTrainingJobs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'At most this many trials (Personalize’s hpoResourceConfig.maxNumberOfTrainingJobs).' })),
   },
   { additionalProperties: false },
