@@ -21,7 +21,9 @@ import { Type, type Static } from '@sinclair/typebox';
 import { AppError } from '../errors/index.js';
 import { parseFilter } from '../filters/index.js';
 import { validateGroupName } from '../kafka/topics.js';
-import { SCOPES, type ApiKeyResource, type Scope } from '../stream/resources.js';
+import { SCOPES, type ApiKeyResource, type Scope, type SolutionResource } from '../stream/resources.js';
+import { DEFAULT_HPO_BUDGET_MS, parseBudget } from '../training/hpo.js';
+import type { HpoRequest } from '../training/model-files.js';
 import type { VersionInfo } from '../training/registry.js';
 import type { ServingRecord } from '../stream/versions.js';
 import { newApiKey } from './auth.js';
@@ -37,11 +39,33 @@ const KeyParams = Type.Object({ group: GroupName, id: IdString({ description: 'A
 
 const FilterBody = Type.Object({ name: Name, filterExpression: Type.String({ minLength: 1, maxLength: 2560 }) }, { additionalProperties: false });
 const Filter = Type.Object({ name: Type.String(), filterExpression: Type.String(), params: Type.Array(Type.String()), createdAt: Type.String() });
-const SolutionBody = Type.Object(
-  { name: Name, recipe: Type.Union(['hrnn', 'hrnn-metadata', 'hrnn-coldstart', 'sims', 'popularity-count'].map((r) => Type.Literal(r))), params: Type.Optional(Type.Record(Type.String(), Type.Unknown())) },
+const HpoConfigBody = Type.Object(
+  {
+    budget: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 32 }), Type.Number({ minimum: 1 })], { description: 'The search budget: 20m, 90s, 1.5h, or seconds (at least 1; default: training.hpoBudget, else 10m).' })),
+    maxNumberOfTrainingJobs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'At most this many trials (Personalize’s hpoResourceConfig.maxNumberOfTrainingJobs).' })),
+  },
   { additionalProperties: false },
 );
-const Solution = Type.Object({ name: Type.String(), recipe: Type.String(), params: Type.Record(Type.String(), Type.Unknown()), createdAt: Type.Optional(Type.String()), versions: Type.Integer() });
+const SolutionBody = Type.Object(
+  {
+    name: Name,
+    recipe: Type.Union(['hrnn', 'hrnn-metadata', 'hrnn-coldstart', 'sims', 'popularity-count'].map((r) => Type.Literal(r))),
+    params: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    performHPO: Type.Optional(Type.Boolean({ description: 'Search the parameters not in params before each version (docs/tuning.md).' })),
+    hpoConfig: Type.Optional(HpoConfigBody),
+  },
+  { additionalProperties: false },
+);
+const HpoConfig = Type.Object({ budgetMs: Type.Number(), maxNumberOfTrainingJobs: Type.Optional(Type.Integer()) });
+const Solution = Type.Object({
+  name: Type.String(),
+  recipe: Type.String(),
+  params: Type.Record(Type.String(), Type.Unknown()),
+  performHPO: Type.Boolean(),
+  hpoConfig: Type.Optional(HpoConfig),
+  createdAt: Type.Optional(Type.String()),
+  versions: Type.Integer(),
+});
 const SolutionVersion = Type.Object({
   version: Type.String(),
   recipe: Type.String(),
@@ -52,6 +76,16 @@ const SolutionVersion = Type.Object({
   metrics: Type.Record(Type.String(), Type.Number()),
   baseline: Type.Record(Type.String(), Type.Number()),
   serving: Type.Boolean(),
+  hpo: Type.Optional(
+    Type.Object({
+      method: Type.String(),
+      budgetMs: Type.Number(),
+      usedMs: Type.Number(),
+      trials: Type.Integer(),
+      stoppedBy: Type.String(),
+      chosen: Type.Object({ trial: Type.Integer(), params: Type.Record(Type.String(), Type.Unknown()), epochs: Type.Optional(Type.Integer()), ndcg10: Type.Number(), hr10: Type.Number() }),
+    }, { description: 'How the parameters were chosen (the whole trial list is in the version folder\'s version.json, report.hpo).' }),
+  ),
 });
 const Deployment = Type.Object({
   name: Type.String(),
@@ -97,6 +131,7 @@ function versionView(v: VersionInfo, served: string | undefined): Static<typeof 
     metrics: v.report.metrics as unknown as Record<string, number>,
     baseline: v.report.baseline.metrics as unknown as Record<string, number>,
     serving: v.version === served,
+    ...(v.report.hpo ? { hpo: { method: v.report.hpo.method, budgetMs: v.report.hpo.budgetMs, usedMs: v.report.hpo.usedMs, trials: v.report.hpo.trials.length, stoppedBy: v.report.hpo.stoppedBy, chosen: v.report.hpo.chosen } } : {}),
   };
 }
 
@@ -188,18 +223,30 @@ export function registerResourceRoutes(base: FastifyInstance, o: ResourceRouteOp
   });
 
   // --- solutions and their versions
-  const solutionOf = (g: GroupServices, name: string): { name: string; recipe: string; params: Record<string, unknown>; createdAt?: string } => {
-    if (name === DEFAULT_SOLUTION) return { name, ...g.solutions.configured() };
+  type SolutionSpec = Omit<SolutionResource, 'createdAt'> & { createdAt?: string };
+  const solutionOf = (g: GroupServices, name: string): SolutionSpec => {
+    if (name === DEFAULT_SOLUTION) {
+      const { recipe, params, hpo } = g.solutions.configured();
+      return { name, recipe, params, ...(hpo ? { performHPO: true, hpoConfig: { budgetMs: hpo.budgetMs } } : {}) };
+    }
     const s = g.resources.get('solution', name);
     if (!s) throw new AppError('RESOURCE_NOT_FOUND', `dataset group has no solution ${JSON.stringify(name)}`, { field: 'name' });
     return s;
   };
-  const versionsOf = (g: GroupServices, s: { recipe: string; params: Record<string, unknown> }) =>
-    g.solutions.versions().filter((v) => v.training.recipe === s.recipe && sameParams(v.training.params ?? {}, s.params));
-  const solutionView = (g: GroupServices, s: { name: string; recipe: string; params: Record<string, unknown>; createdAt?: string }) => ({
+  // A solution's versions: the same recipe and parameters, searched (performHPO) or not.
+  const versionsOf = (g: GroupServices, s: SolutionSpec) =>
+    g.solutions.versions().filter((v) => v.training.recipe === s.recipe && sameParams(v.training.params ?? {}, s.params) && Boolean(v.training.hpo) === Boolean(s.performHPO));
+  const solutionView = (g: GroupServices, s: SolutionSpec) => ({
     ...s,
+    performHPO: s.performHPO ?? false,
     versions: versionsOf(g, s).length,
   });
+  /** The search a performHPO solution's version runs: its hpoConfig, else training.hpoBudget, else 10 minutes. */
+  const hpoOf = (g: GroupServices, s: SolutionSpec): HpoRequest | undefined => {
+    if (!s.performHPO) return undefined;
+    const budgetMs = s.hpoConfig?.budgetMs ?? g.solutions.configured().hpo?.budgetMs ?? DEFAULT_HPO_BUDGET_MS;
+    return { budgetMs, ...(s.hpoConfig?.maxNumberOfTrainingJobs !== undefined ? { maxTrials: s.hpoConfig.maxNumberOfTrainingJobs } : {}) };
+  };
 
   app.get('/v1/groups/:group/solutions', { ...admin, schema: { summary: 'ListSolutions ("default" is the configured training)', params: GroupParams, response: { 200: Type.Object({ solutions: Type.Array(Solution) }), ...errors } } }, async (request) => {
     const g = o.group(request.params.group);
@@ -207,9 +254,12 @@ export function registerResourceRoutes(base: FastifyInstance, o: ResourceRouteOp
   });
   app.post('/v1/groups/:group/solutions', { ...admin, schema: { summary: 'CreateSolution: a recipe and its parameters', params: GroupParams, body: SolutionBody, response: { 201: Solution, ...errors } } }, async (request, reply) => {
     const g = o.group(request.params.group);
-    const { name, recipe, params = {} } = request.body;
+    const { name, recipe, params = {}, performHPO = false, hpoConfig } = request.body;
     if (name === DEFAULT_SOLUTION || g.resources.get('solution', name)) throw new AppError('RESOURCE_EXISTS', `solution ${JSON.stringify(name)} exists`, { field: 'name' });
-    const s = { name, recipe, params, createdAt: new Date().toISOString() };
+    if (hpoConfig && !performHPO) throw new AppError('INVALID_ARGUMENT', 'hpoConfig needs performHPO: true', { field: 'hpoConfig' });
+    const budgetMs = hpoConfig?.budget === undefined ? undefined : parseBudget(hpoConfig.budget, 'hpoConfig.budget');
+    const config = budgetMs === undefined && hpoConfig?.maxNumberOfTrainingJobs === undefined ? undefined : { budgetMs: budgetMs ?? g.solutions.configured().hpo?.budgetMs ?? DEFAULT_HPO_BUDGET_MS, ...(hpoConfig?.maxNumberOfTrainingJobs !== undefined ? { maxNumberOfTrainingJobs: hpoConfig.maxNumberOfTrainingJobs } : {}) };
+    const s: SolutionResource = { name, recipe, params, createdAt: new Date().toISOString(), ...(performHPO ? { performHPO, ...(config ? { hpoConfig: config } : {}) } : {}) };
     await g.resources.put('solution', name, s);
     return reply.code(201).send(solutionView(g, s));
   });
@@ -233,7 +283,8 @@ export function registerResourceRoutes(base: FastifyInstance, o: ResourceRouteOp
   app.post('/v1/groups/:group/solutions/:name/versions', { ...admin, schema: { summary: 'CreateSolutionVersion: trains one now from the interactions topic (not deployed)', params: NamedParams, response: { 202: Type.Object({ training: Type.Boolean() }), ...errors } } }, async (request, reply) => {
     const g = o.group(request.params.group);
     const s = solutionOf(g, request.params.name);
-    if (!g.solutions.train({ recipe: s.recipe, params: s.params })) throw new AppError('RESOURCE_EXISTS', 'a training is running in this group; wait for it (GET .../versions shows training: false when done)', { field: 'name' });
+    const hpo = hpoOf(g, s);
+    if (!g.solutions.train({ recipe: s.recipe, params: s.params, ...(hpo ? { hpo } : {}) })) throw new AppError('RESOURCE_EXISTS', 'a training is running in this group; wait for it (GET .../versions shows training: false when done)', { field: 'name' });
     return reply.code(202).send({ training: true });
   });
   app.get('/v1/groups/:group/solutions/:name/versions/:version', { ...admin, schema: { summary: 'DescribeSolutionVersion with its metrics (GetSolutionMetrics)', params: VersionParams, response: { 200: SolutionVersion, ...errors } } }, async (request) => {

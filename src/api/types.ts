@@ -4,6 +4,7 @@ import type { Codecs } from '../serde/avro.js';
 import type { QueryService } from '../serving/query.js';
 import type { Resources } from '../stream/resources.js';
 import type { TopicReport } from '../kafka/topics.js';
+import type { HpoRequest } from '../training/model-files.js';
 import type { VersionInfo } from '../training/registry.js';
 import type { ServingRecord } from '../stream/versions.js';
 import type { MetricsSource } from './ops.js';
@@ -81,11 +82,11 @@ export interface DeploymentAdmin {
 /** Solution versions: the registry's, and training one now. */
 export interface SolutionAdmin {
   /** The group's configured training (the solution named "default"). */
-  configured(): { recipe: string; params: Record<string, unknown> };
+  configured(): { recipe: string; params: Record<string, unknown>; hpo?: HpoRequest };
   versions(): VersionInfo[];
   version(id: string): VersionInfo;
   /** Starts a training of a version for this recipe and params in the background (not promoted); false when one is running. */
-  train(spec: { recipe: string; params: Record<string, unknown> }): boolean;
+  train(spec: { recipe: string; params: Record<string, unknown>; hpo?: HpoRequest }): boolean;
   running(): boolean;
 }
 

@@ -368,6 +368,11 @@ export const ConfigSchema = Type.Object(
           'STREAMREC_TRAINING_PARAMS',
           'The recipe\'s parameters as a JSON object, e.g. {"epochs":5,"hiddenSize":64} (hrnn) — as `streamrec train --params`.',
         ),
+        hpoBudget: leaf(
+          Type.String({ default: '', pattern: '^(|\\d+(\\.\\d+)?( ?(ms|s|m|h))?)$' }),
+          'STREAMREC_TRAINING_HPO_BUDGET',
+          'Hyperparameter search before each periodic training, within this time (e.g. 20m, 90s; a bare number: seconds); empty: no search. Also the budget of a solution with performHPO and no hpoConfig.budget (else 10m). docs/tuning.md.',
+        ),
         versionsDir: leaf(
           Type.String({ default: '' }),
           'STREAMREC_TRAINING_VERSIONS_DIR',

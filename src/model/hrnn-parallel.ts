@@ -25,10 +25,12 @@ export async function trainHrnnParallel(
   const loss = new Array<number>(workers).fill(0);
   const t0 = performance.now();
   const url = workerScript(import.meta.url, './hrnn-worker.js', 'model/hrnn-worker.js');
+  const threads: Worker[] = [];
   const results = await Promise.all(
     Array.from({ length: workers }, (_, index) => {
       const input: WorkerInput = { data, params, arrays, part: { index, count: workers }, backend, limit: Math.ceil(limit / workers) };
       const worker = new Worker(url, { workerData: input });
+      threads.push(worker);
       return new Promise<{ targets: number; lossByEpoch: number[] }>((resolve, reject) => {
         worker.on('message', (m: WorkerMessage) => {
           if (m.type === 'progress') {
@@ -36,7 +38,13 @@ export async function trainHrnnParallel(
             loss[index] = m.loss;
             const all = done.reduce((a, b) => a + b, 0);
             const seconds = (performance.now() - t0) / 1000;
-            onProgress?.({ epoch: Math.min(params.epochs - 1, Math.floor((all / total) * params.epochs)), epochs: params.epochs, step: 0, done: all, total, loss: loss.reduce((a, b) => a + b, 0) / workers, eventsPerSecond: all / seconds });
+            try {
+              onProgress?.({ epoch: Math.min(params.epochs - 1, Math.floor((all / total) * params.epochs)), epochs: params.epochs, step: 0, done: all, total, loss: loss.reduce((a, b) => a + b, 0) / workers, eventsPerSecond: all / seconds });
+            } catch (err) {
+              // The progress hook stops the training (TrainHooks.shouldStop): every worker goes.
+              reject(err);
+              for (const w of threads) void w.terminate();
+            }
           } else if (m.type === 'done') {
             resolve({ targets: m.targets, lossByEpoch: m.lossByEpoch });
             void worker.terminate();

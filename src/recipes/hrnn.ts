@@ -31,7 +31,7 @@ import { denseLayout, encode, HRNN_TRAIN_DEFAULTS, parseFinalAct, trainHrnn, wei
 import type { Item, User } from '../serde/avro.js';
 import type { InteractionFields } from '../state/apply.js';
 import { base64ToFloats, floatsToBase64 } from '../util/floats.js';
-import type { Model, Recipe, RecommendRequest, Scored, TrainHooks, TrainingMetadata } from './types.js';
+import { TrainingStopped, type Model, type Recipe, type RecommendRequest, type Scored, type TrainHooks, type TrainingMetadata } from './types.js';
 
 export type HrnnRecipeName = 'hrnn' | 'hrnn-metadata' | 'hrnn-coldstart';
 
@@ -449,12 +449,15 @@ function makeRecipe(name: HrnnRecipeName): HrnnRecipe {
     name,
     train(interactions, params = {}, hooks?: TrainHooks) {
       const report = hooks?.onProgress;
-      return this.trainWithProgress(
-        interactions,
-        params,
-        report && ((p) => report({ done: p.done, total: p.total, detail: `epoch ${p.epoch + 1}/${p.epochs} loss ${p.loss.toFixed(3)} ${Math.round(p.eventsPerSecond)} ev/s` })),
-        hooks?.metadata,
-      );
+      const stop = hooks?.shouldStop;
+      const progress =
+        report || stop
+          ? (p: TrainProgress) => {
+              if (stop?.()) throw new TrainingStopped();
+              report?.({ done: p.done, total: p.total, detail: `epoch ${p.epoch + 1}/${p.epochs} loss ${p.loss.toFixed(3)} ${Math.round(p.eventsPerSecond)} ev/s` });
+            }
+          : undefined;
+      return this.trainWithProgress(interactions, params, progress, hooks?.metadata);
     },
     async trainWithProgress(interactions, params = {}, onProgress, metadata = {}) {
       const p = hrnnParams(params);

@@ -51,6 +51,16 @@ export interface TrainHooks {
   onProgress?(progress: { done: number; total: number; detail: string }): void;
   /** Item and user metadata, for the recipes that use them (hrnn-metadata, hrnn-coldstart). */
   metadata?: TrainingMetadata;
+  /** Asked at each progress report of a long training (hrnn); true stops it with TrainingStopped (a search's budget). */
+  shouldStop?(): boolean;
+}
+
+/** A training stopped by TrainHooks.shouldStop. */
+export class TrainingStopped extends Error {
+  constructor() {
+    super('training stopped (TrainHooks.shouldStop)');
+    this.name = 'TrainingStopped';
+  }
 }
 
 /** `Out` is `M` for recipes that train synchronously, `Promise<M>` for those that do not (hrnn). */

@@ -39,6 +39,9 @@ export interface SolutionResource {
   recipe: string;
   params: Record<string, unknown>;
   createdAt: string;
+  /** Personalize's performHPO: each version searches the parameters not in `params` first, within hpoConfig's budget. */
+  performHPO?: boolean;
+  hpoConfig?: { budgetMs: number; maxNumberOfTrainingJobs?: number };
 }
 
 interface Kinds {

@@ -16,6 +16,7 @@ import type { Admin } from '../kafka/kafkajs.js';
 import type { Sender } from '../kafka/produce.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
 import { pruneModels } from '../training/model-transfer.js';
+import type { HpoRequest } from '../training/model-files.js';
 import type { VersionInfo, VersionRegistry } from '../training/registry.js';
 import type { Logger } from '../util/log.js';
 import { workerScript } from '../util/worker.js';
@@ -40,6 +41,8 @@ export interface RetrainerOptions {
 export interface SolutionSpec {
   recipe: string;
   params: Record<string, unknown>;
+  /** Search the parameters not in `params` first (performHPO). */
+  hpo?: HpoRequest;
 }
 
 export interface TrainingOutcome {
@@ -149,12 +152,12 @@ export class Retrainer {
     const events = await this.eventCount();
     const started = this.now();
     const config: Readonly<Config> = solution
-      ? { ...this.o.config, training: { ...this.o.config.training, recipe: solution.recipe as Config['training']['recipe'], params: JSON.stringify(solution.params) } }
+      ? { ...this.o.config, training: { ...this.o.config.training, recipe: solution.recipe as Config['training']['recipe'], params: JSON.stringify(solution.params), hpoBudget: '' } }
       : this.o.config;
     this.o.log.info({ recipe: config.training.recipe, events }, 'training a new model version');
     let info: VersionInfo;
     try {
-      info = await this.inWorker(config);
+      info = await this.inWorker(config, solution?.hpo);
     } catch (err) {
       this.counters.failed++;
       const message = err instanceof Error ? err.message : String(err);
@@ -191,9 +194,9 @@ export class Retrainer {
     }
   }
 
-  private inWorker(config: Readonly<Config>): Promise<VersionInfo> {
+  private inWorker(config: Readonly<Config>, hpo?: HpoRequest): Promise<VersionInfo> {
     const url = workerScript(import.meta.url, '../training/train-worker.js', 'training/train-worker.js');
-    const worker = new Worker(url, { workerData: { config, group: this.o.group, brokers: this.o.brokers, versionsDir: this.o.registry.dir } });
+    const worker = new Worker(url, { workerData: { config, group: this.o.group, brokers: this.o.brokers, versionsDir: this.o.registry.dir, ...(hpo ? { hpo } : {}) } });
     this.worker = worker;
     return new Promise<VersionInfo>((resolve, reject) => {
       worker.once('message', (m: { ok: true; info: VersionInfo } | { ok: false; message: string }) => (m.ok ? resolve(m.info) : reject(new Error(m.message))));

@@ -29,7 +29,7 @@ import { applyTopics, groupTopics, topicName } from '../kafka/topics.js';
 import { Retrainer } from './retrainer.js';
 import { ServingModel } from '../serving/served-model.js';
 import { HrnnModel } from '../recipes/hrnn.js';
-import { trainingParams } from '../training/stream-train.js';
+import { configuredHpo, trainingParams } from '../training/stream-train.js';
 import { VersionWatcher } from './versions.js';
 import { join, resolve } from 'node:path';
 import { privateDir } from '../util/paths.js';
@@ -215,7 +215,10 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
       rollback: () => rollback(producer, group, versions.announced, (v) => versions.catalog.has(v)),
     },
     solutions: {
-      configured: () => ({ recipe: config.training.recipe, params: trainingParams(config.training.params) }),
+      configured: () => {
+        const hpo = configuredHpo(config.training.hpoBudget);
+        return { recipe: config.training.recipe, params: trainingParams(config.training.params), ...(hpo ? { hpo } : {}) };
+      },
       versions: () => versions.catalog.list(),
       version: (v) => versions.catalog.info(v),
       train: (spec) => {

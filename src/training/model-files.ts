@@ -73,6 +73,14 @@ export interface TrainingSpec {
   /** state.maxSeenItemsPerUser when the model was trained (absent in older folders: the default). */
   seenBound?: number;
   params?: Record<string, unknown>;
+  /** Asked-for hyperparameter search (the chosen parameters and trials are in the report's `hpo`). */
+  hpo?: HpoRequest;
+}
+
+/** A hyperparameter search as a solution or the config asks for it (src/training/hpo.ts). */
+export interface HpoRequest {
+  budgetMs: number;
+  maxTrials?: number;
 }
 
 export function saveModel(dir: string, bundle: ModelBundle, report: TrainReport, training: TrainingSpec): void {

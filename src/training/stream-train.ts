@@ -17,7 +17,8 @@ import type { KafkaMessage } from '../kafka/kafkajs.js';
 import type { TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
 import type { Logger } from '../util/log.js';
-import { userData } from './model-files.js';
+import { parseBudget } from './hpo.js';
+import { userData, type HpoRequest } from './model-files.js';
 import { publishVersion } from './model-transfer.js';
 import { VersionRegistry, type VersionInfo } from './registry.js';
 import { trainAndEvaluate } from './train.js';
@@ -28,6 +29,8 @@ export interface TopicTrainingOptions {
   brokers: string[];
   versionsDir: string;
   log?: Logger;
+  /** A solution's hyperparameter search (performHPO); without it, training.hpoBudget's. */
+  hpo?: HpoRequest;
 }
 
 /** Every committed record of one of the group's topics, partition by partition, up to the end at the start of the read. */
@@ -107,23 +110,29 @@ export function trainingParams(text: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** training.hpoBudget as a search request; undefined when empty (no search). */
+export function configuredHpo(budget: string): HpoRequest | undefined {
+  return budget.trim() === '' ? undefined : { budgetMs: parseBudget(budget, 'training.hpoBudget') };
+}
+
 /** Reads, trains, evaluates and registers a new version; returns its info. */
 export async function trainFromTopic(o: TopicTrainingOptions): Promise<VersionInfo> {
   const { training } = o.config;
   if (training.recipe === 'none') throw new Error('training.recipe is none');
   const params = trainingParams(training.params);
+  const hpo = o.hpo ?? configuredHpo(training.hpoBudget);
   const rows = await readInteractions(o, training.maxEvents);
   const metadata = training.recipe === 'hrnn-metadata' || training.recipe === 'hrnn-coldstart' ? await readMetadata(o) : undefined;
   const t0 = performance.now();
   // The seen-items rule covers what the stream's user state remembers (state.maxSeenItemsPerUser).
   const seenBound = o.config.state.maxSeenItemsPerUser;
-  const { model, report } = await trainAndEvaluate(rows, { recipe: training.recipe, split: training.split, seenBound, params, ...(metadata ? { metadata } : {}) });
+  const { model, report } = await trainAndEvaluate(rows, { recipe: training.recipe, split: training.split, seenBound, params, ...(metadata ? { metadata } : {}), ...(hpo ? { hpo } : {}) });
   const trainingMs = Math.round(performance.now() - t0);
   const registry = new VersionRegistry(o.versionsDir);
   const info = registry.create(
     { model, excludeSeen: report.seen.excludeSeen, ...userData(rows, seenBound) },
     report,
-    { data: { topic: topicName(o.group, 'interactions'), events: rows.length }, recipe: training.recipe, seen: 'auto', seenBound, params },
+    { data: { topic: topicName(o.group, 'interactions'), events: rows.length }, recipe: training.recipe, seen: 'auto', seenBound, params, ...(hpo ? { hpo } : {}) },
     { events: rows.length, users: report.users, items: report.items, from: rows[0]?.TIMESTAMP ?? null, to: rows.at(-1)?.TIMESTAMP ?? null },
     trainingMs,
   );

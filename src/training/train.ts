@@ -4,24 +4,16 @@
  * split beside them (a number always has a baseline).
  */
 import { AppError } from '../errors/index.js';
-import { hrnn, hrnnColdstart, hrnnMetadata } from '../recipes/hrnn.js';
 import { popularityCount } from '../recipes/popularity.js';
-import { sims } from '../recipes/sims.js';
-import type { Model, Recipe, TrainHooks, TrainingMetadata } from '../recipes/types.js';
+import type { Model, TrainHooks, TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
-import { evaluate, MRR_CUTOFF, type MetricReport } from './metrics.js';
-import { SEEN_ITEMS_PER_USER, seenItems } from './seen.js';
+import { evaluateModel, RECIPES } from './evaluate-model.js';
+import { searchParams, type HpoReport } from './hpo.js';
+import type { MetricReport } from './metrics.js';
+import { SEEN_ITEMS_PER_USER } from './seen.js';
 import { leaveOneOutSplit, personalizeSplit, timeSplit, type SplitResult } from './split.js';
 
-type AnyRecipe = Recipe<Record<string, unknown>, Model, Model | Promise<Model>>;
-
-export const RECIPES: Record<string, AnyRecipe> = {
-  'popularity-count': popularityCount as unknown as AnyRecipe,
-  sims: sims as unknown as AnyRecipe,
-  hrnn: hrnn as unknown as AnyRecipe,
-  'hrnn-metadata': hrnnMetadata as unknown as AnyRecipe,
-  'hrnn-coldstart': hrnnColdstart as unknown as AnyRecipe,
-};
+export { evaluateModel, RECIPES, testRecommendations } from './evaluate-model.js';
 
 export type SplitName = 'personalize' | 'loo' | 'time';
 export type SeenRule = 'auto' | 'exclude' | 'include';
@@ -73,37 +65,6 @@ export function split<T extends InteractionFields>(interactions: readonly T[], n
   return timeSplit(interactions);
 }
 
-/**
- * Each test user's top `numResults` from the user's input, as evaluation asks for it. With
- * `excludeSeen`, the user's seen items over the input (src/training/seen.ts: distinct, at most
- * `seenBound`, as the stream's user state and a model folder keep them) are left out.
- */
-export function testRecommendations(
-  model: Model,
-  s: SplitResult<InteractionFields>,
-  excludeSeen: boolean,
-  seenBound: number = SEEN_ITEMS_PER_USER,
-  numResults: number = MRR_CUTOFF,
-): { userId: string; recommended: string[]; truth: string[] }[] {
-  const requests = s.tests.map((t) => ({
-    history: t.input,
-    numResults,
-    // The request comes when the user's next (held-out) event happens.
-    ...(t.truth[0] ? { at: t.truth[0].TIMESTAMP } : {}),
-    ...(excludeSeen ? { exclude: new Set(seenItems(t.input.map((e) => e.ITEM_ID), seenBound)) } : {}),
-  }));
-  const answers = model.recommendMany ? model.recommendMany(requests) : requests.map((r) => model.recommend(r));
-  return s.tests.map((t, i) => ({ userId: t.userId, recommended: answers[i]!.map((r) => r.itemId), truth: t.truth.map((e) => e.ITEM_ID) }));
-}
-
-/** Metrics of `model` on the split's test users (top 25 from each user's input). */
-export function evaluateModel(model: Model, s: SplitResult<InteractionFields>, catalogueSize: number, excludeSeen: boolean, seenBound: number = SEEN_ITEMS_PER_USER): MetricReport {
-  return evaluate(
-    testRecommendations(model, s, excludeSeen, seenBound).map(({ recommended, truth }) => ({ recommended, truth })),
-    catalogueSize,
-  );
-}
-
 export interface TrainReport {
   recipe: string;
   split: SplitName;
@@ -117,6 +78,8 @@ export interface TrainReport {
   baseline: { recipe: 'popularity-count'; metrics: MetricReport };
   trainMs: number;
   evaluateMs: number;
+  /** With `hpo`: the search (on the split's train part only) that chose the parameters evaluated and trained. */
+  hpo?: HpoReport;
 }
 
 /**
@@ -139,6 +102,8 @@ export async function trainAndEvaluate(
     metadata?: TrainingMetadata;
     /** Progress of the two trainings: `evaluation` (on the split's train part), then `final` (on everything). */
     hooks?: (phase: 'evaluation' | 'final') => TrainHooks;
+    /** Hyperparameter search (src/training/hpo.ts) on the split's train part before the evaluation; `params` stay fixed. */
+    hpo?: { budgetMs: number; seed?: number; maxTrials?: number; parallel?: number; onTrial?: (t: HpoReport['trials'][number]) => void };
   },
 ): Promise<{ model: Model; report: TrainReport }> {
   const recipe = RECIPES[o.recipe];
@@ -151,15 +116,29 @@ export async function trainAndEvaluate(
   const seen = seenRule(seenChoice, interactions);
   const s = split(interactions, splitName, o.seed);
   const catalogue = new Set(interactions.map((e) => e.ITEM_ID)).size;
-  const t0 = performance.now();
   const hooks = (phase: 'evaluation' | 'final'): TrainHooks => ({ ...o.hooks?.(phase), ...(o.metadata ? { metadata: o.metadata } : {}) });
-  const evalModel = await recipe.train(s.train, o.params, hooks('evaluation'));
-  const t1 = performance.now();
   const seenBound = o.seenBound ?? SEEN_ITEMS_PER_USER;
+  const hpo = o.hpo
+    ? await searchParams(recipe.name, s.train, {
+        budgetMs: o.hpo.budgetMs,
+        ...(o.hpo.seed !== undefined ? { seed: o.hpo.seed } : {}),
+        ...(o.hpo.maxTrials !== undefined ? { maxTrials: o.hpo.maxTrials } : {}),
+        ...(o.hpo.parallel !== undefined ? { parallel: o.hpo.parallel } : {}),
+        ...(o.hpo.onTrial ? { onTrial: o.hpo.onTrial } : {}),
+        ...(o.params ? { fixed: o.params } : {}),
+        excludeSeen: seen.excludeSeen,
+        seenBound,
+        ...(o.metadata ? { metadata: o.metadata } : {}),
+      })
+    : undefined;
+  const params = hpo ? hpo.params : o.params;
+  const t0 = performance.now();
+  const evalModel = await recipe.train(s.train, params, hooks('evaluation'));
+  const t1 = performance.now();
   const metrics = evaluateModel(evalModel, s, catalogue, seen.excludeSeen, seenBound);
   const t2 = performance.now();
   const baseline = evaluateModel(popularityCount.train(s.train), s, catalogue, seen.excludeSeen, seenBound);
-  const model = o.final === false ? evalModel : await recipe.train(interactions, o.params, hooks('final'));
+  const model = o.final === false ? evalModel : await recipe.train(interactions, params, hooks('final'));
   return {
     model,
     report: {
@@ -174,6 +153,7 @@ export async function trainAndEvaluate(
       baseline: { recipe: 'popularity-count', metrics: baseline },
       trainMs: Math.round(t1 - t0),
       evaluateMs: Math.round(t2 - t1),
+      ...(hpo ? { hpo: hpo.report } : {}),
     },
   };
 }

@@ -11,6 +11,7 @@
 import { AppError } from '../errors/index.js';
 import type { Model, TrainHooks, TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
+import { evaluateModel, RECIPES } from './evaluate-model.js';
 import type { MetricReport } from './metrics.js';
 import { leaveOneOutSplit, userHash, type SplitResult } from './split.js';
 
@@ -59,12 +60,8 @@ export interface ValidationContext {
   hooks?: TrainHooks;
 }
 
-/**
- * Trains `recipe` with `params` on the validation train part and scores it on the validation users.
- * Imports train.ts lazily (train.ts uses this module).
- */
+/** Trains `recipe` with `params` on the validation train part and scores it on the validation users. */
 export async function validationScore(recipe: string, params: Record<string, unknown>, v: ValidationContext): Promise<ValidationScore & { model: Model }> {
-  const { RECIPES, evaluateModel } = await import('./train.js');
   const r = RECIPES[recipe];
   if (!r) throw new AppError('INVALID_ARGUMENT', `unknown recipe ${JSON.stringify(recipe)}`, { field: 'recipe' });
   const t0 = performance.now();

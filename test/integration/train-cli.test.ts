@@ -181,4 +181,23 @@ describe('streamrec generate + train', () => {
     expect(ev.code, ev.stderr).toBe(0);
     expect((JSON.parse(ev.stdout) as TrainReport).seen.bound).toBe(100);
   }, 300_000);
+
+  it('--hpo searches sims within --budget on the train part, prints the trial table and saves the chosen params', async () => {
+    const csv = join(dir, 'clicks.csv');
+    const out = await runCli(['train', '-i', csv, '-r', 'sims', '--split', 'loo', '--hpo', '--budget', '2m', '--max-trials', '4', '--params', '{"recentItems":5}', '-o', join(dir, 'tuned')]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toMatch(/hyperparameter search: random, 4 trials in .* of 120 s \(ended by max-trials\)/);
+    expect(out.stdout).toMatch(/^chosen: trial \d, validation NDCG@10 0\.\d{4}: \{.*"recentItems":5/m);
+    const report = JSON.parse(readFileSync(join(dir, 'tuned', 'metrics.json'), 'utf8')) as TrainReport;
+    expect(report.hpo!.trials).toHaveLength(4);
+    expect(report.hpo!.chosen.ndcg10).toBe(Math.max(...report.hpo!.trials.map((t) => t.results[0]!.ndcg10)));
+    // The folder remembers the chosen params: evaluate trains those.
+    const saved = JSON.parse(readFileSync(join(dir, 'tuned', 'model.json'), 'utf8')) as { training: { params: Record<string, unknown> } };
+    expect(saved.training.params).toEqual(report.hpo!.chosen.params);
+    const bad = await runCli(['train', '-i', csv, '-r', 'sims', '--hpo', '--budget', 'soon']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--budget must be a positive duration/);
+    const without = await runCli(['train', '-i', csv, '-r', 'sims', '--budget', '5m']);
+    expect(without.stderr).toMatch(/--budget, --max-trials, --hpo-seed and --hpo-parallel go with --hpo/);
+  }, 120_000);
 });

@@ -65,14 +65,20 @@ function group(seed: number) {
   const versions = [
     { version: `v-${seed}`, recipe: 'sims', params: {} },
     { version: 'v-pop', recipe: 'popularity-count', params: {} },
-  ].map(({ version, recipe, params }) => ({
+    { version: 'v-hpo', recipe: 'sims', params: { recentItems: 5 }, hpo: { budgetMs: 60_000 } },
+  ].map(({ version, recipe, params, hpo }) => ({
     version,
     recipe,
     createdAt: '2026-06-01T00:00:00.000Z',
     trainingMs: 12,
     data: { events: 3000, users: 60, items: 120, from: null, to: null },
-    report: { split: 'loo', metrics, baseline: { recipe: 'popularity-count', metrics: { normalized_discounted_cumulative_gain_at_10: 0.1, hit_at_10: 0.2 } } },
-    training: { recipe, params, seen: 'auto', data: { topic: 'x', events: 3000 } },
+    report: {
+      split: 'loo',
+      metrics,
+      baseline: { recipe: 'popularity-count', metrics: { normalized_discounted_cumulative_gain_at_10: 0.1, hit_at_10: 0.2 } },
+      ...(hpo ? { hpo: { method: 'random', budgetMs: 60_000, usedMs: 4000, stoppedBy: 'max-trials', trials: [{}, {}, {}], chosen: { trial: 2, params: { recentItems: 5, coOccurrenceWindow: 9 }, ndcg10: 0.31, hr10: 0.5 } } } : {}),
+    },
+    training: { recipe, params, seen: 'auto', data: { topic: 'x', events: 3000 }, ...(hpo ? { hpo } : {}) },
   })) as unknown as VersionInfo[];
   const services: GroupServices = {
     query: new QueryService({
@@ -111,7 +117,7 @@ function group(seed: number) {
         return found;
       },
       train: (spec) => {
-        calls.push(`train ${spec.recipe}`);
+        calls.push(`train ${spec.recipe}${spec.hpo ? ` hpo ${JSON.stringify(spec.hpo)}` : ''}`);
         return true;
       },
       running: () => false,
@@ -402,12 +408,35 @@ describe('API keys and scopes', () => {
 describe('solutions and the deployment', () => {
   it('lists the configured solution, creates another, trains a version on request', async () => {
     const list = (await get('/v1/groups/shop/solutions')).json<{ solutions: { name: string; recipe: string }[] }>();
-    expect(list.solutions).toEqual([{ name: 'default', recipe: 'sims', params: {}, versions: 1 }]);
+    expect(list.solutions).toEqual([{ name: 'default', recipe: 'sims', params: {}, performHPO: false, versions: 1 }]);
     expect((await post('/v1/groups/shop/solutions', { name: 'pop', recipe: 'popularity-count' })).statusCode).toBe(201);
     expect((await post('/v1/groups/shop/solutions', { name: 'bad', recipe: 'deep-magic' })).statusCode).toBe(400);
     expect((await call({ method: 'POST', url: '/v1/groups/shop/solutions/pop/versions' })).statusCode).toBe(202);
     expect(shop.calls).toContain('train popularity-count');
     expect((await get('/v1/groups/shop/solutions/nope/versions')).json()).toMatchObject({ code: 'RESOURCE_NOT_FOUND' });
+  });
+
+  it('performHPO: a solution asks for a search with a budget; its versions record the choice', async () => {
+    const created = await post('/v1/groups/shop/solutions', { name: 'tuned', recipe: 'sims', params: { recentItems: 5 }, performHPO: true, hpoConfig: { budget: '2m', maxNumberOfTrainingJobs: 12 } });
+    expect(created.statusCode, created.body).toBe(201);
+    expect(created.json()).toMatchObject({ name: 'tuned', performHPO: true, hpoConfig: { budgetMs: 120_000, maxNumberOfTrainingJobs: 12 }, versions: 1 });
+    expect((await call({ method: 'POST', url: '/v1/groups/shop/solutions/tuned/versions' })).statusCode).toBe(202);
+    expect(shop.calls).toContain('train sims hpo {"budgetMs":120000,"maxTrials":12}');
+    // Without a budget: 10 minutes (training.hpoBudget is empty here); seconds as a number.
+    await post('/v1/groups/shop/solutions', { name: 'tuned2', recipe: 'sims', performHPO: true });
+    await call({ method: 'POST', url: '/v1/groups/shop/solutions/tuned2/versions' });
+    expect(shop.calls).toContain('train sims hpo {"budgetMs":600000}');
+    expect((await post('/v1/groups/shop/solutions', { name: 'tuned3', recipe: 'hrnn', performHPO: true, hpoConfig: { budget: 90 } })).json()).toMatchObject({ hpoConfig: { budgetMs: 90_000 } });
+    // The version shows how its parameters were chosen; the same params without performHPO do not claim it.
+    const versions = (await get('/v1/groups/shop/solutions/tuned/versions')).json<{ versions: { version: string; hpo?: unknown }[] }>().versions;
+    expect(versions).toHaveLength(1);
+    expect(versions[0]).toMatchObject({ version: 'v-hpo', hpo: { method: 'random', budgetMs: 60_000, trials: 3, chosen: { trial: 2, params: { recentItems: 5, coOccurrenceWindow: 9 } } } });
+    await post('/v1/groups/shop/solutions', { name: 'plain', recipe: 'sims', params: { recentItems: 5 } });
+    expect((await get('/v1/groups/shop/solutions/plain')).json()).toMatchObject({ performHPO: false, versions: 0 });
+    // Bad budgets and a config without performHPO are named.
+    expect((await post('/v1/groups/shop/solutions', { name: 'bad1', recipe: 'sims', performHPO: true, hpoConfig: { budget: 'soon' } })).json()).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'hpoConfig.budget' });
+    expect((await post('/v1/groups/shop/solutions', { name: 'bad2', recipe: 'sims', hpoConfig: { budget: '5m' } })).json()).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'hpoConfig' });
+    expect((await post('/v1/groups/shop/solutions', { name: 'bad3', recipe: 'sims', performHPO: true, hpoConfig: { budget: -1 } })).statusCode).toBe(400);
   });
 
   it('promotes and rolls back the deployment', async () => {
@@ -441,7 +470,7 @@ describe('the other resource routes', () => {
     await post('/v1/groups/other/filters', { name: 'cheap', filterExpression: 'INCLUDE ItemID WHERE Items.PRICE < $MAX' });
     expect((await get('/v1/groups/other/filters/cheap')).json()).toMatchObject({ name: 'cheap', params: ['MAX'], filterExpression: 'INCLUDE ItemID WHERE Items.PRICE < $MAX' });
     expect((await get('/v1/groups/other/filters/nope')).statusCode).toBe(404);
-    expect((await get('/v1/groups/other/solutions/default')).json()).toEqual({ name: 'default', recipe: 'sims', params: {}, versions: 1 });
+    expect((await get('/v1/groups/other/solutions/default')).json()).toEqual({ name: 'default', recipe: 'sims', params: {}, performHPO: false, versions: 1 });
     const listed = (await get('/v1/groups/other/solutions/default/versions')).json<{ versions: { version: string; serving: boolean; metrics: Record<string, number> }[] }>();
     expect(listed.versions.map((v) => [v.version, v.serving])).toEqual([['v-4', true]]);
     const one = await get('/v1/groups/other/solutions/default/versions/v-4');

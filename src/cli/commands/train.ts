@@ -7,6 +7,7 @@ import { RECIPES, trainAndEvaluate, type SeenRule, type SplitName, type TrainRep
 import { loadInteractions, loadTrainingMetadata, type DataSpec, type LoadedData } from '../../training/data.js';
 import { loadModel, loadTraining, saveModel, userData } from '../../training/model-files.js';
 import { batchInfer } from '../../training/batch-infer.js';
+import { DEFAULT_HPO_BUDGET_MS, parseBudget, trialTable, type HpoTrial } from '../../training/hpo.js';
 import { fileProgress, fmt, intArg, ms, note, parsePairs, say, stepProgress, type CliContext } from '../common.js';
 
 export function registerTrainCommands(program: Command, ctx: CliContext): void {
@@ -28,6 +29,11 @@ export function registerTrainCommands(program: Command, ctx: CliContext): void {
     .addOption(new Option('-s, --split <name>', 'evaluation split').choices(['personalize', 'loo', 'time']).default('personalize'))
     .addOption(new Option('--seen <rule>', 'may a user be recommended items already touched').choices(['auto', 'exclude', 'include']).default('auto'))
     .option('--params <json>', 'recipe parameters as JSON, e.g. {"popularityDiscountFactor":0.3}')
+    .option('--hpo', 'search the parameters not given in --params first (on a validation split of the training part; docs/tuning.md)')
+    .option('--budget <time>', 'the search budget with --hpo: 20m, 90s, 1.5h or seconds (default 10m)')
+    .option('--max-trials <n>', 'with --hpo: sample at most this many trials', intArg('--max-trials'))
+    .option('--hpo-seed <n>', 'with --hpo: the seed of the search (trial sampling, validation users)', intArg('--hpo-seed'))
+    .option('--hpo-parallel <n>', 'with --hpo: trials at a time, one core each (default 1: one trial on all cores)', intArg('--hpo-parallel'))
     .option('-o, --output <dir>', 'the model folder: model.json, metrics.json, rejects.jsonl')
     .option('--json', 'print the report as JSON')
     .action(
@@ -46,6 +52,11 @@ export function registerTrainCommands(program: Command, ctx: CliContext): void {
         split: SplitName;
         seen: SeenRule;
         params?: string;
+        hpo?: boolean;
+        budget?: string;
+        maxTrials?: number;
+        hpoSeed?: number;
+        hpoParallel?: number;
         output?: string;
         json?: boolean;
       }) => {
@@ -75,6 +86,10 @@ export function registerTrainCommands(program: Command, ctx: CliContext): void {
             throw new AppError('INVALID_ARGUMENT', `--params is not JSON: ${(err as Error).message}`, { field: '--params' });
           }
         }
+        if (!opts.hpo && (opts.budget !== undefined || opts.maxTrials !== undefined || opts.hpoSeed !== undefined || opts.hpoParallel !== undefined)) {
+          throw new AppError('INVALID_ARGUMENT', '--budget, --max-trials, --hpo-seed and --hpo-parallel go with --hpo', { field: '--hpo' });
+        }
+        const budgetMs = opts.hpo ? (opts.budget === undefined ? DEFAULT_HPO_BUDGET_MS : parseBudget(opts.budget, '--budget')) : undefined;
         const { rows, rejects } = await readTrainingData(spec);
         const metadata = await loadTrainingMetadata(spec);
         // The seen-items rule covers what the stream remembers: state.maxSeenItemsPerUser.
@@ -87,13 +102,27 @@ export function registerTrainCommands(program: Command, ctx: CliContext): void {
           metadata,
           hooks: (phase) => ({ onProgress: stepProgress(phase === 'evaluation' ? `train (${opts.split})` : 'train (all)') }),
           ...(params ? { params } : {}),
+          ...(budgetMs !== undefined
+            ? {
+                hpo: {
+                  budgetMs,
+                  ...(opts.maxTrials !== undefined ? { maxTrials: opts.maxTrials } : {}),
+                  ...(opts.hpoSeed !== undefined ? { seed: opts.hpoSeed } : {}),
+                  ...(opts.hpoParallel !== undefined ? { parallel: opts.hpoParallel } : {}),
+                  onTrial: (t: HpoTrial) => {
+                    const r = t.results.at(-1);
+                    note(`hpo trial ${t.trial}: ${t.status}${r ? `${r.epochs !== undefined ? `, ${r.epochs} epochs` : ''}, validation NDCG@10 ${r.ndcg10.toFixed(4)}` : ''}`);
+                  },
+                },
+              }
+            : {}),
         });
         if (opts.output) {
           saveModel(opts.output, { model, excludeSeen: report.seen.excludeSeen, ...userData(rows, seenBound) }, report, {
             data: spec,
             recipe: opts.recipe,
             seen: opts.seen,
-            ...(params ? { params } : {}),
+            ...(report.hpo ? { params: report.hpo.chosen.params } : params ? { params } : {}),
           });
           writeFileSync(join(opts.output, 'rejects.jsonl'), rejects.map((l) => `${l}\n`).join(''));
           note(`model written to ${opts.output} (model.json, metrics.json, rejects.jsonl)`);
@@ -160,6 +189,7 @@ export function printReport(report: TrainReport, json?: boolean): void {
     say(JSON.stringify(report));
     return;
   }
+  if (report.hpo) for (const line of trialTable(report.hpo)) say(line);
   say(`${report.recipe} on ${report.interactions} interactions, ${report.users} users, ${report.items} items; split ${report.split}, ${report.testUsers} test users`);
   say(`seen items: ${report.seen.excludeSeen ? 'left out' : 'allowed'} (rule ${report.seen.rule}, repeat rate ${(report.seen.repeatRate * 100).toFixed(1)}%)`);
   say(`trained in ${ms(report.trainMs)}, evaluated in ${ms(report.evaluateMs)}`);
