@@ -38,7 +38,7 @@ const KeyParams = Type.Object({ group: GroupName, id: IdString({ description: 'A
 const FilterBody = Type.Object({ name: Name, filterExpression: Type.String({ minLength: 1, maxLength: 2560 }) }, { additionalProperties: false });
 const Filter = Type.Object({ name: Type.String(), filterExpression: Type.String(), params: Type.Array(Type.String()), createdAt: Type.String() });
 const SolutionBody = Type.Object(
-  { name: Name, recipe: Type.Union(['hrnn', 'hrnn-metadata', 'hrnn-coldstart', 'sims', 'popularity-count'].map((r) => Type.Literal(r))), params: Type.Optional(Type.Record(Type.String(), Type.Unknown())) },
+  { name: Name, recipe: Type.Union(['hrnn', 'hrnn-metadata', 'hrnn-coldstart', 'sims', 'popularity-count', 'auto'].map((r) => Type.Literal(r))), params: Type.Optional(Type.Record(Type.String(), Type.Unknown())) },
   { additionalProperties: false },
 );
 const Solution = Type.Object({ name: Type.String(), recipe: Type.String(), params: Type.Record(Type.String(), Type.Unknown()), createdAt: Type.Optional(Type.String()), versions: Type.Integer() });

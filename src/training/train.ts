@@ -9,6 +9,7 @@ import { popularityCount } from '../recipes/popularity.js';
 import { sims } from '../recipes/sims.js';
 import type { Model, Recipe, TrainHooks, TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
+import { chooseRecipe, featureChoiceOf, type AutoChoice, type FeatureChoice } from './auto.js';
 import { evaluate, MRR_CUTOFF, type MetricReport } from './metrics.js';
 import { SEEN_ITEMS_PER_USER, seenItems } from './seen.js';
 import { leaveOneOutSplit, personalizeSplit, timeSplit, type SplitResult } from './split.js';
@@ -117,6 +118,10 @@ export interface TrainReport {
   baseline: { recipe: 'popularity-count'; metrics: MetricReport };
   trainMs: number;
   evaluateMs: number;
+  /** recipe `auto`: the validation table and the chosen recipe (`recipe` above) with its parameters. */
+  auto?: AutoChoice;
+  /** hrnn-metadata / -coldstart: the feature groups the evaluated model used and how they were chosen. */
+  features?: FeatureChoice;
 }
 
 /**
@@ -141,9 +146,8 @@ export async function trainAndEvaluate(
     hooks?: (phase: 'evaluation' | 'final') => TrainHooks;
   },
 ): Promise<{ model: Model; report: TrainReport }> {
-  const recipe = RECIPES[o.recipe];
-  if (!recipe) {
-    throw new AppError('INVALID_ARGUMENT', `unknown recipe ${JSON.stringify(o.recipe)}; known: ${Object.keys(RECIPES).join(', ')}`, { field: 'recipe' });
+  if (!RECIPES[o.recipe] && o.recipe !== 'auto') {
+    throw new AppError('INVALID_ARGUMENT', `unknown recipe ${JSON.stringify(o.recipe)}; known: ${Object.keys(RECIPES).join(', ')}, auto`, { field: 'recipe' });
   }
   checkMinimums(interactions);
   const splitName = o.split ?? 'personalize';
@@ -153,13 +157,17 @@ export async function trainAndEvaluate(
   const catalogue = new Set(interactions.map((e) => e.ITEM_ID)).size;
   const t0 = performance.now();
   const hooks = (phase: 'evaluation' | 'final'): TrainHooks => ({ ...o.hooks?.(phase), ...(o.metadata ? { metadata: o.metadata } : {}) });
-  const evalModel = await recipe.train(s.train, o.params, hooks('evaluation'));
-  const t1 = performance.now();
   const seenBound = o.seenBound ?? SEEN_ITEMS_PER_USER;
+  // auto: the recipe is chosen on a validation split of the train part (src/training/auto.ts).
+  const auto = o.recipe === 'auto' ? await chooseRecipe(s.train, { excludeSeen: seen.excludeSeen, seenBound, ...(o.metadata ? { metadata: o.metadata } : {}), ...(o.params ? { params: o.params } : {}), ...(o.seed === undefined ? {} : { seed: o.seed }), hooks: hooks('evaluation') }) : undefined;
+  const recipe = RECIPES[auto?.recipe ?? o.recipe]!;
+  const params = auto ? auto.params : o.params;
+  const evalModel = await recipe.train(s.train, params, hooks('evaluation'));
+  const t1 = performance.now();
   const metrics = evaluateModel(evalModel, s, catalogue, seen.excludeSeen, seenBound);
   const t2 = performance.now();
   const baseline = evaluateModel(popularityCount.train(s.train), s, catalogue, seen.excludeSeen, seenBound);
-  const model = o.final === false ? evalModel : await recipe.train(interactions, o.params, hooks('final'));
+  const model = o.final === false ? evalModel : await recipe.train(interactions, params, hooks('final'));
   return {
     model,
     report: {
@@ -174,6 +182,8 @@ export async function trainAndEvaluate(
       baseline: { recipe: 'popularity-count', metrics: baseline },
       trainMs: Math.round(t1 - t0),
       evaluateMs: Math.round(t2 - t1),
+      ...(auto ? { auto } : {}),
+      ...(featureChoiceOf(evalModel) ? { features: featureChoiceOf(evalModel)! } : {}),
     },
   };
 }

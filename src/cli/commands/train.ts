@@ -16,7 +16,7 @@ export function registerTrainCommands(program: Command, ctx: CliContext): void {
     .description('Train and evaluate a recipe offline on an interactions file; prints its metrics beside popularity-count on the same split')
     .option('-i, --interactions <file>', 'CSV, TSV or JSON Lines; a Personalize-style header (USER_ID,ITEM_ID,TIMESTAMP,...) needs no mapping')
     .option('-d, --data <dir>', 'an offline dataset folder written by `streamrec import --offline` (instead of --interactions)')
-    .requiredOption('-r, --recipe <name>', `recipe: ${Object.keys(RECIPES).join(', ')}`)
+    .requiredOption('-r, --recipe <name>', `recipe: ${Object.keys(RECIPES).join(', ')}, or auto (the best on a validation split of the training part)`)
     .option('-m, --map <pairs>', 'column mapping, e.g. USER_ID=user_id,ITEM_ID=asin,TIMESTAMP=unixReviewTime')
     .option('--delimiter <c>', 'the field delimiter when it is neither , (CSV) nor a tab (TSV), e.g. ";"')
     .option('--items <file>', 'item metadata (hrnn-metadata, hrnn-coldstart): ITEM_ID, CREATION_TIMESTAMP and any fields')
