@@ -6,7 +6,8 @@
  * and timeframe are). Every choice is made on a validation split of the train part only.
  *
  *   npx tsx bench/auto.ts      STREAMREC_BENCH_SEEDS=1,2 (hrnn's seed; default 1,2)
- *   STREAMREC_BENCH_DATASETS=name,...  STREAMREC_BENCH_PARAMS='{"epochs":5}' (hrnn parameters)
+ *   STREAMREC_BENCH_DATASETS=name,...  STREAMREC_BENCH_RUNS=hrnn,auto,... (by name; default all)
+ *   STREAMREC_BENCH_PARAMS='{"epochs":5}' (hrnn parameters)
  *
  * Prints one JSON object (the last line of stdout): per dataset, recipe and seed NDCG@10 and HR@10,
  * training time (choices included), and what auto / features auto chose.
@@ -29,6 +30,7 @@ import { sharedSets } from './datasets.js';
 const log = (msg: string) => process.stderr.write(`[bench:auto] ${msg}\n`);
 const SEEDS = (process.env.STREAMREC_BENCH_SEEDS ?? '1,2').split(',').map(Number);
 const ONLY = process.env.STREAMREC_BENCH_DATASETS?.split(',');
+const ONLY_RUNS = process.env.STREAMREC_BENCH_RUNS?.split(',');
 const PARAMS = JSON.parse(process.env.STREAMREC_BENCH_PARAMS ?? '{}') as Record<string, unknown>;
 
 const RUNS: { name: string; recipe: string; params?: Record<string, unknown>; hrnn: boolean }[] = [
@@ -74,7 +76,7 @@ async function main(): Promise<void> {
   }
   const out: Record<string, unknown>[] = [];
   for (const d of datasets.filter((x) => !ONLY || ONLY.includes(x.name))) {
-    for (const run of RUNS) {
+    for (const run of RUNS.filter((r) => !ONLY_RUNS || ONLY_RUNS.includes(r.name))) {
       for (const seed of run.hrnn ? SEEDS : [SEEDS[0]!]) {
         const t0 = performance.now();
         const { report } = await trainAndEvaluate(d.rows, {
@@ -96,6 +98,7 @@ async function main(): Promise<void> {
           ...(report.features ? { features_used: report.features.used, features_table: report.features.table ?? null, features_reason: report.features.reason } : {}),
         };
         out.push(row);
+        log(JSON.stringify(row));
         log(`${d.name} ${run.name} seed ${row.seed}: NDCG@10 ${row.ndcg_at_10} HR@10 ${row.hit_at_10} (${row.ms} ms)${row.auto_chose ? ` auto chose ${row.auto_chose} ${JSON.stringify((report.auto!.params as { features?: unknown }).features ?? '')}` : ''}${row.features_used ? ` features ${JSON.stringify(row.features_used)}` : ''}`);
       }
     }
