@@ -49,7 +49,7 @@ const HpoConfigBody = Type.Object(
 const SolutionBody = Type.Object(
   {
     name: Name,
-    recipe: Type.Union(['hrnn', 'hrnn-metadata', 'hrnn-coldstart', 'sims', 'popularity-count'].map((r) => Type.Literal(r))),
+    recipe: Type.Union(['hrnn', 'hrnn-metadata', 'hrnn-coldstart', 'sims', 'popularity-count', 'auto'].map((r) => Type.Literal(r))),
     params: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     performHPO: Type.Optional(Type.Boolean({ description: 'Search the parameters not in params before each version (docs/tuning.md).' })),
     hpoConfig: Type.Optional(HpoConfigBody),

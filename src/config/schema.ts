@@ -329,9 +329,9 @@ export const ConfigSchema = Type.Object(
     training: Type.Object(
       {
         recipe: leaf(
-          Type.Union([Type.Literal('hrnn'), Type.Literal('hrnn-metadata'), Type.Literal('hrnn-coldstart'), Type.Literal('sims'), Type.Literal('popularity-count'), Type.Literal('none')], { default: 'hrnn' }),
+          Type.Union([Type.Literal('hrnn'), Type.Literal('hrnn-metadata'), Type.Literal('hrnn-coldstart'), Type.Literal('sims'), Type.Literal('popularity-count'), Type.Literal('auto'), Type.Literal('none')], { default: 'hrnn' }),
           'STREAMREC_TRAINING_RECIPE',
-          'The recipe the service retrains periodically from the interactions topic; none: no training in the service.',
+          'The recipe the service retrains periodically from the interactions topic; auto: each training keeps the best candidate on a validation split of its training part (the version records the choice); none: no training in the service.',
         ),
         everyEvents: leaf(
           Type.Integer({ default: 100_000, minimum: 1 }),

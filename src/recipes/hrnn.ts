@@ -31,7 +31,8 @@ import { denseLayout, encode, HRNN_TRAIN_DEFAULTS, parseFinalAct, trainHrnn, wei
 import type { Item, User } from '../serde/avro.js';
 import type { InteractionFields } from '../state/apply.js';
 import { base64ToFloats, floatsToBase64 } from '../util/floats.js';
-import { TrainingStopped, type Model, type Recipe, type RecommendRequest, type Scored, type TrainHooks, type TrainingMetadata } from './types.js';
+import { chooseFeatures, type FeatureChoice, type FeatureSelection } from '../training/feature-choice.js';
+import { TrainingStopped, type AnyRecipe, type Model, type Recipe, type RecommendRequest, type Scored, type TrainHooks, type TrainingMetadata } from './types.js';
 
 export type HrnnRecipeName = 'hrnn' | 'hrnn-metadata' | 'hrnn-coldstart';
 
@@ -40,9 +41,15 @@ export interface HrnnParams extends HrnnTrainParams {
   explorationWeight: number;
   /** hrnn-coldstart: items created less than this many days ago are explored (explorationItemAgeCutOff). */
   explorationItemAgeCutOffDays: number;
+  /**
+   * hrnn-metadata / -coldstart: the feature groups (`item.F`, `user.F`, `context.K`); `auto` chooses
+   * them on validation (src/training/auto.ts). hrnn-coldstart's default is `all`: its tower needs the
+   * item features, and a split of past interactions cannot reward scoring items without any.
+   */
+  features: FeatureSelection;
 }
 
-export const HRNN_DEFAULTS: HrnnParams = { ...HRNN_TRAIN_DEFAULTS, explorationWeight: 0.3, explorationItemAgeCutOffDays: 30 };
+export const HRNN_DEFAULTS: HrnnParams = { ...HRNN_TRAIN_DEFAULTS, explorationWeight: 0.3, explorationItemAgeCutOffDays: 30, features: 'auto' };
 
 const int = (minimum: number, maximum: number) => Type.Integer({ minimum, maximum });
 const num = (minimum: number, maximum: number) => Type.Number({ minimum, maximum });
@@ -67,6 +74,7 @@ export const HrnnParamsSchema = Type.Object(
     workers: int(0, 64),
     explorationWeight: num(0, 1),
     explorationItemAgeCutOffDays: Type.Number({ exclusiveMinimum: 0 }),
+    features: Type.Union([Type.Literal('auto'), Type.Literal('all'), Type.Array(Type.String({ minLength: 1 }))]),
   },
   { additionalProperties: false },
 );
@@ -107,6 +115,8 @@ export interface HrnnJSON {
   counts: number[];
   weights: { dense: string; E: string; bOut: string };
   training: { eventsPerSecond: number; lossByEpoch: number[] };
+  /** hrnn-metadata / -coldstart: the feature groups used and how they were chosen. */
+  features?: FeatureChoice;
   meta?: {
     ctxSpace: FeatureSpaceJSON;
     Cx: string;
@@ -143,6 +153,8 @@ export class HrnnModel implements Model {
   private coldCount = 0;
   /** Exploration's randomness (replace for reproducible tests). */
   random: () => number = Math.random;
+  /** hrnn-metadata / -coldstart: the feature groups used and how they were chosen. */
+  features: FeatureChoice | undefined;
 
   constructor(
     readonly recipe: HrnnRecipeName,
@@ -184,6 +196,7 @@ export class HrnnModel implements Model {
       const cB = base64ToFloats(m.cold.bOut);
       m.cold.ids.forEach((id, k) => model.addVector(id, cE.subarray(k * H, (k + 1) * H), cB[k]!));
     }
+    model.features = data.features;
     return model;
   }
 
@@ -197,6 +210,7 @@ export class HrnnModel implements Model {
       counts: [...this.counts],
       weights: { dense: floatsToBase64(this.dense), E: floatsToBase64(this.weights.E), bOut: floatsToBase64(this.weights.bOut) },
       training: this.training,
+      ...(this.features ? { features: this.features } : {}),
       ...(m
         ? {
             meta: {
@@ -460,23 +474,24 @@ function makeRecipe(name: HrnnRecipeName): HrnnRecipe {
       return this.trainWithProgress(interactions, params, progress, hooks?.metadata);
     },
     async trainWithProgress(interactions, params = {}, onProgress, metadata = {}) {
-      const p = hrnnParams(params);
+      const p = hrnnParams(name === 'hrnn-coldstart' && params.features === undefined ? { ...params, features: 'all' } : params);
       const backend = await initBackend();
       const withMeta = name !== 'hrnn';
-      const spaces = withMeta ? buildSpaces(interactions, metadata) : undefined;
+      const choice = withMeta ? await chooseFeatures(interactions, p, { metadata }, hrnnMetadata as unknown as AnyRecipe) : undefined;
+      const spaces = choice ? buildSpaces(interactions, metadata, new Set(choice.used)) : undefined;
       const data = encode(interactions, p.sessionTimeoutMs, spaces?.encoders);
       const workers = p.workers > 0 ? p.workers : Math.min(4, availableParallelism());
       // Small data is not worth starting threads for.
       const t = workers > 1 && data.events >= 20_000 ? await trainHrnnParallel(data, p, workers, backend, onProgress) : trainHrnn(data, p, onProgress);
       const training = { eventsPerSecond: t.eventsPerSecond, lossByEpoch: t.lossByEpoch };
-      if (!spaces || !t.features) return new HrnnModel(name, t.weights, t.itemIds, t.counts, p, training, t.dense);
+      if (!spaces || !t.features) return Object.assign(new HrnnModel(name, t.weights, t.itemIds, t.counts, p, training, t.dense), { features: choice });
       // Fold the item features into the item vectors: serving then scores E alone.
       const H = p.hiddenSize;
       foldFeatures(t.weights.E, t.features.F, t.features.item, H);
       const created = new Map<string, number>();
       for (const it of metadata.items ?? []) if (it.CREATION_TIMESTAMP !== null) created.set(it.ITEM_ID, it.CREATION_TIMESTAMP);
       const meta: HrnnMeta = { ctxSpace: spaces.ctx, Cx: t.features.Cx, userSpace: spaces.user, U: t.features.U, itemSpace: spaces.item, tower: undefined, created };
-      const model = new HrnnModel(name, t.weights, t.itemIds, t.counts, p, training, t.dense, meta);
+      const model = Object.assign(new HrnnModel(name, t.weights, t.itemIds, t.counts, p, training, t.dense, meta), { features: choice });
       if (name === 'hrnn-coldstart') {
         meta.tower = coldStartTower(model, metadata.items ?? [], spaces.item, p.seed);
         for (const it of metadata.items ?? []) model.addItem(it);
@@ -486,10 +501,12 @@ function makeRecipe(name: HrnnRecipeName): HrnnRecipe {
   };
 }
 
-function buildSpaces(interactions: readonly ContextEvent[], metadata: TrainingMetadata) {
-  const item = buildFeatureSpace((metadata.items ?? []).map((i) => i.METADATA));
-  const user = buildFeatureSpace((metadata.users ?? []).map((u) => u.METADATA));
-  const ctx = buildFeatureSpace(interactions.map(ctxRecord));
+/** The feature spaces of the groups in `used` (a field left out of a space is ignored when encoding). */
+function buildSpaces(interactions: readonly ContextEvent[], metadata: TrainingMetadata, used: ReadonlySet<string>) {
+  const pick = (group: string, r: FeatureRecord): FeatureRecord => Object.fromEntries(Object.entries(r).filter(([k]) => used.has(`${group}.${k}`)));
+  const item = buildFeatureSpace((metadata.items ?? []).map((i) => pick('item', i.METADATA)));
+  const user = buildFeatureSpace((metadata.users ?? []).map((u) => pick('user', u.METADATA)));
+  const ctx = buildFeatureSpace(interactions.map((e) => pick('context', ctxRecord(e))));
   const itemMeta = new Map((metadata.items ?? []).map((i) => [i.ITEM_ID, i.METADATA]));
   const userMeta = new Map((metadata.users ?? []).map((u) => [u.USER_ID, u.METADATA]));
   const none = { ids: new Int32Array(0), values: new Float32Array(0) };

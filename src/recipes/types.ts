@@ -70,6 +70,9 @@ export interface Recipe<P = unknown, M extends Model = Model, Out extends M | Pr
   train(interactions: readonly InteractionFields[], params?: Partial<P>, hooks?: TrainHooks): Out;
 }
 
+/** Any recipe, as the registry (src/training/recipes.ts) holds them. */
+export type AnyRecipe = Recipe<Record<string, unknown>, Model, Model | Promise<Model>>;
+
 /** Keeps the best `n` of `scores` not in `exclude`, best first; ties by item id (deterministic). */
 export function topN(scores: Map<string, number>, n: number, exclude?: ReadonlySet<string>): Scored[] {
   const out: Scored[] = [];

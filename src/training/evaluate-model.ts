@@ -1,26 +1,13 @@
 /**
- * The recipes by name and a model's metrics on a split's test users: what training
- * (src/training/train.ts) and choosing before it (validation.ts, hpo.ts) share. Apart from train.ts
- * so that those modules need not import it (no import cycle).
+ * A model's metrics on a split's test users: what training (src/training/train.ts) and choosing
+ * before it (validation.ts, hpo.ts, feature-choice.ts) share. It imports no recipe, so a recipe may
+ * use validation (hrnn-metadata's feature choice) without an import cycle.
  */
-import { hrnn, hrnnColdstart, hrnnMetadata } from '../recipes/hrnn.js';
-import { popularityCount } from '../recipes/popularity.js';
-import { sims } from '../recipes/sims.js';
-import type { Model, Recipe } from '../recipes/types.js';
+import type { Model } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
 import { evaluate, MRR_CUTOFF, type MetricReport } from './metrics.js';
 import { SEEN_ITEMS_PER_USER, seenItems } from './seen.js';
 import type { SplitResult } from './split.js';
-
-type AnyRecipe = Recipe<Record<string, unknown>, Model, Model | Promise<Model>>;
-
-export const RECIPES: Record<string, AnyRecipe> = {
-  'popularity-count': popularityCount as unknown as AnyRecipe,
-  sims: sims as unknown as AnyRecipe,
-  hrnn: hrnn as unknown as AnyRecipe,
-  'hrnn-metadata': hrnnMetadata as unknown as AnyRecipe,
-  'hrnn-coldstart': hrnnColdstart as unknown as AnyRecipe,
-};
 
 /**
  * Each test user's top `numResults` from the user's input, as evaluation asks for it. With

@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { AppError } from '../errors/index.js';
 import type { TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
+import { recipeNamed } from './recipes.js';
 import { validationScore, validationSplit, type ValidationContext } from './validation.js';
 
 export interface HpoWorkerInput {
@@ -32,7 +33,9 @@ const ctx: ValidationContext = {
 };
 parentPort!.on('message', (m: HpoWorkerRequest) => {
   const post = (r: HpoWorkerReply) => parentPort!.postMessage(r);
-  validationScore(m.recipe, m.params, ctx).then(
+  Promise.resolve()
+    .then(() => validationScore(recipeNamed(m.recipe), m.params, ctx))
+    .then(
     (s) => post({ id: m.id, ok: true, ndcg10: s.ndcg10, hr10: s.hr10, trainMs: s.trainMs, evaluateMs: s.evaluateMs }),
     (err: unknown) => post({ id: m.id, ok: false, message: err instanceof Error ? err.message : String(err), ...(err instanceof AppError ? { code: err.code, ...(err.field ? { field: err.field } : {}) } : {}) }),
   );

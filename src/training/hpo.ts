@@ -24,6 +24,7 @@ import { TrainingStopped, type TrainHooks, type TrainingMetadata } from '../reci
 import type { InteractionFields } from '../state/apply.js';
 import { workerScript } from '../util/worker.js';
 import type { HpoWorkerInput, HpoWorkerReply, HpoWorkerRequest } from './hpo-worker.js';
+import { recipeNamed } from './recipes.js';
 import { SEEN_ITEMS_PER_USER } from './seen.js';
 import { VALIDATION_USERS, validationScore, validationSplit, type ValidationContext } from './validation.js';
 
@@ -259,7 +260,7 @@ export async function searchParams(recipe: string, trainPart: readonly Interacti
     // Trials side by side get one core each (hrnn's workers), unless the user fixed it.
     const params = { ...t.params, ...(pool && epochsSearched ? { workers: 1 } : {}), ...fixed, ...(epochs !== undefined ? { epochs } : {}) };
     try {
-      const s = pool ? await pool.score(recipe, params) : await validationScore(recipe, params, ctx);
+      const s = pool ? await pool.score(recipe, params) : await validationScore(recipeNamed(recipe), params, ctx);
       t.results.push({ rung, ...(epochs !== undefined ? { epochs } : {}), ndcg10: s.ndcg10, hr10: s.hr10, trainMs: s.trainMs, evaluateMs: s.evaluateMs });
       t.rung = rung;
       results[rung]!.push({ trial: t.trial, score: s.ndcg10 });

@@ -62,3 +62,29 @@ export function userSeenItems(interactions: readonly Pick<InteractionFields, 'US
 function checkBound(bound: number): void {
   if (!Number.isInteger(bound) || bound < 1) throw new RangeError(`the seen-items bound must be an integer >= 1, got ${bound}`);
 }
+
+/** The seen-items rule asked for: `auto` decides by the data's repeat rate. */
+export type SeenRule = 'auto' | 'exclude' | 'include';
+
+/**
+ * The share of interactions whose user had already touched the item (repeats). Below `threshold`
+ * users practically never come back to an item (ratings, durable purchases): seen items are left
+ * out of their lists; above it (session clicks) they are ranked like any other.
+ */
+export function repeatRate(interactions: readonly InteractionFields[]): number {
+  const seen = new Set<string>();
+  let repeats = 0;
+  for (const e of interactions) {
+    const k = `${e.USER_ID}\u0000${e.ITEM_ID}`;
+    if (seen.has(k)) repeats++;
+    else seen.add(k);
+  }
+  return interactions.length === 0 ? 0 : repeats / interactions.length;
+}
+
+export const REPEAT_THRESHOLD = 0.01;
+
+export function seenRule(rule: SeenRule, interactions: readonly InteractionFields[]): { excludeSeen: boolean; repeatRate: number } {
+  const rate = repeatRate(interactions);
+  return { excludeSeen: rule === 'exclude' || (rule === 'auto' && rate < REPEAT_THRESHOLD), repeatRate: rate };
+}

@@ -122,7 +122,7 @@ export async function trainFromTopic(o: TopicTrainingOptions): Promise<VersionIn
   const params = trainingParams(training.params);
   const hpo = o.hpo ?? configuredHpo(training.hpoBudget);
   const rows = await readInteractions(o, training.maxEvents);
-  const metadata = training.recipe === 'hrnn-metadata' || training.recipe === 'hrnn-coldstart' ? await readMetadata(o) : undefined;
+  const metadata = training.recipe === 'hrnn-metadata' || training.recipe === 'hrnn-coldstart' || training.recipe === 'auto' ? await readMetadata(o) : undefined;
   const t0 = performance.now();
   // The seen-items rule covers what the stream's user state remembers (state.maxSeenItemsPerUser).
   const seenBound = o.config.state.maxSeenItemsPerUser;

@@ -7,16 +7,19 @@ import { AppError } from '../errors/index.js';
 import { popularityCount } from '../recipes/popularity.js';
 import type { Model, TrainHooks, TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
-import { evaluateModel, RECIPES } from './evaluate-model.js';
+import { evaluateModel } from './evaluate-model.js';
+import { RECIPES } from './recipes.js';
 import { searchParams, type HpoReport } from './hpo.js';
 import type { MetricReport } from './metrics.js';
-import { SEEN_ITEMS_PER_USER } from './seen.js';
+import { SEEN_ITEMS_PER_USER, seenRule, type SeenRule } from './seen.js';
+import { chooseRecipe, featureChoiceOf, type AutoChoice, type FeatureChoice } from './auto.js';
 import { leaveOneOutSplit, personalizeSplit, timeSplit, type SplitResult } from './split.js';
 
-export { evaluateModel, RECIPES, testRecommendations } from './evaluate-model.js';
+export { evaluateModel, testRecommendations } from './evaluate-model.js';
+export { RECIPES } from './recipes.js';
+export { repeatRate, REPEAT_THRESHOLD, seenRule, type SeenRule } from './seen.js';
 
 export type SplitName = 'personalize' | 'loo' | 'time';
-export type SeenRule = 'auto' | 'exclude' | 'include';
 
 /** Personalize's minimum training data. */
 export const MIN_INTERACTIONS = 1000;
@@ -34,29 +37,6 @@ export function checkMinimums(interactions: readonly InteractionFields[]): void 
       { field: 'interactions' },
     );
   }
-}
-
-/**
- * The share of interactions whose user had already touched the item (repeats). Below `threshold`
- * users practically never come back to an item (ratings, durable purchases): seen items are left
- * out of their lists; above it (session clicks) they are ranked like any other.
- */
-export function repeatRate(interactions: readonly InteractionFields[]): number {
-  const seen = new Set<string>();
-  let repeats = 0;
-  for (const e of interactions) {
-    const k = `${e.USER_ID}\u0000${e.ITEM_ID}`;
-    if (seen.has(k)) repeats++;
-    else seen.add(k);
-  }
-  return interactions.length === 0 ? 0 : repeats / interactions.length;
-}
-
-export const REPEAT_THRESHOLD = 0.01;
-
-export function seenRule(rule: SeenRule, interactions: readonly InteractionFields[]): { excludeSeen: boolean; repeatRate: number } {
-  const rate = repeatRate(interactions);
-  return { excludeSeen: rule === 'exclude' || (rule === 'auto' && rate < REPEAT_THRESHOLD), repeatRate: rate };
 }
 
 export function split<T extends InteractionFields>(interactions: readonly T[], name: SplitName, seed = 42): SplitResult<T> {
@@ -80,6 +60,10 @@ export interface TrainReport {
   evaluateMs: number;
   /** With `hpo`: the search (on the split's train part only) that chose the parameters evaluated and trained. */
   hpo?: HpoReport;
+  /** recipe `auto`: the validation table and the chosen recipe (`recipe` above) with its parameters. */
+  auto?: AutoChoice;
+  /** hrnn-metadata / -coldstart: the feature groups the evaluated model used and how they were chosen. */
+  features?: FeatureChoice;
 }
 
 /**
@@ -106,9 +90,8 @@ export async function trainAndEvaluate(
     hpo?: { budgetMs: number; seed?: number; maxTrials?: number; parallel?: number; onTrial?: (t: HpoReport['trials'][number]) => void };
   },
 ): Promise<{ model: Model; report: TrainReport }> {
-  const recipe = RECIPES[o.recipe];
-  if (!recipe) {
-    throw new AppError('INVALID_ARGUMENT', `unknown recipe ${JSON.stringify(o.recipe)}; known: ${Object.keys(RECIPES).join(', ')}`, { field: 'recipe' });
+  if (!RECIPES[o.recipe] && o.recipe !== 'auto') {
+    throw new AppError('INVALID_ARGUMENT', `unknown recipe ${JSON.stringify(o.recipe)}; known: ${Object.keys(RECIPES).join(', ')}, auto`, { field: 'recipe' });
   }
   checkMinimums(interactions);
   const splitName = o.split ?? 'personalize';
@@ -118,6 +101,12 @@ export async function trainAndEvaluate(
   const catalogue = new Set(interactions.map((e) => e.ITEM_ID)).size;
   const hooks = (phase: 'evaluation' | 'final'): TrainHooks => ({ ...o.hooks?.(phase), ...(o.metadata ? { metadata: o.metadata } : {}) });
   const seenBound = o.seenBound ?? SEEN_ITEMS_PER_USER;
+  const t0 = performance.now();
+  // auto: the recipe is chosen on a validation split of the train part (src/training/auto.ts).
+  const auto = o.recipe === 'auto' ? await chooseRecipe(s.train, { excludeSeen: seen.excludeSeen, seenBound, ...(o.metadata ? { metadata: o.metadata } : {}), ...(o.params ? { params: o.params } : {}), ...(o.seed === undefined ? {} : { seed: o.seed }), hooks: hooks('evaluation') }) : undefined;
+  const recipe = RECIPES[auto?.recipe ?? o.recipe]!;
+  const given = auto ? auto.params : o.params;
+  // HPO (on the same train part) searches what `given` leaves open; its time is in the report's hpo.usedMs, not trainMs.
   const hpo = o.hpo
     ? await searchParams(recipe.name, s.train, {
         budgetMs: o.hpo.budgetMs,
@@ -125,14 +114,13 @@ export async function trainAndEvaluate(
         ...(o.hpo.maxTrials !== undefined ? { maxTrials: o.hpo.maxTrials } : {}),
         ...(o.hpo.parallel !== undefined ? { parallel: o.hpo.parallel } : {}),
         ...(o.hpo.onTrial ? { onTrial: o.hpo.onTrial } : {}),
-        ...(o.params ? { fixed: o.params } : {}),
+        ...(given ? { fixed: given } : {}),
         excludeSeen: seen.excludeSeen,
         seenBound,
         ...(o.metadata ? { metadata: o.metadata } : {}),
       })
     : undefined;
-  const params = hpo ? hpo.params : o.params;
-  const t0 = performance.now();
+  const params = hpo ? hpo.params : given;
   const evalModel = await recipe.train(s.train, params, hooks('evaluation'));
   const t1 = performance.now();
   const metrics = evaluateModel(evalModel, s, catalogue, seen.excludeSeen, seenBound);
@@ -151,9 +139,12 @@ export async function trainAndEvaluate(
       seen: { rule: seenChoice, ...seen, bound: seenBound },
       metrics,
       baseline: { recipe: 'popularity-count', metrics: baseline },
-      trainMs: Math.round(t1 - t0),
+      // auto's choice included, the search's time not (hpo.usedMs).
+      trainMs: Math.round(t1 - t0 - (hpo?.report.usedMs ?? 0)),
       evaluateMs: Math.round(t2 - t1),
       ...(hpo ? { hpo: hpo.report } : {}),
+      ...(auto ? { auto } : {}),
+      ...(featureChoiceOf(evalModel) ? { features: featureChoiceOf(evalModel)! } : {}),
     },
   };
 }

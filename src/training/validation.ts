@@ -8,10 +8,9 @@
  * part. At most `maxUsers` users are evaluated (a seeded hash sample; training still sees all of
  * them), which bounds the cost of every trial.
  */
-import { AppError } from '../errors/index.js';
-import type { Model, TrainHooks, TrainingMetadata } from '../recipes/types.js';
+import type { AnyRecipe, Model, TrainHooks, TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
-import { evaluateModel, RECIPES } from './evaluate-model.js';
+import { evaluateModel } from './evaluate-model.js';
 import type { MetricReport } from './metrics.js';
 import { leaveOneOutSplit, userHash, type SplitResult } from './split.js';
 
@@ -60,10 +59,11 @@ export interface ValidationContext {
   hooks?: TrainHooks;
 }
 
-/** Trains `recipe` with `params` on the validation train part and scores it on the validation users. */
-export async function validationScore(recipe: string, params: Record<string, unknown>, v: ValidationContext): Promise<ValidationScore & { model: Model }> {
-  const r = RECIPES[recipe];
-  if (!r) throw new AppError('INVALID_ARGUMENT', `unknown recipe ${JSON.stringify(recipe)}`, { field: 'recipe' });
+/**
+ * Trains `r` (an entry of src/training/recipes.ts, or a recipe choosing its own features) with
+ * `params` on the validation train part and scores it on the validation users.
+ */
+export async function validationScore(r: AnyRecipe, params: Record<string, unknown>, v: ValidationContext): Promise<ValidationScore & { model: Model }> {
   const t0 = performance.now();
   const model = await r.train(v.split.train, params, { ...v.hooks, ...(v.metadata ? { metadata: v.metadata } : {}) });
   const t1 = performance.now();

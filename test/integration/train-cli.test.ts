@@ -98,6 +98,29 @@ describe('streamrec generate + train', () => {
     expect(tiny.stderr).toMatch(/TRAINING_DATA_TOO_SMALL.*50 interactions/s);
   });
 
+  it('--recipe auto keeps the best candidate on validation, prints the table and saves the chosen model; a parameter no candidate knows is refused', async () => {
+    const csv = join(dir, 'clicks.csv');
+    const params = JSON.stringify({ epochs: 1, hiddenSize: 16, negatives: 128, workers: 1, popularityDiscountFactor: 0.3 });
+    const out = await runCli(['train', '-i', csv, '-r', 'auto', '--params', params, '--split', 'loo', '-o', join(dir, 'model-auto'), '--json'], {}, 300_000);
+    expect(out.code, out.stderr).toBe(0);
+    const report = JSON.parse(out.stdout) as TrainReport;
+    const table = report.auto!.table;
+    expect(table.slice(0, 3).map((r) => r.recipe)).toEqual(['popularity-count', 'sims', 'hrnn']);
+    const best = table.reduce((b, r) => (r.ndcg10 > b.ndcg10 ? r : b));
+    expect(report.recipe).toBe(best.recipe);
+    expect(report.auto!.recipe).toBe(best.recipe);
+    // sims got its own parameter, hrnn its own.
+    if (best.recipe === 'sims') expect(report.auto!.params).toEqual({ popularityDiscountFactor: 0.3 });
+    expect(JSON.parse(readFileSync(join(dir, 'model-auto', 'model.json'), 'utf8')).model.recipe).toBe(best.recipe);
+    const text = await runCli(['evaluate', '--model', join(dir, 'model-auto'), '--split', 'loo'], {}, 300_000);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(new RegExp(`recipe auto chose ${best.recipe} on \\d+ validation users`));
+    expect(text.stdout).toMatch(/popularity-count +0\.\d{4} +0\.\d{4}/);
+    const bad = await runCli(['train', '-i', csv, '-r', 'auto', '--params', '{"nope":1}', '--split', 'loo']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/INVALID_ARGUMENT.*nope.*belongs to no candidate recipe/s);
+  }, 600_000);
+
   it('trains hrnn-coldstart with an items file, batch-infers from its folder and evaluates it on another split', async () => {
     const csv = join(dir, 'clicks.csv');
     const items = join(dir, 'items.csv');

@@ -413,6 +413,10 @@ describe('solutions and the deployment', () => {
     expect((await post('/v1/groups/shop/solutions', { name: 'bad', recipe: 'deep-magic' })).statusCode).toBe(400);
     expect((await call({ method: 'POST', url: '/v1/groups/shop/solutions/pop/versions' })).statusCode).toBe(202);
     expect(shop.calls).toContain('train popularity-count');
+    // recipe auto: the retraining chooses (src/training/auto.ts).
+    expect((await post('/v1/groups/shop/solutions', { name: 'chosen', recipe: 'auto', params: { epochs: 3 } })).statusCode).toBe(201);
+    expect((await call({ method: 'POST', url: '/v1/groups/shop/solutions/chosen/versions' })).statusCode).toBe(202);
+    expect(shop.calls).toContain('train auto');
     expect((await get('/v1/groups/shop/solutions/nope/versions')).json()).toMatchObject({ code: 'RESOURCE_NOT_FOUND' });
   });
 

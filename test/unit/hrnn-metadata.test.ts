@@ -8,7 +8,8 @@ type Event = InteractionFields & { CONTEXT?: Record<string, string> };
 const T0 = 1_700_000_000_000;
 const ev = (u: string, item: string, ts: number, type = 'click'): Event => ({ USER_ID: u, ITEM_ID: item, TIMESTAMP: ts, EVENT_TYPE: type, EVENT_VALUE: null, SESSION_ID: null });
 const byTime = (a: Event, b: Event) => a.TIMESTAMP - b.TIMESTAMP;
-const small = { hiddenSize: 32, epochs: 10, batchSize: 32, negatives: 64, dropoutHidden: 0, learningRate: 0.1, seed: 3, workers: 1 };
+// features 'all': these tests are about what the features do once used (the choice: training-auto.test.ts).
+const small = { hiddenSize: 32, epochs: 10, batchSize: 32, negatives: 64, dropoutHidden: 0, learningRate: 0.1, seed: 3, workers: 1, features: 'all' as const };
 
 beforeAll(async () => {
   await initBackend('wasm');

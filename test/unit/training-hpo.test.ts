@@ -7,6 +7,7 @@ import { choose, nextPromotion, parseBudget, rangesMarkdown, rungEpochs, sampleR
 import { leaveOneOutSplit } from '../../src/training/split.js';
 import { configuredHpo } from '../../src/training/stream-train.js';
 import { trainAndEvaluate } from '../../src/training/train.js';
+import { recipeNamed } from '../../src/training/recipes.js';
 import { validationScore, validationSplit } from '../../src/training/validation.js';
 
 const rows = [...syntheticInteractions({ seed: 5, users: 300, items: 120, events: 6000 })];
@@ -101,7 +102,7 @@ describe('searchParams', () => {
     expect(params).toEqual({ ...report.trials[report.chosen.trial]!.params, recentItems: 5 });
     // The chosen params score the reported NDCG again on the same validation split.
     const v = validationSplit(rows, { seed: 1, maxUsers: 150 });
-    expect((await validationScore('sims', params, { split: v, catalogueSize, excludeSeen: false })).ndcg10).toBe(best);
+    expect((await validationScore(recipeNamed('sims'), params, { split: v, catalogueSize, excludeSeen: false })).ndcg10).toBe(best);
     // Differently seeded searches draw different trials.
     const other = await searchParams('sims', rows, { budgetMs: 60_000, maxTrials: 4, seed: 2, excludeSeen: false, validationUsers: 150 });
     expect(other.report.stoppedBy).toBe('max-trials');

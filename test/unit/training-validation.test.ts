@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { syntheticInteractions } from '../../src/data/synthetic.js';
 import { personalizeSplit } from '../../src/training/split.js';
+import { recipeNamed } from '../../src/training/recipes.js';
 import { validationScore, validationSplit } from '../../src/training/validation.js';
 
 const rows = [...syntheticInteractions({ seed: 3, users: 300, items: 120, events: 6000 })];
@@ -34,12 +35,12 @@ describe('validationSplit', () => {
   it('scores a recipe on the validation users', async () => {
     const v = validationSplit(rows, { maxUsers: 200 });
     const catalogueSize = new Set(rows.map((e) => e.ITEM_ID)).size;
-    const pop = await validationScore('popularity-count', {}, { split: v, catalogueSize, excludeSeen: false });
-    const sims = await validationScore('sims', {}, { split: v, catalogueSize, excludeSeen: false });
+    const pop = await validationScore(recipeNamed('popularity-count'), {}, { split: v, catalogueSize, excludeSeen: false });
+    const sims = await validationScore(recipeNamed('sims'), {}, { split: v, catalogueSize, excludeSeen: false });
     expect(pop.metrics.users).toBe(200);
     expect(pop.ndcg10).toBeGreaterThan(0);
     // Synthetic data has item-to-item transitions: sims must beat popularity on them.
     expect(sims.ndcg10).toBeGreaterThan(pop.ndcg10);
-    await expect(validationScore('nope', {}, { split: v, catalogueSize, excludeSeen: false })).rejects.toThrow(/unknown recipe/);
+    expect(() => recipeNamed('nope')).toThrow(/unknown recipe "nope"; known: popularity-count, sims/);
   });
 });

@@ -4,6 +4,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AppError } from '../../errors/index.js';
 import { RECIPES, trainAndEvaluate, type SeenRule, type SplitName, type TrainReport } from '../../training/train.js';
+import type { CandidateRow } from '../../training/auto.js';
 import { loadInteractions, loadTrainingMetadata, type DataSpec, type LoadedData } from '../../training/data.js';
 import { loadModel, loadTraining, saveModel, userData } from '../../training/model-files.js';
 import { batchInfer } from '../../training/batch-infer.js';
@@ -17,7 +18,7 @@ export function registerTrainCommands(program: Command, ctx: CliContext): void {
     .description('Train and evaluate a recipe offline on an interactions file; prints its metrics beside popularity-count on the same split')
     .option('-i, --interactions <file>', 'CSV, TSV or JSON Lines; a Personalize-style header (USER_ID,ITEM_ID,TIMESTAMP,...) needs no mapping')
     .option('-d, --data <dir>', 'an offline dataset folder written by `streamrec import --offline` (instead of --interactions)')
-    .requiredOption('-r, --recipe <name>', `recipe: ${Object.keys(RECIPES).join(', ')}`)
+    .requiredOption('-r, --recipe <name>', `recipe: ${Object.keys(RECIPES).join(', ')}, or auto (the best on a validation split of the training part)`)
     .option('-m, --map <pairs>', 'column mapping, e.g. USER_ID=user_id,ITEM_ID=asin,TIMESTAMP=unixReviewTime')
     .option('--delimiter <c>', 'the field delimiter when it is neither , (CSV) nor a tab (TSV), e.g. ";"')
     .option('--items <file>', 'item metadata (hrnn-metadata, hrnn-coldstart): ITEM_ID, CREATION_TIMESTAMP and any fields')
@@ -193,9 +194,27 @@ export function printReport(report: TrainReport, json?: boolean): void {
   say(`${report.recipe} on ${report.interactions} interactions, ${report.users} users, ${report.items} items; split ${report.split}, ${report.testUsers} test users`);
   say(`seen items: ${report.seen.excludeSeen ? 'left out' : 'allowed'} (rule ${report.seen.rule}, repeat rate ${(report.seen.repeatRate * 100).toFixed(1)}%)`);
   say(`trained in ${ms(report.trainMs)}, evaluated in ${ms(report.evaluateMs)}`);
+  printChoices(report);
   say(`${'metric'.padEnd(46)} ${report.recipe.padStart(16)} ${'popularity-count'.padStart(16)}`);
   for (const [k, v] of Object.entries(report.metrics)) {
     const b = (report.baseline.metrics as unknown as Record<string, number>)[k]!;
     say(`${k.padEnd(46)} ${fmt(v).padStart(16)} ${fmt(b).padStart(16)}`);
+  }
+}
+
+/** recipe auto's table and hrnn-metadata's feature choice, when the report has them. */
+function printChoices(report: TrainReport): void {
+  const name = (r: CandidateRow) => (r.features ? `${r.recipe} [${r.features.join(', ') || 'no features'}]` : r.recipe);
+  const table = (rows: CandidateRow[]) => {
+    say(`  ${'candidate'.padEnd(60)} ${'NDCG@10'.padStart(9)} ${'HR@10'.padStart(9)} ${'train'.padStart(9)}`);
+    for (const r of rows) say(`  ${name(r).padEnd(60)} ${fmt(r.ndcg10).padStart(9)} ${fmt(r.hr10).padStart(9)} ${ms(r.trainMs).padStart(9)}`);
+  };
+  if (report.auto) {
+    say(`recipe auto chose ${report.recipe} on ${report.auto.validationUsers} validation users of the training part: ${report.auto.reason}`);
+    table(report.auto.table);
+  }
+  if (report.features) {
+    say(`features used: ${report.features.used.join(', ') || 'none'} (${report.features.reason})`);
+    if (report.features.table) table(report.features.table);
   }
 }
