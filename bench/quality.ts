@@ -1,0 +1,149 @@
+/**
+ * bench/quality: issue 16's table. For each dataset (a seeded synthetic set, and ../shared/datasets
+ * when present), chronological leave-one-out with full ranking (src/training/split.ts; the
+ * seen-items rule as `streamrec train` picks it), NDCG@10 and HR@10 of
+ *   popularity-count and sims (deterministic: one run each),
+ *   hrnn with its defaults, hrnn with HPO (budget below), hrnn-metadata (its defaults: features
+ *   chosen on validation) and `auto` (the recipe chosen on validation),
+ * each hrnn-based row over STREAMREC_BENCH_SEEDS (default 1,2,3): median, min and max, every seed's
+ * value beside. The choices (HPO, auto, features) only ever see a validation split carved from the
+ * training part (src/training/validation.ts), never the test users reported here.
+ *
+ * Checks printed with the table: `auto` against the best single recipe's median (its defaults;
+ * within the seed noise: the largest seed range among those rows), hrnn-metadata against hrnn.
+ *
+ *   npm run bench:quality
+ * STREAMREC_BENCH_SEEDS=1,2,3; STREAMREC_BENCH_DATASETS=name,...; STREAMREC_BENCH_HPO_BUDGET=2m
+ * (per HPO run; anything `streamrec train --budget` takes); STREAMREC_BENCH_QUICK=1: a small
+ * synthetic set, 2 epochs, a 20 s budget, one seed (a smoke run, not figures).
+ */
+import { existsSync } from 'node:fs';
+import ms from 'ms';
+import { syntheticInteractions } from '../src/data/synthetic.js';
+import type { InteractionFields } from '../src/state/apply.js';
+import { loadInteractions } from '../src/training/data.js';
+import { trainAndEvaluate, type TrainReport } from '../src/training/train.js';
+import { sharedSets } from './datasets.js';
+
+const log = (msg: string) => process.stderr.write(`[bench:quality] ${msg}\n`);
+const QUICK = process.env.STREAMREC_BENCH_QUICK === '1';
+const SEEDS = (process.env.STREAMREC_BENCH_SEEDS ?? (QUICK ? '1' : '1,2,3')).split(',').map(Number);
+const ONLY = process.env.STREAMREC_BENCH_DATASETS?.split(',');
+const BUDGET = process.env.STREAMREC_BENCH_HPO_BUDGET ?? (QUICK ? '20s' : '2m');
+const BUDGET_MS = ms(BUDGET as ms.StringValue);
+if (typeof BUDGET_MS !== 'number' || !(BUDGET_MS > 0)) throw new Error(`STREAMREC_BENCH_HPO_BUDGET: not a duration (20m, 90s): ${BUDGET}`);
+const EPOCHS: Record<string, unknown> = QUICK ? { epochs: 2 } : {};
+const SYNTHETIC = QUICK ? { seed: 11, events: 12_000, items: 800, users: 500 } : { seed: 11, events: 40_000, items: 3_000, users: 1_500 };
+
+interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  by_seed: Record<string, number>;
+}
+
+interface Row {
+  dataset: string;
+  recipe: string;
+  test_users: number;
+  ndcg_at_10: Stat;
+  hit_at_10: Stat;
+  train_ms_median: number;
+  /** auto: the recipe chosen per seed; hpo: the chosen parameters per seed; hrnn-metadata: the features used. */
+  chosen?: Record<string, unknown>;
+}
+
+const round = (x: number) => Math.round(x * 10_000) / 10_000;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const stat = (bySeed: Map<number, number>): Stat => {
+  const v = [...bySeed.values()];
+  return { median: round(median(v)), min: round(Math.min(...v)), max: round(Math.max(...v)), by_seed: Object.fromEntries([...bySeed].map(([s, x]) => [String(s), round(x)])) };
+};
+
+type Variant = { name: string; seeded: boolean; options: (seed: number) => Parameters<typeof trainAndEvaluate>[1]; chosen?: (r: TrainReport) => unknown };
+
+const VARIANTS: Variant[] = [
+  { name: 'popularity-count', seeded: false, options: () => ({ recipe: 'popularity-count' }) },
+  { name: 'sims', seeded: false, options: () => ({ recipe: 'sims' }) },
+  { name: 'hrnn', seeded: true, options: (seed) => ({ recipe: 'hrnn', params: { ...EPOCHS, seed } }) },
+  {
+    name: 'hrnn+hpo',
+    seeded: true,
+    options: (seed) => ({ recipe: 'hrnn', params: { ...EPOCHS, seed }, hpo: { budgetMs: BUDGET_MS, seed } }),
+    chosen: (r) => r.hpo?.chosen.params,
+  },
+  { name: 'hrnn-metadata', seeded: true, options: (seed) => ({ recipe: 'hrnn-metadata', params: { ...EPOCHS, seed } }), chosen: (r) => r.features?.used },
+  { name: 'auto', seeded: true, options: (seed) => ({ recipe: 'auto', params: { ...EPOCHS, seed } }), chosen: (r) => r.auto?.recipe },
+];
+
+async function datasets(): Promise<{ name: string; rows: InteractionFields[] }[]> {
+  const out: { name: string; rows: InteractionFields[] }[] = [{ name: 'synthetic', rows: [...syntheticInteractions(SYNTHETIC)] }];
+  for (const s of sharedSets) {
+    if (!existsSync(s.spec.file)) {
+      log(`${s.name}: not present (${s.spec.file}), skipped`);
+      continue;
+    }
+    out.push({ name: s.name, rows: (await loadInteractions(s.spec)).rows });
+  }
+  return out.filter((d) => !ONLY || ONLY.includes(d.name));
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  const checks: Record<string, unknown>[] = [];
+  const t00 = performance.now();
+  for (const d of await datasets()) {
+    const byName = new Map<string, Row>();
+    for (const v of VARIANTS) {
+      const ndcg = new Map<number, number>();
+      const hit = new Map<number, number>();
+      const times: number[] = [];
+      const chosen: Record<string, unknown> = {};
+      let testUsers = 0;
+      for (const seed of v.seeded ? SEEDS : [SEEDS[0]!]) {
+        const { report } = await trainAndEvaluate(d.rows, { split: 'loo', final: false, ...v.options(seed) });
+        ndcg.set(seed, report.metrics.normalized_discounted_cumulative_gain_at_10);
+        hit.set(seed, report.metrics.hit_at_10);
+        times.push(report.trainMs);
+        testUsers = report.testUsers;
+        if (v.chosen) chosen[String(seed)] = v.chosen(report);
+        log(`${d.name} ${v.name} seed ${seed}: NDCG@10 ${round(report.metrics.normalized_discounted_cumulative_gain_at_10)}, HR@10 ${round(report.metrics.hit_at_10)}, train ${report.trainMs} ms`);
+      }
+      const row: Row = { dataset: d.name, recipe: v.name, test_users: testUsers, ndcg_at_10: stat(ndcg), hit_at_10: stat(hit), train_ms_median: Math.round(median(times)), ...(v.chosen ? { chosen } : {}) };
+      rows.push(row);
+      byName.set(v.name, row);
+    }
+    checks.push(check(d.name, byName));
+  }
+  process.stdout.write(`${JSON.stringify({ bench: 'quality', split: 'loo', seeds: SEEDS, hpo_budget: BUDGET, quick: QUICK, synthetic: SYNTHETIC, minutes: round((performance.now() - t00) / 60_000), rows, checks })}\n`);
+}
+
+/**
+ * auto against the best single recipe with its defaults (within the seed noise; auto chooses among
+ * them and searches no parameters, so hrnn+hpo is beside it, not in it), hrnn-metadata against hrnn.
+ */
+function check(dataset: string, r: Map<string, Row>): Record<string, unknown> {
+  const singles = ['popularity-count', 'sims', 'hrnn', 'hrnn-metadata'].map((n) => r.get(n)!);
+  const best = singles.reduce((a, b) => (b.ndcg_at_10.median > a.ndcg_at_10.median ? b : a));
+  const noise = Math.max(...singles.map((s) => s.ndcg_at_10.max - s.ndcg_at_10.min));
+  const auto = r.get('auto')!.ndcg_at_10.median;
+  const meta = r.get('hrnn-metadata')!.ndcg_at_10.median;
+  const plain = r.get('hrnn')!.ndcg_at_10.median;
+  return {
+    dataset,
+    best_single: best.recipe,
+    best_single_median: best.ndcg_at_10.median,
+    auto_median: auto,
+    seed_noise: round(noise),
+    auto_within_noise: auto >= best.ndcg_at_10.median - noise,
+    metadata_not_below_hrnn: meta >= plain,
+  };
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
