@@ -342,6 +342,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
         step('metadata', () => metadata.stop()),
         step('versions', () => versions.stop()),
         step('resources', () => resources.stop()),
+        step('live feeds', () => live.stop()),
       ]);
       await step('publisher', async () => publisher?.stop());
       await step('clients', () => Promise.allSettled([ingestProducer.disconnect(), producer.disconnect(), admin.disconnect(), metaStore.close()]));
