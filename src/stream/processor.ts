@@ -175,6 +175,9 @@ interface Task {
   restore: { from: number; barrier: number; records: number; ms: number };
 }
 
+/** The processor's consumer group: its members are the group's instances. */
+export const processorGroupId = (group: string): string => `streamrec.${group}.processor`;
+
 /**
  * Changelog records go out in chunks: under the broker's default message size, and of at most
  * 300 records (kafkajs groups a send's messages by partition in time quadratic in their number).
@@ -401,7 +404,7 @@ export class StreamProcessor {
         this.cluster = args.cluster;
         return create(args);
       }),
-      groupId: `streamrec.${this.o.group}.processor`,
+      groupId: processorGroupId(this.o.group),
       sessionTimeout: this.o.config.processor.sessionTimeoutMs,
       rebalanceTimeout: this.o.config.processor.rebalanceTimeoutMs,
       heartbeatInterval: Math.max(500, Math.floor(this.o.config.processor.sessionTimeoutMs / 5)),
