@@ -121,8 +121,40 @@ function Overview({ group }) {
       <tbody>${(d.partitions ?? []).map((p) => html`<tr><td>${p.partition}</td><td>${p.restored ? 'yes' : 'no'}</td><td>${fmt(p.nextOffset)}</td><td>${fmt(p.highWatermark)}</td><td class="lag">${p.lag === null ? 'unknown' : fmt(p.lag)}</td></tr>`)}</tbody>
     </table>
     ${d.standbys?.length ? html`<p>Standby replicas kept here: ${d.standbys.map((s) => `partition ${s.partition}`).join(', ')}</p>` : null}
-    <p class="muted">Other instances' partitions and the dead letters' reasons have no REST route yet: this page shows the instance that answered.</p>
+    <${Instances} group=${group} />
+    <${DeadLetters} group=${group} />
   </section>`;
+}
+
+/** A 403 (the key lacks the admin scope) as a note; any other error as an error line. */
+const AdminOnly = ({ error, what }) => (error?.status === 403 ? html`<p class="muted">${what} need a key with the admin scope.</p>` : html`<${ErrorLine} error=${error} />`);
+
+function Instances({ group }) {
+  const [data, error] = useApi(groupPath(group, '/instances'), 5000);
+  return html`<h3>Instances and the partitions each owns</h3>
+    <${AdminOnly} error=${error} what="The instances" />
+    ${data
+      ? html`<p class="muted">consumer group <code>${data.consumerGroup}</code>: ${data.state}</p>
+          <table data-testid="instances">
+            <thead><tr><th>instance</th><th>client</th><th>partitions</th><th>standby</th></tr></thead>
+            <tbody>${data.instances.map((i) => html`<tr class=${i.self ? 'self' : ''}><td><code>${i.url ?? '(no URL)'}</code>${i.self ? html` <span class="badge">this one</span>` : ''}</td><td>${i.clientId} ${i.host}</td><td class="owned">${i.partitions.join(', ')}</td><td>${i.standby.join(', ')}</td></tr>`)}</tbody>
+          </table>`
+      : null}`;
+}
+
+function DeadLetters({ group }) {
+  const [data, error] = useApi(groupPath(group, '/dead-letters?limit=5'), 5000);
+  return html`<h3>Latest dead letters</h3>
+    <${AdminOnly} error=${error} what="The dead letters' reasons" />
+    ${data
+      ? data.deadLetters.length
+        ? html`<table data-testid="dead-letter-list">
+            <thead><tr><th>when</th><th>from</th><th>key</th><th>code</th><th>field</th><th>reason</th></tr></thead>
+            <tbody>${data.deadLetters.slice(0, 10).map((x) => html`<tr data-offset=${`${x.partition}/${x.offset}`}><td>${new Date(x.failedAt).toLocaleString()}</td><td>${x.source}${x.sourceOffset !== null ? ` @${x.sourcePartition}/${x.sourceOffset}` : ''}</td><td><code>${x.key ?? ''}</code></td><td>${x.errorCode}</td><td>${x.field ?? ''}</td><td class="reason">${x.reason}</td></tr>`)}</tbody>
+          </table>
+          <p class="muted">${fmt(data.kept)} kept in <code>${data.topic}</code>; the last 5 of each partition read</p>`
+        : html`<p class="muted" data-testid="dead-letter-list">none in <code>${data.topic}</code></p>`
+      : null}`;
 }
 
 // ---- Try a user ----
@@ -148,6 +180,8 @@ function TryUser({ group }) {
       },
     });
   }, [group, open]);
+  // The user's stored events: again after each list (a list follows each applied event of the user).
+  const [events, eventsError] = useApi(open ? groupPath(group, `/users/${encodeURIComponent(open)}/events?limit=10`) : undefined, 0, [open, received]);
   const click = async (itemId) => {
     setError(undefined);
     try {
@@ -176,9 +210,11 @@ function TryUser({ group }) {
             ? html`<p class="muted">version ${list.version} · ${list.source} · ${list.recommendationId} · received ${new Date(list.receivedAt).toLocaleTimeString()}</p>
                 <ol data-testid="user-list">${list.itemList.map((i) => html`<li data-item=${i.itemId} class=${list.previous && !list.previous.has(i.itemId) ? 'new' : ''}><code>${i.itemId}</code> <span class="muted">${i.score !== undefined ? fmt(i.score, 4) : ''} ${i.reason ?? ''}</span> <button class="small" onClick=${() => click(i.itemId)}>click</button></li>`)}</ol>`
             : html`<p class="muted">waiting for the list…</p>`}
+          <h3>Recent events of ${open} <span class="muted">${events ? `(${fmt(events.stored)} stored of ${fmt(events.total)})` : ''}</span></h3>
+          ${eventsError?.code === 'USER_NOT_FOUND' ? html`<p class="muted">no events yet</p>` : html`<${ErrorLine} error=${eventsError} />`}
+          ${events ? html`<ol data-testid="user-events">${events.events.map((e) => html`<li data-item=${e.itemId}><code>${e.itemId}</code> <span class="muted">${e.eventType}${e.eventValue !== null ? ` ${fmt(e.eventValue, 2)}` : ''} · ${new Date(e.timestamp).toLocaleString()} · session ${e.session}</span></li>`)}</ol>` : null}
           <h3>Clicks sent from this page</h3>
           <ul data-testid="sent-events">${sent.map((s) => html`<li><code>${s.itemId}</code> at ${new Date(s.sentAt).toLocaleTimeString()}${list?.eventTimestamp === s.sentAt ? html` — <span data-testid="click-latency">its list came ${fmt(list.receivedAt - s.sentAt)} ms later</span>` : ''}</li>`)}</ul>
-          <p class="muted">A user's stored events have no REST route yet: this page lists the clicks it sent.</p>
         </div>`
       : null}
   </section>`;

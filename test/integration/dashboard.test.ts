@@ -151,6 +151,22 @@ describe('dashboard', () => {
     for (const u of ['u30', 'u31', 'u32']) await api(g('/events'), { method: 'POST', body: JSON.stringify({ userId: u, eventList }) });
     await expect.poll(() => cardValue('events-per-second').textContent(), { timeout: 10_000, interval: 100 }).not.toBe('0.0');
     await expect.poll(() => cardValue('events-total').textContent(), { timeout: 10_000 }).toBe(fmt(rate.total + 30));
+    // The instances and the partitions each owns, as GET .../instances gives them.
+    const instances = await api<{ instances: { url: string; self: boolean; partitions: number[] }[] }>(g('/instances'));
+    expect(instances.instances).toHaveLength(1);
+    expect(instances.instances[0]!.self).toBe(true);
+    await page.waitForSelector('[data-testid="instances"] tbody tr');
+    const owned = await page.locator('[data-testid="instances"] tbody tr').evaluateAll((trs) => trs.map((tr) => [tr.querySelector('code')!.textContent, tr.querySelector('td.owned')!.textContent]));
+    expect(owned).toEqual(instances.instances.map((i) => [i.url, i.partitions.join(', ')]));
+    // The latest dead letters with their reasons: a bad record produced to the interactions topic shows.
+    const deadBefore = ready.detail.deadLetters;
+    await producer.send({ topic: topicName(group, 'interactions'), messages: [{ key: 'not-avro-user', value: Buffer.from('not an Avro record') }] });
+    await until('the dead letter written', async () => (await api<{ detail: { deadLetters: number } }>('/ready')).detail.deadLetters > deadBefore, 20_000);
+    const reason = async () => (await api<{ deadLetters: { key: string | null; reason: string }[] }>(g('/dead-letters?limit=5'))).deadLetters.find((d) => d.key === 'not-avro-user')?.reason;
+    await until('the dead letter read', async () => (await reason()) !== undefined, 10_000);
+    await expect
+      .poll(() => page.locator('[data-testid="dead-letter-list"] tr', { hasText: 'not-avro-user' }).locator('td.reason').textContent({ timeout: 1000 }).catch(() => null), { timeout: 15_000 })
+      .toBe(await reason());
     await shot('overview');
   }, 60_000);
 
@@ -162,6 +178,8 @@ describe('dashboard', () => {
     await page.waitForSelector('[data-testid="user-list"] li');
     const before = await api<List>(g(`/recommendations?userId=${user}&numResults=10`));
     expect(await listIds('user-list')).toEqual(ids(before));
+    const stored = async () => (await api<{ events: { itemId: string }[] }>(g(`/users/${user}/events?limit=10`))).events.map((e) => e.itemId);
+    await expect.poll(() => listIds('user-events'), { timeout: 5000 }).toEqual(await stored());
     // An item whose closest related item is not in the user's list: clicking it brings that one in.
     const inList = new Set(ids(before));
     let item: string | undefined;
@@ -180,6 +198,9 @@ describe('dashboard', () => {
     const after = await api<List>(g(`/recommendations?userId=${user}&numResults=10`));
     expect(await listIds('user-list')).toEqual(ids(after));
     expect(await page.locator('[data-testid="sent-events"] li').first().textContent()).toContain(item!);
+    // The user's stored events as GET .../users/U/events gives them, the click sent from the page on top.
+    await expect.poll(() => listIds('user-events'), { timeout: 5000 }).toEqual(await stored());
+    expect((await stored())[0]).toBe(item);
     // The page tells how long the list took (the published list carries the event's time) and marks the new items.
     const latency = (await page.locator('[data-testid="click-latency"]').textContent())!;
     console.log(`dashboard: the new list on the page ${ms} ms after the click (the page says: ${latency})`);
