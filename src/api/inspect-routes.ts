@@ -8,6 +8,9 @@
  *   partition of `<group>.dead-letter`, with their reasons, newest first.
  * - `GET /v1/groups/:group/instances` (scope `admin`): the instances of the group (the processor's
  *   consumer group) and the input partitions each owns.
+ * - `GET /v1/groups/:group/items/:itemId?scope=` (scope `query`): an item's record (its metadata)
+ *   and its interaction counters now (distinct users, events, trending score), of the group or of
+ *   this instance's partitions (`scope=local`, what instances ask each other).
  */
 import type { FastifyInstance, FastifyRequest, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -29,6 +32,11 @@ const UserParams = Type.Object({ group: GroupName, userId: IdString() }, { addit
 const Limit = (max: number, dflt: number, what: string) => Type.Integer({ minimum: 1, maximum: max, description: `${what}: 1 to ${max}; default ${dflt}` });
 const UserEventsQuery = Type.Object({ limit: Type.Optional(Limit(MAX_USER_EVENTS, DEFAULT_USER_EVENTS, 'events')) }, { additionalProperties: false });
 const DeadLettersQuery = Type.Object({ limit: Type.Optional(Limit(MAX_DEAD_LETTERS, DEFAULT_DEAD_LETTERS, 'records of each partition')) }, { additionalProperties: false });
+const ItemParams = Type.Object({ group: GroupName, itemId: IdString() }, { additionalProperties: false });
+const ItemQuery = Type.Object(
+  { scope: Type.Optional(Type.Union([Type.Literal('group'), Type.Literal('local')], { description: "group (default): every instance's partitions; local: this instance's" })) },
+  { additionalProperties: false },
+);
 const GroupOnly = Type.Object({ group: GroupName }, { additionalProperties: false });
 
 const UserEventsBody = Type.Object({
@@ -85,6 +93,21 @@ const InstancesBody = Type.Object({
   ),
 });
 
+const Activity = Type.Object({
+  users: Type.Integer({ description: 'Distinct users who interacted with it.' }),
+  events: Type.Integer(),
+  trending: Type.Number({ description: 'Time-decayed event count now (state.trendingHalfLifeMs).' }),
+  lastTimestamp: Nullable(Type.Number({ description: 'Epoch ms of its latest event.' })),
+  partitions: Type.Integer({ description: 'Partitions whose counters include it.' }),
+});
+const ItemBody = Type.Object({
+  itemId: Type.String(),
+  creationTimestamp: Nullable(Type.Number()),
+  properties: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'The item record\'s metadata; null: no record in <group>.items.' })),
+  scope: Type.String(),
+  activity: Activity,
+});
+
 export interface InspectRouteOptions {
   group: (group: string) => GroupServices;
   forward?: (request: FastifyRequest, reply: FastifyReply, userId: string) => Promise<boolean>;
@@ -135,5 +158,34 @@ export function registerInspectRoutes(base: FastifyInstance, o: InspectRouteOpti
       schema: { tags: ['inspection'], summary: "The group's instances (the processor's consumer group) and the input partitions each owns", params: GroupOnly, response: responses(InstancesBody) },
     },
     async (request) => inspector(request.params.group).instances(),
+  );
+}
+
+export function registerItemRoute(base: FastifyInstance, o: InspectRouteOptions): void {
+  const app = base.withTypeProvider<TypeBoxTypeProvider>();
+  app.get(
+    '/v1/groups/:group/items/:itemId',
+    {
+      preValidation: o.preValidation,
+      config: { scope: 'query' },
+      schema: { tags: ['items'], summary: "An item: its record's metadata and its interaction counters now (distinct users, events, trending score)", params: ItemParams, querystring: ItemQuery, response: responses(ItemBody) },
+    },
+    async (request) => {
+      const { group, itemId } = request.params;
+      const scope = request.query.scope ?? 'group';
+      const services = o.group(group);
+      const read = services.inspect?.itemActivity;
+      if (!read || !services.query.itemMetadata) throw new AppError('ROUTE_NOT_FOUND', 'this instance has no item counters (it runs without Kafka)');
+      const [records, activity] = await Promise.all([scope === 'group' ? services.query.itemMetadata([itemId]) : new Map(), read(itemId, scope)]);
+      const record = records.get(itemId);
+      if (!activity && (!record || scope === 'local')) throw new AppError('ITEM_NOT_FOUND', `item ${JSON.stringify(itemId)} has no record and no events in this group`, { field: 'itemId' });
+      return {
+        itemId,
+        creationTimestamp: record?.CREATION_TIMESTAMP ?? null,
+        properties: record ? record.METADATA : null,
+        scope,
+        activity: activity ?? { users: 0, events: 0, trending: 0, lastTimestamp: null, partitions: 0 },
+      };
+    },
   );
 }

@@ -14,7 +14,10 @@ import { decodeAssignmentOwners, memberUrl } from '../kafka/assigner.js';
 import { AssignerProtocol, type Admin, type KafkaClient } from '../kafka/kafkajs.js';
 import { consumerRetry } from '../kafka/supervise.js';
 import type { DeadLetter } from '../serde/avro.js';
-import type { UserState } from '../state/model.js';
+import { trendAt } from '../state/apply.js';
+import type { ItemCounts, UserState } from '../state/model.js';
+import type { Logger } from '../util/log.js';
+import { FORWARDED_HEADER } from './forward.js';
 
 /** One stored event of a user, in the API's names. */
 export interface StoredEvent {
@@ -217,4 +220,57 @@ export function sharedFor<A, T>(ms: number, read: (a: A) => Promise<T>): (a: A) 
     answer.catch(() => kept.delete(a));
     return answer;
   };
+}
+
+/** An item's interaction counters summed over partitions (and instances). */
+export interface ItemActivity {
+  /** Distinct users who interacted with it (Personalize's popularity count). */
+  users: number;
+  events: number;
+  /** Time-decayed event count now (state.trendingHalfLifeMs): the trending score. */
+  trending: number;
+  /** Epoch ms of its latest event; null without any. */
+  lastTimestamp: number | null;
+  /** Partitions whose counters include it. */
+  partitions: number;
+}
+
+/** The counters of an item in several partitions, summed (users are per partition: a user's events all go to one). */
+export function sumItemCounts(counts: readonly ItemCounts[], now: number, halfLifeMs: number): ItemActivity {
+  const a: ItemActivity = { users: 0, events: 0, trending: 0, lastTimestamp: null, partitions: counts.length };
+  for (const c of counts) {
+    a.users += c.users;
+    a.events += c.events;
+    a.trending += trendAt(c, now, halfLifeMs);
+    a.lastTimestamp = Math.max(a.lastTimestamp ?? c.lastTs, c.lastTs);
+  }
+  return a;
+}
+
+/** Activities of other instances added to one's own. */
+export function addActivity(a: ItemActivity, b: ItemActivity): ItemActivity {
+  const last = a.lastTimestamp === null ? b.lastTimestamp : b.lastTimestamp === null ? a.lastTimestamp : Math.max(a.lastTimestamp, b.lastTimestamp);
+  return { users: a.users + b.users, events: a.events + b.events, trending: a.trending + b.trending, lastTimestamp: last, partitions: a.partitions + b.partitions };
+}
+
+/**
+ * An item's activity on the other instances (their `scope=local` answers), asked with the root key
+ * as the popular lists are (src/api/forward.ts peerRankings); an instance that does not answer is
+ * left out (logged), one that does not know the item adds nothing.
+ */
+export async function peerActivity(o: { group: string; itemId: string; rootKey: string; peers: readonly string[]; log: Pick<Logger, 'warn'>; timeoutMs?: number }): Promise<ItemActivity[]> {
+  if (o.rootKey === '' || o.peers.length === 0) return [];
+  const settled = await Promise.allSettled(
+    o.peers.map(async (url) => {
+      const res = await fetch(`${url}/v1/groups/${encodeURIComponent(o.group)}/items/${encodeURIComponent(o.itemId)}?scope=local`, {
+        headers: { 'x-api-key': o.rootKey, [FORWARDED_HEADER]: '1' },
+        signal: AbortSignal.timeout(o.timeoutMs ?? 2000),
+      });
+      if (res.status === 404) return undefined;
+      if (!res.ok) throw new Error(`${url} answered ${res.status}`);
+      return ((await res.json()) as { activity: ItemActivity }).activity;
+    }),
+  );
+  for (const r of settled) if (r.status === 'rejected') o.log.warn({ err: r.reason }, "an instance did not give an item's counters; they are partial");
+  return settled.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
 }

@@ -10,7 +10,7 @@ import type { ServingRecord } from '../stream/versions.js';
 import type { MetricsSource } from './ops.js';
 import type { LiveFeeds } from '../stream/live.js';
 import type { UserState } from '../state/model.js';
-import type { DeadLetterTail, Instances } from './inspect.js';
+import type { DeadLetterTail, Instances, ItemActivity } from './inspect.js';
 
 /** One Kafka record: the key (userId or itemId) and the encoded Avro value. */
 export interface SinkMessage {
@@ -84,6 +84,8 @@ export interface GroupInspector {
   deadLetters(perPartition: number): Promise<DeadLetterTail>;
   /** The processor's consumer group: each instance and the partitions it owns. */
   instances(): Promise<Instances>;
+  /** An item's interaction counters: of the partitions this instance owns (`local`), or of the group (the others' added); undefined: no partition counts it. */
+  itemActivity?(itemId: string, scope: 'local' | 'group'): Promise<ItemActivity | undefined>;
 }
 
 /** The group's deployment (Personalize's campaign): which version serves. */

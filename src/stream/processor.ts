@@ -886,6 +886,16 @@ export class StreamProcessor {
     }
   }
 
+  /** An item's counters in each partition this instance owns that counts it. */
+  async itemCounts(itemId: string): Promise<ItemCounts[]> {
+    const out: ItemCounts[] = [];
+    for (const task of this.ready.values()) {
+      const v = await task.store.get(keys.item(itemId));
+      if (v) out.push(stateCodecs.item.decode(v));
+    }
+    return out;
+  }
+
   /** Points the consumer at the partition's stored offset of `source` (not the group's committed one). */
   private seek(task: Task, source: Source): void {
     const offset = source === 'interactions' ? task.nextOffset : task.repartitionOffset;

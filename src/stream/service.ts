@@ -17,7 +17,7 @@ import { AppError } from '../errors/index.js';
 import type { SupervisedStatus } from '../kafka/supervise.js';
 import { MetadataReader } from './metadata.js';
 import { partitionStoreDir, processorGroupId, StreamProcessor } from './processor.js';
-import { deadLetterEntry, describeInstances, readTail, sharedFor } from '../api/inspect.js';
+import { type ItemActivity, addActivity, deadLetterEntry, describeInstances, peerActivity, readTail, sharedFor, sumItemCounts } from '../api/inspect.js';
 import type { Logger } from '../util/log.js';
 import { VersionRegistry } from '../training/registry.js';
 import { QueryService, type Answer } from '../serving/query.js';
@@ -222,6 +222,14 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
         deadLetters.sort((a, b) => b.failedAt - a.failedAt || b.offset - a.offset);
         return { topic: deadLetterTopic, kept, deadLetters };
       }),
+      itemActivity: async (itemId, scope) => {
+        const counts = await processor.itemCounts(itemId);
+        const local = counts.length ? sumItemCounts(counts, Date.now(), config.state.trendingHalfLifeMs) : undefined;
+        if (scope === 'local') return local;
+        const peers = processor.ownerUrls().filter((u) => u !== advertised);
+        const others = await peerActivity({ group, itemId, rootKey: config.api.rootKey, peers, log: o.log });
+        return [...(local ? [local] : []), ...others].reduce<ItemActivity | undefined>((sum, a) => (sum ? addActivity(sum, a) : a), undefined);
+      },
       instances: () => describeInstances({ admin, consumerGroup: processorGroupId(group), topic: topicName(group, 'interactions'), selfUrl: advertised }),
     },
     query,

@@ -56,6 +56,19 @@ describe('inspection routes', () => {
     expect((await get('/users/no-such-user/events')).status).toBe(404);
   });
 
+  it("an item's counters are its events and distinct users; a fresh one has none", async () => {
+    const item = events[0]!.ITEM_ID;
+    const mine = events.filter((e) => e.ITEM_ID === item);
+    const res = await get(`/items/${item}`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { scope: string; properties: unknown; activity: { users: number; events: number; trending: number; lastTimestamp: number } };
+    expect(body.scope).toBe('group');
+    expect(body.properties).toBeNull();
+    expect(body.activity).toMatchObject({ users: new Set(mine.map((e) => e.USER_ID)).size, events: mine.length, lastTimestamp: Math.max(...mine.map((e) => e.TIMESTAMP)) });
+    expect(body.activity.trending).toBeGreaterThan(0);
+    expect((await get('/items/never-seen')).status).toBe(404);
+  });
+
   it('a bad record in the interactions topic shows in the dead letters with its reason; no consumer group is left', async () => {
     const before = service.processor.status().deadLetters;
     await producer.send({ topic: topicName(group, 'interactions'), messages: [{ key: 'bad-user', value: Buffer.from('this is not Avro') }] });

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp, type GroupServices } from '../../src/api/app.js';
 import { forwarder, type Owner } from '../../src/api/forward.js';
-import { deadLetterEntry, sharedFor, userEvents, type DeadLetterTail, type Instances } from '../../src/api/inspect.js';
+import { addActivity, deadLetterEntry, sharedFor, sumItemCounts, userEvents, type DeadLetterTail, type Instances, type ItemActivity } from '../../src/api/inspect.js';
 import type { GroupInspector } from '../../src/api/types.js';
 import { loadConfig } from '../../src/config/index.js';
 import { createCodecs } from '../../src/serde/avro.js';
@@ -34,6 +34,7 @@ const tail: DeadLetterTail = {
   kept: 3,
   deadLetters: [deadLetterEntry(1, 7, { SOURCE: `${GROUP}.interactions`, SOURCE_PARTITION: 0, SOURCE_OFFSET: '12', KEY: Buffer.from('u9'), VALUE: Buffer.from('xyz'), ERROR_CODE: 'RECORD_UNDECODABLE', FIELD: null, REASON: 'not Avro', FAILED_AT: 5 })],
 };
+const activity: ItemActivity = { users: 3, events: 5, trending: 1.5, lastTimestamp: 900, partitions: 2 };
 const instances: Instances = { consumerGroup: `streamrec.${GROUP}.processor`, state: 'Stable', protocol: 'streamrec-v3', instances: [{ memberId: 'm1', clientId: 'c', host: '/127.0.0.1', url: SELF, self: true, partitions: [0, 1], standby: [] }] };
 
 async function app(o: { owner?: () => Owner; inspect?: GroupInspector | null } = {}): Promise<{ app: FastifyInstance; asked: string[] }> {
@@ -46,8 +47,13 @@ async function app(o: { owner?: () => Owner; inspect?: GroupInspector | null } =
     },
     deadLetters: async () => tail,
     instances: async () => instances,
+    itemActivity: async (itemId, scope) => {
+      asked.push(`${itemId}:${scope}`);
+      return itemId === 'i1' || itemId === 'only-events' ? activity : undefined;
+    },
   };
-  const services = { ...(o.inspect === null ? {} : { inspect: o.inspect ?? inspect }) } as unknown as GroupServices;
+  const query = { itemMetadata: async (ids: readonly string[]) => new Map(ids.filter((i) => i === 'i1' || i === 'only-record').map((i) => [i, { ITEM_ID: i, CREATION_TIMESTAMP: 77, METADATA: { GENRE: 'jazz' } }])) };
+  const services = { query, ...(o.inspect === null ? {} : { inspect: o.inspect ?? inspect }) } as unknown as GroupServices;
   const a = await buildApp({
     config,
     codecs: createCodecs(config),
@@ -122,11 +128,42 @@ describe('dead letters and instances', () => {
 
   it('without an inspection source (no Kafka): 404 ROUTE_NOT_FOUND', async () => {
     const { app: a } = await app({ inspect: null });
-    for (const path of ['/users/u1/events', '/dead-letters', '/instances']) {
+    for (const path of ['/users/u1/events', '/dead-letters', '/instances', '/items/i1']) {
       const res = await get(a, path);
       expect(res.statusCode, path).toBe(404);
       expect(res.json().code).toBe('ROUTE_NOT_FOUND');
     }
+  });
+});
+
+describe('an item', () => {
+  it('its record and its counters; a record alone or counters alone; neither: 404 ITEM_NOT_FOUND; scope=local asks only this instance', async () => {
+    const { app: a, asked } = await app();
+    const res = await get(a, '/items/i1');
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toEqual({ itemId: 'i1', creationTimestamp: 77, properties: { GENRE: 'jazz' }, scope: 'group', activity });
+    expect((await get(a, '/items/only-record')).json()).toMatchObject({ properties: { GENRE: 'jazz' }, activity: { users: 0, events: 0, trending: 0, lastTimestamp: null, partitions: 0 } });
+    expect((await get(a, '/items/only-events')).json()).toMatchObject({ properties: null, creationTimestamp: null, activity });
+    const none = await get(a, '/items/nothing');
+    expect(none.statusCode).toBe(404);
+    expect(none.json()).toMatchObject({ code: 'ITEM_NOT_FOUND', field: 'itemId' });
+    expect((await get(a, '/items/only-record?scope=local')).statusCode).toBe(404);
+    expect((await get(a, '/items/i1?scope=everywhere')).statusCode).toBe(400);
+    expect(asked).toContain('i1:group');
+    expect(asked).toContain('only-record:local');
+  });
+
+  it('sums counters over partitions, the trending score decayed to now', () => {
+    const s = sumItemCounts(
+      [
+        { users: 2, events: 3, trend: 4, trendTs: 1000, lastTs: 1000 },
+        { users: 1, events: 1, trend: 2, trendTs: 3000, lastTs: 3000 },
+      ],
+      3000,
+      2000,
+    );
+    expect(s).toEqual({ users: 3, events: 4, trending: 4 / 2 + 2, lastTimestamp: 3000, partitions: 2 });
+    expect(addActivity(s, { users: 1, events: 1, trending: 1, lastTimestamp: null, partitions: 1 })).toEqual({ users: 4, events: 5, trending: 5, lastTimestamp: 3000, partitions: 3 });
   });
 });
 
