@@ -152,7 +152,7 @@ function DeadLetters({ group }) {
             <thead><tr><th>when</th><th>from</th><th>key</th><th>code</th><th>field</th><th>reason</th></tr></thead>
             <tbody>${data.deadLetters.slice(0, 10).map((x) => html`<tr data-offset=${`${x.partition}/${x.offset}`}><td>${new Date(x.failedAt).toLocaleString()}</td><td>${x.source}${x.sourceOffset !== null ? ` @${x.sourcePartition}/${x.sourceOffset}` : ''}</td><td><code>${x.key ?? ''}</code></td><td>${x.errorCode}</td><td>${x.field ?? ''}</td><td class="reason">${x.reason}</td></tr>`)}</tbody>
           </table>
-          <p class="muted">${fmt(data.kept)} kept in <code>${data.topic}</code>; the last 5 of each partition read</p>`
+          <p class="muted">${fmt(data.kept)} offsets kept in <code>${data.topic}</code> (transaction markers take offsets too); the last 5 of each partition read</p>`
         : html`<p class="muted" data-testid="dead-letter-list">none in <code>${data.topic}</code></p>`
       : null}`;
 }
@@ -303,13 +303,42 @@ function Items({ group }) {
       <button type="submit">Related items</button>
     </form>
     <${ErrorLine} error=${relatedError ?? popularError ?? trendingError} />
+    ${itemId ? html`<${ItemDetail} key=${itemId} group=${group} itemId=${itemId} />` : null}
     ${itemId && related ? html`<h3>Related to <code>${itemId}</code></h3><${ItemList} items=${related.itemList} testid="related" onPick=${pick} />` : null}
     <div class="columns">
       <div><h3>Popular (distinct users)</h3>${popular ? html`<${ItemList} items=${popular.itemList} testid="popular" onPick=${pick} />` : null}</div>
       <div><h3>Trending (time-decayed)</h3>${trending ? html`<${ItemList} items=${trending.itemList} testid="trending" onPick=${pick} />` : null}</div>
     </div>
-    <p class="muted">Item metadata and an item's popularity over time have no REST route yet.</p>
   </section>`;
+}
+
+/** An item's record and counters (GET .../items/I every 2 s), and its trending score charted since it was picked (the service keeps no history of it). */
+function ItemDetail({ group, itemId }) {
+  const [item, error] = useApi(groupPath(group, `/items/${encodeURIComponent(itemId)}`), 2000);
+  const [points, setPoints] = useState([[], []]);
+  useEffect(() => {
+    if (item) setPoints(([xs, ts]) => [[...xs, Date.now() / 1000].slice(-300), [...ts, item.activity.trending].slice(-300)]);
+  }, [item]);
+  const a = item?.activity;
+  return html`<div data-testid="item-detail">
+    <h3>Item <code>${itemId}</code></h3>
+    ${error?.code === 'ITEM_NOT_FOUND' ? html`<p class="muted">no record and no events for this item</p>` : html`<${ErrorLine} error=${error} />`}
+    ${item
+      ? html`<div class="cards">
+            <${Card} testid="item-users" title="Distinct users" value=${fmt(a.users)} />
+            <${Card} testid="item-events" title="Events" value=${fmt(a.events)} />
+            <${Card} testid="item-trending" title="Trending score" value=${fmt(a.trending, 2)} note="time-decayed events" />
+            <${Card} testid="item-last" title="Latest event" value=${a.lastTimestamp ? new Date(a.lastTimestamp).toLocaleString() : '—'} />
+            <${Card} testid="item-created" title="Created" value=${item.creationTimestamp ? new Date(item.creationTimestamp).toLocaleString() : '—'} />
+          </div>
+          ${item.properties
+            ? html`<table data-testid="item-properties"><thead><tr><th>property</th><th>value</th></tr></thead>
+                <tbody>${Object.entries(item.properties).map(([k, v]) => html`<tr><td>${k}</td><td>${Array.isArray(v) ? v.join(' | ') : String(v)}</td></tr>`)}</tbody></table>`
+            : html`<p class="muted" data-testid="item-properties">no record in the items topic</p>`}
+          <h4>Trending score since you opened it (read every 2 s)</h4>
+          <${Chart} data=${points} series=${[{ label: 'trending', stroke: '#2563eb', width: 2, points: { show: true } }]} height=${160} label="trending" />`
+      : null}
+  </div>`;
 }
 
 // ---- Filters and API keys ----

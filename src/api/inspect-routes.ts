@@ -57,7 +57,7 @@ const UserEventsBody = Type.Object({
 
 const DeadLettersBody = Type.Object({
   topic: Type.String(),
-  kept: Type.Integer({ description: 'Records the topic keeps, all partitions.' }),
+  kept: Type.Integer({ description: 'Offsets the topic keeps, all partitions (high watermark minus low; transaction markers take offsets too).' }),
   deadLetters: Type.Array(
     Type.Object({
       partition: Type.Integer(),

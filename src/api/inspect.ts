@@ -68,7 +68,7 @@ export interface DeadLetterEntry {
 
 export interface DeadLetterTail {
   topic: string;
-  /** Records the topic keeps (all partitions: high watermark minus low). */
+  /** Offsets the topic keeps (all partitions: high watermark minus low; transaction markers take offsets too). */
   kept: number;
   /** Newest first: the last `limit` records of each partition. */
   deadLetters: DeadLetterEntry[];

@@ -131,7 +131,7 @@ describe('dashboard', () => {
     await page.waitForSelector('[data-testid="events-per-second"]');
     expect(await page.evaluate(`({ session: sessionStorage.getItem('streamrec.key'), local: localStorage.length, cookie: document.cookie })`)).toEqual({ session: TEST_ROOT_KEY, local: 0, cookie: '' });
 
-    const ready = await api<{ detail: { applied: number; metadata: { users: number; items: number }; deadLetters: number; partitions: { partition: number; lag: number | null }[] } }>('/ready');
+    const ready = await api<{ detail: { applied: number; metadata: { users: number; items: number; deadLetters: number }; deadLetters: number; partitions: { partition: number; lag: number | null }[] } }>('/ready');
     const deployment = await api<{ version: string }>(g('/deployments/default'));
     const rate = await api<{ total: number }>(g('/events/stream'));
     await expect.poll(() => cardValue('applied').textContent(), { timeout: 10_000 }).toBe(fmt(ready.detail.applied));
@@ -167,6 +167,7 @@ describe('dashboard', () => {
     await expect
       .poll(() => page.locator('[data-testid="dead-letter-list"] tr', { hasText: 'not-avro-user' }).locator('td.reason').textContent({ timeout: 1000 }).catch(() => null), { timeout: 15_000 })
       .toBe(await reason());
+    await expect.poll(() => cardValue('dead-letters').textContent(), { timeout: 10_000 }).toBe(fmt(deadBefore + 1 + ready.detail.metadata.deadLetters));
     await shot('overview');
   }, 60_000);
 
@@ -236,6 +237,32 @@ describe('dashboard', () => {
     await page.click('form button[type="submit"]');
     await page.waitForSelector('[data-testid="related"] li');
     expect(await listIds('related')).toEqual(ids(await api<List>(g('/related-items?itemId=i5&numResults=10'))));
+    // The item's record and counters as GET .../items/i5 gives them, and a chart of them over time.
+    interface ItemAnswer {
+      properties: Record<string, unknown> | null;
+      activity: { users: number; events: number; trending: number };
+    }
+    const item = await api<ItemAnswer>(g('/items/i5'));
+    expect(item.properties).not.toBeNull();
+    expect(item.activity.events).toBeGreaterThan(0);
+    await expect.poll(() => page.locator('[data-testid="item-users"] .card-value').textContent(), { timeout: 5000 }).toBe(fmt(item.activity.users));
+    expect(await page.locator('[data-testid="item-events"] .card-value').textContent()).toBe(fmt(item.activity.events));
+    const rows = await page.locator('[data-testid="item-properties"] tbody tr').evaluateAll((trs) => trs.map((tr) => tr.querySelector('td')!.textContent));
+    expect(rows).toEqual(Object.keys(item.properties!));
+    // Events sent for the item now: its counters on the page move without a reload.
+    await api(g('/events'), { method: 'POST', body: JSON.stringify({ userId: 'item-page-user', eventList: [{ eventType: 'click', itemId: 'i5', sentAt: Date.now() }] }) });
+    await expect.poll(() => page.locator('[data-testid="item-events"] .card-value').textContent(), { timeout: 10_000 }).toBe(fmt(item.activity.events + 1));
+    expect((await api<ItemAnswer>(g('/items/i5'))).activity.users).toBe(item.activity.users + 1);
+    // A flat line may fall between pixel rows (anti-aliased, no pixel exactly blue): bluish pixels count.
+    const bluish = (): Promise<number> =>
+      page.evaluate(`(() => {
+        const canvas = document.querySelector('[data-testid="item-detail"] .chart canvas');
+        const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 60 && d[i + 2] > d[i] + 60 && d[i + 2] > d[i + 1] + 40) n++;
+        return n;
+      })()`);
+    await expect.poll(bluish, { timeout: 10_000 }).toBeGreaterThan(20);
     await shot('items');
   }, 60_000);
 
