@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp, type GroupServices } from '../../src/api/app.js';
 import { forwarder, type Owner } from '../../src/api/forward.js';
-import { addActivity, deadLetterEntry, sharedFor, sumItemCounts, userEvents, type DeadLetterTail, type Instances, type ItemActivity } from '../../src/api/inspect.js';
+import { addActivity, deadLetterEntry, peerActivity, sharedFor, sumItemCounts, userEvents, type DeadLetterTail, type Instances, type ItemActivity } from '../../src/api/inspect.js';
 import type { GroupInspector } from '../../src/api/types.js';
 import { loadConfig } from '../../src/config/index.js';
 import { createCodecs } from '../../src/serde/avro.js';
@@ -164,6 +164,27 @@ describe('an item', () => {
     );
     expect(s).toEqual({ users: 3, events: 4, trending: 4 / 2 + 2, lastTimestamp: 3000, partitions: 2 });
     expect(addActivity(s, { users: 1, events: 1, trending: 1, lastTimestamp: null, partitions: 1 })).toEqual({ users: 4, events: 5, trending: 5, lastTimestamp: 3000, partitions: 3 });
+  });
+});
+
+describe("an item's counters on the other instances", () => {
+  it('asks each scope=local with the root key; a 404 adds nothing; one that fails is left out and logged', async () => {
+    const seen: string[] = [];
+    const server = (status: number, body: unknown) => {
+      const s = createServer((req, res) => {
+        seen.push(`${req.url} ${req.headers['x-api-key']} ${req.headers['x-streamrec-forwarded']}`);
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      });
+      servers.push(s);
+      return new Promise<string>((r) => s.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(s.address() as AddressInfo).port}`)));
+    };
+    const peers = [await server(200, { activity }), await server(404, { code: 'ITEM_NOT_FOUND' }), await server(500, { code: 'INTERNAL' })];
+    const warned: unknown[] = [];
+    const got = await peerActivity({ group: GROUP, itemId: 'i 1', rootKey: ROOT, peers, log: { warn: (o: unknown) => warned.push(o) } });
+    expect(got).toEqual([activity]);
+    expect(seen).toEqual(peers.map(() => `/v1/groups/${GROUP}/items/i%201?scope=local ${ROOT} 1`));
+    expect(warned).toHaveLength(1);
+    expect(await peerActivity({ group: GROUP, itemId: 'i1', rootKey: '', peers, log: { warn: () => undefined } })).toEqual([]);
   });
 });
 
