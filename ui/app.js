@@ -121,8 +121,40 @@ function Overview({ group }) {
       <tbody>${(d.partitions ?? []).map((p) => html`<tr><td>${p.partition}</td><td>${p.restored ? 'yes' : 'no'}</td><td>${fmt(p.nextOffset)}</td><td>${fmt(p.highWatermark)}</td><td class="lag">${p.lag === null ? 'unknown' : fmt(p.lag)}</td></tr>`)}</tbody>
     </table>
     ${d.standbys?.length ? html`<p>Standby replicas kept here: ${d.standbys.map((s) => `partition ${s.partition}`).join(', ')}</p>` : null}
-    <p class="muted">Other instances' partitions and the dead letters' reasons have no REST route yet: this page shows the instance that answered.</p>
+    <${Instances} group=${group} />
+    <${DeadLetters} group=${group} />
   </section>`;
+}
+
+/** A 403 (the key lacks the admin scope) as a note; any other error as an error line. */
+const AdminOnly = ({ error, what }) => (error?.status === 403 ? html`<p class="muted">${what} need a key with the admin scope.</p>` : html`<${ErrorLine} error=${error} />`);
+
+function Instances({ group }) {
+  const [data, error] = useApi(groupPath(group, '/instances'), 5000);
+  return html`<h3>Instances and the partitions each owns</h3>
+    <${AdminOnly} error=${error} what="The instances" />
+    ${data
+      ? html`<p class="muted">consumer group <code>${data.consumerGroup}</code>: ${data.state}</p>
+          <table data-testid="instances">
+            <thead><tr><th>instance</th><th>client</th><th>partitions</th><th>standby</th></tr></thead>
+            <tbody>${data.instances.map((i) => html`<tr class=${i.self ? 'self' : ''}><td><code>${i.url ?? '(no URL)'}</code>${i.self ? html` <span class="badge">this one</span>` : ''}</td><td>${i.clientId} ${i.host}</td><td class="owned">${i.partitions.join(', ')}</td><td>${i.standby.join(', ')}</td></tr>`)}</tbody>
+          </table>`
+      : null}`;
+}
+
+function DeadLetters({ group }) {
+  const [data, error] = useApi(groupPath(group, '/dead-letters?limit=5'), 5000);
+  return html`<h3>Latest dead letters</h3>
+    <${AdminOnly} error=${error} what="The dead letters' reasons" />
+    ${data
+      ? data.deadLetters.length
+        ? html`<table data-testid="dead-letter-list">
+            <thead><tr><th>when</th><th>from</th><th>key</th><th>code</th><th>field</th><th>reason</th></tr></thead>
+            <tbody>${data.deadLetters.slice(0, 10).map((x) => html`<tr data-offset=${`${x.partition}/${x.offset}`}><td>${new Date(x.failedAt).toLocaleString()}</td><td>${x.source}${x.sourceOffset !== null ? ` @${x.sourcePartition}/${x.sourceOffset}` : ''}</td><td><code>${x.key ?? ''}</code></td><td>${x.errorCode}</td><td>${x.field ?? ''}</td><td class="reason">${x.reason}</td></tr>`)}</tbody>
+          </table>
+          <p class="muted">${fmt(data.kept)} offsets kept in <code>${data.topic}</code> (transaction markers take offsets too); the last 5 of each partition read</p>`
+        : html`<p class="muted" data-testid="dead-letter-list">none in <code>${data.topic}</code></p>`
+      : null}`;
 }
 
 // ---- Try a user ----
@@ -148,6 +180,8 @@ function TryUser({ group }) {
       },
     });
   }, [group, open]);
+  // The user's stored events: again after each list (a list follows each applied event of the user).
+  const [events, eventsError] = useApi(open ? groupPath(group, `/users/${encodeURIComponent(open)}/events?limit=10`) : undefined, 0, [open, received]);
   const click = async (itemId) => {
     setError(undefined);
     try {
@@ -176,9 +210,11 @@ function TryUser({ group }) {
             ? html`<p class="muted">version ${list.version} · ${list.source} · ${list.recommendationId} · received ${new Date(list.receivedAt).toLocaleTimeString()}</p>
                 <ol data-testid="user-list">${list.itemList.map((i) => html`<li data-item=${i.itemId} class=${list.previous && !list.previous.has(i.itemId) ? 'new' : ''}><code>${i.itemId}</code> <span class="muted">${i.score !== undefined ? fmt(i.score, 4) : ''} ${i.reason ?? ''}</span> <button class="small" onClick=${() => click(i.itemId)}>click</button></li>`)}</ol>`
             : html`<p class="muted">waiting for the list…</p>`}
+          <h3>Recent events of ${open} <span class="muted">${events ? `(${fmt(events.stored)} stored of ${fmt(events.total)})` : ''}</span></h3>
+          ${eventsError?.code === 'USER_NOT_FOUND' ? html`<p class="muted">no events yet</p>` : html`<${ErrorLine} error=${eventsError} />`}
+          ${events ? html`<ol data-testid="user-events">${events.events.map((e) => html`<li data-item=${e.itemId}><code>${e.itemId}</code> <span class="muted">${e.eventType}${e.eventValue !== null ? ` ${fmt(e.eventValue, 2)}` : ''} · ${new Date(e.timestamp).toLocaleString()} · session ${e.session}</span></li>`)}</ol>` : null}
           <h3>Clicks sent from this page</h3>
           <ul data-testid="sent-events">${sent.map((s) => html`<li><code>${s.itemId}</code> at ${new Date(s.sentAt).toLocaleTimeString()}${list?.eventTimestamp === s.sentAt ? html` — <span data-testid="click-latency">its list came ${fmt(list.receivedAt - s.sentAt)} ms later</span>` : ''}</li>`)}</ul>
-          <p class="muted">A user's stored events have no REST route yet: this page lists the clicks it sent.</p>
         </div>`
       : null}
   </section>`;
@@ -267,13 +303,42 @@ function Items({ group }) {
       <button type="submit">Related items</button>
     </form>
     <${ErrorLine} error=${relatedError ?? popularError ?? trendingError} />
+    ${itemId ? html`<${ItemDetail} key=${itemId} group=${group} itemId=${itemId} />` : null}
     ${itemId && related ? html`<h3>Related to <code>${itemId}</code></h3><${ItemList} items=${related.itemList} testid="related" onPick=${pick} />` : null}
     <div class="columns">
       <div><h3>Popular (distinct users)</h3>${popular ? html`<${ItemList} items=${popular.itemList} testid="popular" onPick=${pick} />` : null}</div>
       <div><h3>Trending (time-decayed)</h3>${trending ? html`<${ItemList} items=${trending.itemList} testid="trending" onPick=${pick} />` : null}</div>
     </div>
-    <p class="muted">Item metadata and an item's popularity over time have no REST route yet.</p>
   </section>`;
+}
+
+/** An item's record and counters (GET .../items/I every 2 s), and its trending score charted since it was picked (the service keeps no history of it). */
+function ItemDetail({ group, itemId }) {
+  const [item, error] = useApi(groupPath(group, `/items/${encodeURIComponent(itemId)}`), 2000);
+  const [points, setPoints] = useState([[], []]);
+  useEffect(() => {
+    if (item) setPoints(([xs, ts]) => [[...xs, Date.now() / 1000].slice(-300), [...ts, item.activity.trending].slice(-300)]);
+  }, [item]);
+  const a = item?.activity;
+  return html`<div data-testid="item-detail">
+    <h3>Item <code>${itemId}</code></h3>
+    ${error?.code === 'ITEM_NOT_FOUND' ? html`<p class="muted">no record and no events for this item</p>` : html`<${ErrorLine} error=${error} />`}
+    ${item
+      ? html`<div class="cards">
+            <${Card} testid="item-users" title="Distinct users" value=${fmt(a.users)} />
+            <${Card} testid="item-events" title="Events" value=${fmt(a.events)} />
+            <${Card} testid="item-trending" title="Trending score" value=${fmt(a.trending, 2)} note="time-decayed events" />
+            <${Card} testid="item-last" title="Latest event" value=${a.lastTimestamp ? new Date(a.lastTimestamp).toLocaleString() : '—'} />
+            <${Card} testid="item-created" title="Created" value=${item.creationTimestamp ? new Date(item.creationTimestamp).toLocaleString() : '—'} />
+          </div>
+          ${item.properties
+            ? html`<table data-testid="item-properties"><thead><tr><th>property</th><th>value</th></tr></thead>
+                <tbody>${Object.entries(item.properties).map(([k, v]) => html`<tr><td>${k}</td><td>${Array.isArray(v) ? v.join(' | ') : String(v)}</td></tr>`)}</tbody></table>`
+            : html`<p class="muted" data-testid="item-properties">no record in the items topic</p>`}
+          <h4>Trending score since you opened it (read every 2 s)</h4>
+          <${Chart} data=${points} series=${[{ label: 'trending', stroke: '#2563eb', width: 2, points: { show: true } }]} height=${160} label="trending" />`
+      : null}
+  </div>`;
 }
 
 // ---- Filters and API keys ----

@@ -19,6 +19,7 @@ import { registerMetrics, registerOpenApi } from './ops.js';
 import rateLimit from '@fastify/rate-limit';
 import { fastifySSE } from '@fastify/sse';
 import { registerLiveRoutes } from './live-routes.js';
+import { registerInspectRoutes, registerItemRoute } from './inspect-routes.js';
 import { registerAuth } from './auth.js';
 import { registerQueryRoutes } from './query-routes.js';
 import { registerPersonalizeCompat } from './personalize-compat.js';
@@ -270,6 +271,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   if (served && group) {
     registerQueryRoutes(base, { group, preValidation: knownGroup, ...(deps.forward ? { forward: deps.forward } : {}) });
     registerResourceRoutes(base, { group, served: () => served.names(), groupAdmin: deps.groupAdmin, preValidation: knownGroup });
+    registerInspectRoutes(base, { group, preValidation: knownGroup, ...(deps.forward ? { forward: deps.forward } : {}) });
+    registerItemRoute(base, { group, preValidation: knownGroup });
     // Server-sent events; heartbeats well inside api.connectionTimeoutMs (an idle socket is closed after it).
     await base.register(fastifySSE, { heartbeatInterval: 0 });
     registerLiveRoutes(base, { group, preValidation: knownGroup, heartbeatMs: Math.max(1000, Math.min(15_000, Math.floor(connectionTimeoutMs / 3))) });
@@ -305,7 +308,7 @@ function routePattern(url: string): RegExp {
 }
 
 /** The query string's integer parameters: digits become the number (ajv then checks the range), anything else stays and is refused. */
-const QUERY_INTEGERS = ['numResults'];
+const QUERY_INTEGERS = ['numResults', 'limit'];
 function coerceQueryIntegers(query: unknown): void {
   if (query === null || typeof query !== 'object') return;
   const q = query as Record<string, unknown>;

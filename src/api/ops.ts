@@ -9,6 +9,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { packagePath } from '../util/paths.js';
+import { Type } from '@sinclair/typebox';
 import { DOC, ErrorBody, JSON_PARAM } from './schemas.js';
 
 /** The document's tags, one per resource (as Personalize's API reference groups its operations), in this order. */
@@ -26,6 +27,7 @@ const TAGS: [string, string][] = [
   ['deployments', 'The campaign: which version serves'],
   ['api keys', 'API keys of a dataset group'],
   ['groups', 'Dataset groups'],
+  ['inspection', "What a group holds now: a user's stored events, the latest dead letters, the instances and their partitions"],
   ['operations', 'Liveness, readiness, metrics, this document'],
 ];
 
@@ -117,7 +119,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     transformObject: (documentObject) => documentView((documentObject as { openapiObject: Record<string, unknown> }).openapiObject),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['operations'] } }, async () => app.swagger());
+  app.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['operations'], response: { 200: Type.Unknown({ description: 'The OpenAPI 3 document (JSON)' }) } } }, async () => app.swagger());
 }
 
 /** Where the scrape-time values come from (the running service's components); each is optional. */

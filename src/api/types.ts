@@ -9,6 +9,8 @@ import type { VersionInfo } from '../training/registry.js';
 import type { ServingRecord } from '../stream/versions.js';
 import type { MetricsSource } from './ops.js';
 import type { LiveFeeds } from '../stream/live.js';
+import type { UserState } from '../state/model.js';
+import type { DeadLetterTail, Instances, ItemActivity } from './inspect.js';
 
 /** One Kafka record: the key (userId or itemId) and the encoded Avro value. */
 export interface SinkMessage {
@@ -70,6 +72,20 @@ export interface GroupServices {
   solutions: SolutionAdmin;
   /** Live lists and the event rate for server-sent events (src/stream/live.ts); absent without Kafka (tests). */
   live?: Pick<LiveFeeds, 'lists' | 'events'>;
+  /** What the inspection routes read (src/api/inspect-routes.ts); absent (tests' fakes): those routes answer 404 ROUTE_NOT_FOUND. */
+  inspect?: GroupInspector;
+}
+
+/** A group's stored user events, dead letters and instances (src/api/inspect.ts). */
+export interface GroupInspector {
+  /** The user's stored state in this instance's store (only the owner's ready store answers; the route forwards first); undefined: no events. */
+  userState(userId: string): Promise<Pick<UserState, 'total' | 'events'> | undefined>;
+  /** The last `perPartition` records of each partition of `<group>.dead-letter`. */
+  deadLetters(perPartition: number): Promise<DeadLetterTail>;
+  /** The processor's consumer group: each instance and the partitions it owns. */
+  instances(): Promise<Instances>;
+  /** An item's interaction counters: of the partitions this instance owns (`local`), or of the group (the others' added); undefined: no partition counts it. */
+  itemActivity?(itemId: string, scope: 'local' | 'group'): Promise<ItemActivity | undefined>;
 }
 
 /** The group's deployment (Personalize's campaign): which version serves. */

@@ -175,6 +175,9 @@ interface Task {
   restore: { from: number; barrier: number; records: number; ms: number };
 }
 
+/** The processor's consumer group: its members are the group's instances. */
+export const processorGroupId = (group: string): string => `streamrec.${group}.processor`;
+
 /**
  * Changelog records go out in chunks: under the broker's default message size, and of at most
  * 300 records (kafkajs groups a send's messages by partition in time quadratic in their number).
@@ -401,7 +404,7 @@ export class StreamProcessor {
         this.cluster = args.cluster;
         return create(args);
       }),
-      groupId: `streamrec.${this.o.group}.processor`,
+      groupId: processorGroupId(this.o.group),
       sessionTimeout: this.o.config.processor.sessionTimeoutMs,
       rebalanceTimeout: this.o.config.processor.rebalanceTimeoutMs,
       heartbeatInterval: Math.max(500, Math.floor(this.o.config.processor.sessionTimeoutMs / 5)),
@@ -881,6 +884,16 @@ export class StreamProcessor {
     for (const task of this.ready.values()) {
       for await (const [key, value] of task.store.range({ prefix: 'i/' })) fn(key.slice(2), stateCodecs.item.decode(value));
     }
+  }
+
+  /** An item's counters in each partition this instance owns that counts it. */
+  async itemCounts(itemId: string): Promise<ItemCounts[]> {
+    const out: ItemCounts[] = [];
+    for (const task of this.ready.values()) {
+      const v = await task.store.get(keys.item(itemId));
+      if (v) out.push(stateCodecs.item.decode(v));
+    }
+    return out;
   }
 
   /** Points the consumer at the partition's stored offset of `source` (not the group's committed one). */

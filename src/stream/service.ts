@@ -16,7 +16,8 @@ import type { KeyValueStore } from '../state/store.js';
 import { AppError } from '../errors/index.js';
 import type { SupervisedStatus } from '../kafka/supervise.js';
 import { MetadataReader } from './metadata.js';
-import { partitionStoreDir, StreamProcessor } from './processor.js';
+import { partitionStoreDir, processorGroupId, StreamProcessor } from './processor.js';
+import { type ItemActivity, addActivity, deadLetterEntry, describeInstances, peerActivity, readTail, sharedFor, sumItemCounts } from '../api/inspect.js';
 import type { Logger } from '../util/log.js';
 import { VersionRegistry } from '../training/registry.js';
 import { QueryService, type Answer } from '../serving/query.js';
@@ -201,8 +202,36 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   };
   const live = new LiveFeeds({ kafka, admin, group, decode: (v) => codecs.Recommendation.decode(v), log: o.log, backoff: restartBackoff(config) });
   closers.push({ what: 'live feeds', close: () => live.stop() });
+  const deadLetterTopic = topicName(group, 'dead-letter');
   const services: GroupServices = {
     live,
+    inspect: {
+      userState: async (userId) => (await processor.queryState(userId))?.user,
+      // One read of the topic's tail every 2 s at most, however many pages ask.
+      deadLetters: sharedFor(2000, async (perPartition: number) => {
+        const { records, kept } = await readTail({ kafka, admin, topic: deadLetterTopic, perPartition, groupPrefix: `streamrec.${group}.dead-letters.${id}`, timeoutMs: 10_000 });
+        const deadLetters = records.flatMap((r) => {
+          if (!r.value) return [];
+          try {
+            return [deadLetterEntry(r.partition, r.offset, codecs.DeadLetter.decode(r.value))];
+          } catch (err) {
+            o.log.warn({ err, partition: r.partition, offset: r.offset }, 'a dead letter could not be decoded');
+            return [];
+          }
+        });
+        deadLetters.sort((a, b) => b.failedAt - a.failedAt || b.offset - a.offset);
+        return { topic: deadLetterTopic, kept, deadLetters };
+      }),
+      itemActivity: async (itemId, scope) => {
+        const counts = await processor.itemCounts(itemId);
+        const local = counts.length ? sumItemCounts(counts, Date.now(), config.state.trendingHalfLifeMs) : undefined;
+        if (scope === 'local') return local;
+        const peers = processor.ownerUrls().filter((u) => u !== advertised);
+        const others = await peerActivity({ group, itemId, rootKey: config.api.rootKey, peers, log: o.log });
+        return [...(local ? [local] : []), ...others].reduce<ItemActivity | undefined>((sum, a) => (sum ? addActivity(sum, a) : a), undefined);
+      },
+      instances: () => describeInstances({ admin, consumerGroup: processorGroupId(group), topic: topicName(group, 'interactions'), selfUrl: advertised }),
+    },
     query,
     resources: resources.resources,
     deployment: {

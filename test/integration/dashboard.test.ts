@@ -131,7 +131,7 @@ describe('dashboard', () => {
     await page.waitForSelector('[data-testid="events-per-second"]');
     expect(await page.evaluate(`({ session: sessionStorage.getItem('streamrec.key'), local: localStorage.length, cookie: document.cookie })`)).toEqual({ session: TEST_ROOT_KEY, local: 0, cookie: '' });
 
-    const ready = await api<{ detail: { applied: number; metadata: { users: number; items: number }; deadLetters: number; partitions: { partition: number; lag: number | null }[] } }>('/ready');
+    const ready = await api<{ detail: { applied: number; metadata: { users: number; items: number; deadLetters: number }; deadLetters: number; partitions: { partition: number; lag: number | null }[] } }>('/ready');
     const deployment = await api<{ version: string }>(g('/deployments/default'));
     const rate = await api<{ total: number }>(g('/events/stream'));
     await expect.poll(() => cardValue('applied').textContent(), { timeout: 10_000 }).toBe(fmt(ready.detail.applied));
@@ -151,6 +151,23 @@ describe('dashboard', () => {
     for (const u of ['u30', 'u31', 'u32']) await api(g('/events'), { method: 'POST', body: JSON.stringify({ userId: u, eventList }) });
     await expect.poll(() => cardValue('events-per-second').textContent(), { timeout: 10_000, interval: 100 }).not.toBe('0.0');
     await expect.poll(() => cardValue('events-total').textContent(), { timeout: 10_000 }).toBe(fmt(rate.total + 30));
+    // The instances and the partitions each owns, as GET .../instances gives them.
+    const instances = await api<{ instances: { url: string; self: boolean; partitions: number[] }[] }>(g('/instances'));
+    expect(instances.instances).toHaveLength(1);
+    expect(instances.instances[0]!.self).toBe(true);
+    await page.waitForSelector('[data-testid="instances"] tbody tr');
+    const owned = await page.locator('[data-testid="instances"] tbody tr').evaluateAll((trs) => trs.map((tr) => [tr.querySelector('code')!.textContent, tr.querySelector('td.owned')!.textContent]));
+    expect(owned).toEqual(instances.instances.map((i) => [i.url, i.partitions.join(', ')]));
+    // The latest dead letters with their reasons: a bad record produced to the interactions topic shows.
+    const deadBefore = ready.detail.deadLetters;
+    await producer.send({ topic: topicName(group, 'interactions'), messages: [{ key: 'not-avro-user', value: Buffer.from('not an Avro record') }] });
+    await until('the dead letter written', async () => (await api<{ detail: { deadLetters: number } }>('/ready')).detail.deadLetters > deadBefore, 20_000);
+    const reason = async () => (await api<{ deadLetters: { key: string | null; reason: string }[] }>(g('/dead-letters?limit=5'))).deadLetters.find((d) => d.key === 'not-avro-user')?.reason;
+    await until('the dead letter read', async () => (await reason()) !== undefined, 10_000);
+    await expect
+      .poll(() => page.locator('[data-testid="dead-letter-list"] tr', { hasText: 'not-avro-user' }).locator('td.reason').textContent({ timeout: 1000 }).catch(() => null), { timeout: 15_000 })
+      .toBe(await reason());
+    await expect.poll(() => cardValue('dead-letters').textContent(), { timeout: 10_000 }).toBe(fmt(deadBefore + 1 + ready.detail.metadata.deadLetters));
     await shot('overview');
   }, 60_000);
 
@@ -162,6 +179,8 @@ describe('dashboard', () => {
     await page.waitForSelector('[data-testid="user-list"] li');
     const before = await api<List>(g(`/recommendations?userId=${user}&numResults=10`));
     expect(await listIds('user-list')).toEqual(ids(before));
+    const stored = async () => (await api<{ events: { itemId: string }[] }>(g(`/users/${user}/events?limit=10`))).events.map((e) => e.itemId);
+    await expect.poll(() => listIds('user-events'), { timeout: 5000 }).toEqual(await stored());
     // An item whose closest related item is not in the user's list: clicking it brings that one in.
     const inList = new Set(ids(before));
     let item: string | undefined;
@@ -180,6 +199,9 @@ describe('dashboard', () => {
     const after = await api<List>(g(`/recommendations?userId=${user}&numResults=10`));
     expect(await listIds('user-list')).toEqual(ids(after));
     expect(await page.locator('[data-testid="sent-events"] li').first().textContent()).toContain(item!);
+    // The user's stored events as GET .../users/U/events gives them, the click sent from the page on top.
+    await expect.poll(() => listIds('user-events'), { timeout: 5000 }).toEqual(await stored());
+    expect((await stored())[0]).toBe(item);
     // The page tells how long the list took (the published list carries the event's time) and marks the new items.
     const latency = (await page.locator('[data-testid="click-latency"]').textContent())!;
     console.log(`dashboard: the new list on the page ${ms} ms after the click (the page says: ${latency})`);
@@ -215,6 +237,32 @@ describe('dashboard', () => {
     await page.click('form button[type="submit"]');
     await page.waitForSelector('[data-testid="related"] li');
     expect(await listIds('related')).toEqual(ids(await api<List>(g('/related-items?itemId=i5&numResults=10'))));
+    // The item's record and counters as GET .../items/i5 gives them, and a chart of them over time.
+    interface ItemAnswer {
+      properties: Record<string, unknown> | null;
+      activity: { users: number; events: number; trending: number };
+    }
+    const item = await api<ItemAnswer>(g('/items/i5'));
+    expect(item.properties).not.toBeNull();
+    expect(item.activity.events).toBeGreaterThan(0);
+    await expect.poll(() => page.locator('[data-testid="item-users"] .card-value').textContent(), { timeout: 5000 }).toBe(fmt(item.activity.users));
+    expect(await page.locator('[data-testid="item-events"] .card-value').textContent()).toBe(fmt(item.activity.events));
+    const rows = await page.locator('[data-testid="item-properties"] tbody tr').evaluateAll((trs) => trs.map((tr) => tr.querySelector('td')!.textContent));
+    expect(rows).toEqual(Object.keys(item.properties!));
+    // Events sent for the item now: its counters on the page move without a reload.
+    await api(g('/events'), { method: 'POST', body: JSON.stringify({ userId: 'item-page-user', eventList: [{ eventType: 'click', itemId: 'i5', sentAt: Date.now() }] }) });
+    await expect.poll(() => page.locator('[data-testid="item-events"] .card-value').textContent(), { timeout: 10_000 }).toBe(fmt(item.activity.events + 1));
+    expect((await api<ItemAnswer>(g('/items/i5'))).activity.users).toBe(item.activity.users + 1);
+    // A flat line may fall between pixel rows (anti-aliased, no pixel exactly blue): bluish pixels count.
+    const bluish = (): Promise<number> =>
+      page.evaluate(`(() => {
+        const canvas = document.querySelector('[data-testid="item-detail"] .chart canvas');
+        const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 60 && d[i + 2] > d[i] + 60 && d[i + 2] > d[i + 1] + 40) n++;
+        return n;
+      })()`);
+    await expect.poll(bluish, { timeout: 10_000 }).toBeGreaterThan(20);
     await shot('items');
   }, 60_000);
 
