@@ -262,7 +262,8 @@ describe('the official AWS SDKs against /personalize/<group>', () => {
     expect(Object.keys(doc.paths)).toContain('/v1/groups/{group}/api-keys/{id}/aws-credentials');
   });
 
-  it.runIf(existsSync(PYTHON))('boto3 (a script): the same calls and refusals', async () => {
+  it('boto3 (a script): the same calls and refusals', async () => {
+    expect(existsSync(PYTHON), `${PYTHON} (with boto3) is installed by test/tools/install.sh (npm test runs it first)`).toBe(true);
     const out = await new Promise<string>((resolve, reject) =>
       execFile(
         PYTHON,
