@@ -126,7 +126,11 @@ export async function trainAndEvaluate(
   const metrics = evaluateModel(evalModel, s, catalogue, seen.excludeSeen, seenBound);
   const t2 = performance.now();
   const baseline = evaluateModel(popularityCount.train(s.train), s, catalogue, seen.excludeSeen, seenBound);
-  const model = o.final === false ? evalModel : await recipe.train(interactions, params, hooks('final'));
+  // hrnn-metadata's feature choice (features: auto) was made on a validation split of the train part:
+  // the final training takes it rather than choosing again (up to 6 more trainings).
+  const features = featureChoiceOf(evalModel);
+  const finalParams = features?.requested === 'auto' ? { ...params, features: features.used } : params;
+  const model = o.final === false ? evalModel : await recipe.train(interactions, finalParams, hooks('final'));
   return {
     model,
     report: {
@@ -144,7 +148,7 @@ export async function trainAndEvaluate(
       evaluateMs: Math.round(t2 - t1),
       ...(hpo ? { hpo: hpo.report } : {}),
       ...(auto ? { auto } : {}),
-      ...(featureChoiceOf(evalModel) ? { features: featureChoiceOf(evalModel)! } : {}),
+      ...(features ? { features } : {}),
     },
   };
 }
