@@ -8,9 +8,9 @@
  *   `popular`), so `numResults` is honoured when the catalogue allows.
  * - Popular / trending: the live item counters of the partitions this instance owns (distinct users;
  *   time-decayed events), cached for a second.
- * - Every answer carries a fresh `recommendationId` that later events can cite.
+ * - Every answer carries a fresh `recommendationId` that later events can cite; it names the version
+ *   that answered (src/serving/recommendation-id.ts), for attribution.
  */
-import { randomUUID } from 'node:crypto';
 import { AppError } from '../errors/index.js';
 import { bindFilter, parseFilter, type BoundFilter, type ParsedFilter } from '../filters/index.js';
 import { BatchScorer, batchScorerBackend } from '../model/batch-scorer.js';
@@ -21,6 +21,7 @@ import type { Item, User } from '../serde/avro.js';
 import { trendAt } from '../state/apply.js';
 import { codecs as stateCodecs, type EncodedUserState, type HrnnUserState, type ItemCounts, type UserEvent, type UserState } from '../state/model.js';
 import type { Resources } from '../stream/resources.js';
+import { mintRecommendationId } from './recommendation-id.js';
 import { currentHrnnState, type ServingModel, type ServingVersion } from './served-model.js';
 
 export type Reason = 'popular' | 'exploration' | 'promotion' | 'not-in-model';
@@ -328,7 +329,7 @@ export class QueryService {
       return out;
     };
     const items = await this.filterRanked(rank, r.numResults, bound, new Set());
-    return { recommendationId: randomUUID(), kind: r.kind, itemList: items.map(toItem) };
+    return { recommendationId: mintRecommendationId(undefined), kind: r.kind, itemList: items.map(toItem) };
   }
 
   /**
@@ -472,7 +473,7 @@ export class QueryService {
   }
 
   private answer(v: ServingVersion, items: QueryItem[]): Answer {
-    return { recommendationId: randomUUID(), version: v.version, recipe: v.model.recipe, itemList: items };
+    return { recommendationId: mintRecommendationId(v.version), version: v.version, recipe: v.model.recipe, itemList: items };
   }
 }
 
