@@ -291,6 +291,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     codecs: deps.codecs,
     bodyLimit,
     now,
+    ...(deps.askOwner ? { askOwner: deps.askOwner } : {}),
   });
 
   registerMetrics(base, deps.metrics ?? {});

@@ -17,7 +17,7 @@
  * lists (`peerRankings`) and sums them with its own.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { AppError } from '../errors/index.js';
+import { AppError, isErrorCode } from '../errors/index.js';
 import { PEER_TOP, type Ranking } from '../serving/query.js';
 import type { Logger } from '../util/log.js';
 
@@ -38,46 +38,79 @@ export interface ForwarderOptions {
 export function forwarder(o: ForwarderOptions): (request: FastifyRequest, reply: FastifyReply, userId: string) => Promise<boolean> {
   const timeoutMs = o.timeoutMs ?? 5000;
   return async (request, reply, userId) => {
-    const owner = o.owner(userId);
-    if (owner.self) return false;
-    if (request.headers[FORWARDED_HEADER] !== undefined) {
-      throw new AppError('PARTITION_MOVING', `user ${JSON.stringify(userId)}'s partition is not ready on the instance it was forwarded to (it is being moved or restored)`, { field: 'userId' });
-    }
-    if (owner.url === undefined) throw new AppError('PARTITION_MOVING', `user ${JSON.stringify(userId)}'s partition has no known owner yet (the group is assigning it)`, { field: 'userId' });
-    if (owner.url === o.selfUrl()) throw new AppError('PARTITION_MOVING', `user ${JSON.stringify(userId)}'s partition is being restored on this instance`, { field: 'userId' });
+    const url = ownerUrl(o, userId, request.headers[FORWARDED_HEADER] !== undefined);
+    if (url === undefined) return false;
     const headers: Record<string, string> = { [FORWARDED_HEADER]: '1', accept: 'application/json' };
     for (const h of ['x-api-key', 'authorization', 'content-type'] as const) {
       const v = request.headers[h];
       if (typeof v === 'string') headers[h] = v;
     }
-    let res: Response;
-    try {
-      res = await fetch(new URL(request.url, owner.url), {
-        method: request.method,
-        headers,
-        ...(request.body !== undefined && request.method !== 'GET' ? { body: JSON.stringify(request.body) } : {}),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (err) {
-      // The owner's address and the client's error are for the log (the cause), not for the client.
-      // Nothing listens at the owner's address: it died, and its partitions will move.
-      if (connectionRefused(err)) {
-        throw new AppError('PARTITION_MOVING', `the instance owning user ${JSON.stringify(userId)}'s partition is gone; the partition is being moved`, {
-          field: 'userId',
-          cause: Object.assign(err as Error, { ownerUrl: owner.url }),
-        });
-      }
-      throw new AppError('FORWARD_FAILED', `the instance owning user ${JSON.stringify(userId)}'s partition did not answer`, { cause: Object.assign(err as Error, { ownerUrl: owner.url }) });
-    }
+    const res = await fetchOwner(url, userId, timeoutMs, request.url, {
+      method: request.method,
+      headers,
+      ...(request.body !== undefined && request.method !== 'GET' ? { body: JSON.stringify(request.body) } : {}),
+    });
     const body = await res.text();
     await reply
       .code(res.status)
       .header('content-type', res.headers.get('content-type') ?? 'application/json; charset=utf-8')
-      .header('x-streamrec-answered-by', owner.url)
+      .header('x-streamrec-answered-by', url)
       .headers(passOn(res.headers))
       .send(body);
     return true;
   };
+}
+
+/**
+ * For routes whose request the owner could not verify as it came (the AWS SDKs' SigV4 signs the
+ * host and the exact body): the owner's `/v1` route is asked instead, with the root key (which the
+ * instances then share, as they must for SigV4), after this instance has authenticated and
+ * authorised the caller. Resolves undefined when this instance owns the user (answer here); the
+ * owner's error comes back as the same AppError (code, message, field).
+ */
+export function ownerAsker(o: ForwarderOptions & { rootKey: string }): (userId: string, path: string, body: unknown) => Promise<unknown> {
+  const timeoutMs = o.timeoutMs ?? 5000;
+  return async (userId, path, body) => {
+    const url = ownerUrl(o, userId, false);
+    if (url === undefined) return undefined;
+    const headers: Record<string, string> = { [FORWARDED_HEADER]: '1', accept: 'application/json', 'content-type': 'application/json' };
+    if (o.rootKey !== '') headers['x-api-key'] = o.rootKey;
+    const res = await fetchOwner(url, userId, timeoutMs, path, { method: 'POST', headers, body: JSON.stringify(body) });
+    const answer = (await res.json().catch(() => undefined)) as { code?: unknown; message?: unknown; field?: unknown } | undefined;
+    if (res.ok && answer !== undefined) return answer;
+    if (answer !== undefined && typeof answer.code === 'string' && isErrorCode(answer.code)) {
+      throw new AppError(answer.code, String(answer.message ?? answer.code), typeof answer.field === 'string' ? { field: answer.field } : {});
+    }
+    throw new AppError('FORWARD_FAILED', `the instance owning user ${JSON.stringify(userId)}'s partition answered HTTP ${res.status}`, { cause: Object.assign(new Error(`HTTP ${res.status}`), { ownerUrl: url }) });
+  };
+}
+
+/** The owner's URL when another instance owns the user's partition; undefined when this one does; PARTITION_MOVING when nobody can answer now. */
+function ownerUrl(o: ForwarderOptions, userId: string, alreadyForwarded: boolean): string | undefined {
+  const owner = o.owner(userId);
+  if (owner.self) return undefined;
+  if (alreadyForwarded) {
+    throw new AppError('PARTITION_MOVING', `user ${JSON.stringify(userId)}'s partition is not ready on the instance it was forwarded to (it is being moved or restored)`, { field: 'userId' });
+  }
+  if (owner.url === undefined) throw new AppError('PARTITION_MOVING', `user ${JSON.stringify(userId)}'s partition has no known owner yet (the group is assigning it)`, { field: 'userId' });
+  if (owner.url === o.selfUrl()) throw new AppError('PARTITION_MOVING', `user ${JSON.stringify(userId)}'s partition is being restored on this instance`, { field: 'userId' });
+  return owner.url;
+}
+
+async function fetchOwner(url: string, userId: string, timeoutMs: number, path: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(new URL(path, url), { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    // The owner's address and the client's error are for the log (the cause), not for the client.
+    // Nothing listens at the owner's address: it died, and its partitions will move.
+    if (connectionRefused(err)) {
+      throw new AppError('PARTITION_MOVING', `the instance owning user ${JSON.stringify(userId)}'s partition is gone; the partition is being moved`, {
+        field: 'userId',
+        cause: Object.assign(err as Error, { ownerUrl: url }),
+      });
+    }
+    throw new AppError('FORWARD_FAILED', `the instance owning user ${JSON.stringify(userId)}'s partition did not answer`, { cause: Object.assign(err as Error, { ownerUrl: url }) });
+  }
 }
 
 /** The owner's retry-after (its 503 PARTITION_MOVING, 429), passed on. */

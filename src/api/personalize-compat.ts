@@ -57,6 +57,12 @@ export interface PersonalizeCompatOptions {
   codecs: Parameters<typeof prepareItems>[1] & Parameters<typeof prepareUsers>[1];
   bodyLimit: number;
   now: () => number;
+  /**
+   * Asks the owner of a user's partition (another instance) through its /v1 route (src/api/forward.ts
+   * `ownerAsker`): SigV4 signs the host and the exact body, so the request cannot be passed on as it
+   * came. Resolves undefined when this instance owns the user. Absent: answered here (one instance).
+   */
+  askOwner?: (userId: string, path: string, body: unknown) => Promise<unknown>;
 }
 
 // ---- Personalize's request shapes (every member of the 2018 models) ----
@@ -341,7 +347,8 @@ export async function registerPersonalizeCompat(base: FastifyInstance, o: Person
                   filterValues: promotion.filterValues,
                 },
               ];
-        answer = await g.query.recommendations({ userId: b.userId, numResults: n, filter, filterValues: b.filterValues, promotions });
+        const ask = { userId: b.userId, numResults: n, filter, filterValues: b.filterValues, promotions };
+        answer = ((await o.askOwner?.(b.userId, `/v1/groups/${request.params.group}/recommendations`, ask)) as Answer | undefined) ?? (await g.query.recommendations(ask));
       } else if (b.itemId !== undefined) {
         if (promotion !== undefined) throw new AppError('REQUEST_INVALID', 'promotions need a userId', { field: 'promotions' });
         answer = await g.query.related({ itemId: b.itemId, numResults: n, filter, filterValues: b.filterValues });
@@ -357,7 +364,8 @@ export async function registerPersonalizeCompat(base: FastifyInstance, o: Person
       arnName(b.campaignArn, 'campaignArn', ['campaign']);
       const filter = filterOf(b.filterArn, 'filterArn');
       if (b.filterValues !== undefined && filter === undefined) throw new AppError('FILTER_VALUES_INVALID', 'filterValues need a filterArn', { field: 'filterValues' });
-      const answer = await g.query.ranking({ userId: b.userId, inputList: b.inputList, filter, filterValues: b.filterValues });
+      const ask = { userId: b.userId, inputList: b.inputList, filter, filterValues: b.filterValues };
+      const answer = ((await o.askOwner?.(b.userId, `/v1/groups/${request.params.group}/personalized-ranking`, ask)) as Answer | undefined) ?? (await g.query.ranking(ask));
       return { personalizedRanking: await predicted(g, answer.itemList, b.metadataColumns, undefined), recommendationId: answer.recommendationId };
     });
 

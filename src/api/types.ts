@@ -52,6 +52,8 @@ export interface ApiDeps {
   auth?: { mode: 'keys' | 'off'; rootKey: string };
   /** Forwards a user's query to the owner of the user's partition when that is another instance (true: answered). */
   forward?: (request: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply, userId: string) => Promise<boolean>;
+  /** Asks the owner of a user's partition through its /v1 route (the Personalize mount, whose SigV4 requests cannot be passed on); undefined: this instance owns the user. */
+  askOwner?: (userId: string, path: string, body: unknown) => Promise<unknown>;
   /** What /metrics reports besides the HTTP histograms (processor, serving version, publisher, retrainer). */
   metrics?: MetricsSource;
   /** fastify's pino logger: false for none, or options such as `{ level: 'warn' }`. Default `{ level: 'info' }`. */

@@ -276,6 +276,11 @@ export class AppError extends Error {
   }
 }
 
+/** Whether `code` is one of the table's codes (an answer from another instance, say). */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_CODES, code);
+}
+
 export function isAppError(err: unknown, code?: ErrorCode): err is AppError {
   return err instanceof AppError && (code === undefined || err.code === code);
 }

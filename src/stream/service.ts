@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, kafkaSink, topicGroupDirectory, type GroupServices } from '../api/app.js';
-import { forwarder, peerRankings } from '../api/forward.js';
+import { forwarder, ownerAsker, peerRankings } from '../api/forward.js';
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
 import type { Admin } from '../kafka/kafkajs.js';
@@ -290,6 +290,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
     logger: o.apiLogger ?? false,
     served: { names: () => [group], get: (g) => (g === group ? services : undefined) },
     forward: forwarder({ owner: (userId) => processor.owner(userId), selfUrl: () => advertised }),
+    askOwner: ownerAsker({ owner: (userId) => processor.owner(userId), selfUrl: () => advertised, rootKey: config.api.rootKey }),
     groupAdmin: {
       list: async () => (await admin.listTopics()).filter((t) => t.endsWith('.interactions')).map((t) => t.slice(0, -'.interactions'.length)).sort(),
       create: (g) => applyTopics(admin, g, config),
