@@ -24,6 +24,7 @@ import { TrainingStopped, type TrainHooks, type TrainingMetadata } from '../reci
 import type { InteractionFields } from '../state/apply.js';
 import { workerScript } from '../util/worker.js';
 import type { HpoWorkerInput, HpoWorkerReply, HpoWorkerRequest } from './hpo-worker.js';
+import { chooseFeatures, type FeatureChoice } from './feature-choice.js';
 import { recipeNamed } from './recipes.js';
 import { SEEN_ITEMS_PER_USER } from './seen.js';
 import { VALIDATION_USERS, validationScore, validationSplit, type ValidationContext } from './validation.js';
@@ -181,6 +182,8 @@ export interface HpoReport {
   validation: { interactions: number; users: number };
   /** Parameters the user set (not searched). */
   fixed: Record<string, unknown>;
+  /** hrnn-metadata without `features` given: the feature choice made once, before the trials, and fixed for all of them. */
+  features?: FeatureChoice;
   searched: string[];
   trials: HpoTrial[];
   chosen: { trial: number; params: Record<string, unknown>; epochs?: number; ndcg10: number; hr10: number };
@@ -220,7 +223,12 @@ export async function searchParams(recipe: string, trainPart: readonly Interacti
   const start = now();
   const deadline = start + o.budgetMs;
   const seed = o.seed ?? 42;
-  const fixed = o.fixed ?? {};
+  const userFixed = o.fixed ?? {};
+  // hrnn-metadata's features: 'auto' would make every trial up to 7 trainings: they are chosen once,
+  // first (the user's fixed parameters, else the defaults; the train part's validation split, as
+  // trainAndEvaluate chooses), and fixed for every trial.
+  const features = recipe === 'hrnn-metadata' && (userFixed.features === undefined || userFixed.features === 'auto') ? await chooseFeaturesWithin(trainPart, userFixed, o, seed, () => now() >= deadline) : undefined;
+  const fixed = features ? { ...userFixed, features: features.used } : userFixed;
   const searched = Object.keys(space).filter((k) => !(k in fixed));
   const random = prng(seed);
 
@@ -326,12 +334,28 @@ export async function searchParams(recipe: string, trainPart: readonly Interacti
       maxTrials,
       stoppedBy,
       validation: { interactions: split.train.length, users: split.tests.length },
-      fixed,
+      fixed: userFixed,
+      ...(features ? { features } : {}),
       searched,
       trials,
       chosen: { trial: t.trial, params, ...(r.epochs !== undefined ? { epochs: r.epochs } : {}), ndcg10: r.ndcg10, hr10: r.hr10 },
     },
   };
+}
+
+/** hrnn-metadata's feature choice, within the search's budget (a budget too small for it is named). */
+async function chooseFeaturesWithin(trainPart: readonly InteractionFields[], fixed: Record<string, unknown>, o: HpoOptions, seed: number, shouldStop: () => boolean): Promise<FeatureChoice> {
+  try {
+    return await chooseFeatures(
+      trainPart,
+      { ...fixed, features: 'auto' },
+      { excludeSeen: o.excludeSeen, seenBound: o.seenBound ?? SEEN_ITEMS_PER_USER, ...(o.metadata ? { metadata: o.metadata } : {}), hooks: { shouldStop }, seed },
+      recipeNamed('hrnn-metadata'),
+    );
+  } catch (err) {
+    if (!(err instanceof TrainingStopped)) throw err;
+    throw new AppError('INVALID_ARGUMENT', `hyperparameter search: the budget of ${o.budgetMs} ms ended while choosing hrnn-metadata's features (before any trial); give a larger budget, or fix params.features`, { field: 'hpo.budgetMs' });
+  }
 }
 
 /** A trial stopped because its thread was ended at the budget. */

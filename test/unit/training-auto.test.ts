@@ -4,6 +4,7 @@ import { initBackend } from '../../src/model/backend.js';
 import { hrnnMetadata, HrnnModel, type HrnnJSON } from '../../src/recipes/hrnn.js';
 import type { InteractionFields } from '../../src/state/apply.js';
 import { chooseRecipe, featureCandidates, featureGroups } from '../../src/training/auto.js';
+import { searchParams } from '../../src/training/hpo.js';
 import { leaveOneOutSplit } from '../../src/training/split.js';
 import { trainAndEvaluate } from '../../src/training/train.js';
 import { recipeNamed } from '../../src/training/recipes.js';
@@ -56,6 +57,29 @@ describe('feature groups and candidates', () => {
     ]);
     expect(featureCandidates(groups.filter((g) => g.distinct < 2))).toEqual([]);
   });
+});
+
+describe("hrnn-metadata's features under a hyperparameter search", () => {
+  it('are chosen once, before the trials, and fixed for all of them; given features are not chosen again', async () => {
+    const events = contextData(1, false);
+    const trainPart = leaveOneOutSplit(events).train;
+    const fixed = { hiddenSize: 16, batchSize: 32, negatives: 64, workers: 1 };
+    const { params, report } = await searchParams('hrnn-metadata', trainPart, { budgetMs: 120_000, maxTrials: 3, seed: 2, fixed, excludeSeen: false, rungs: [1, 2] });
+    expect(report.features?.requested).toBe('auto');
+    expect(report.features?.table?.map((r) => r.features)).toEqual([[], ['context.noise']]);
+    const table = report.features!.table!;
+    const best = table.reduce((a, b) => (b.ndcg10 > a.ndcg10 ? b : a));
+    expect(report.features!.used).toEqual(best.features);
+    expect(report.fixed).toEqual(fixed);
+    expect(report.searched).not.toContain('features');
+    // Every trial trained with that set (the trials' params hold only what was searched).
+    expect(params.features).toEqual(best.features);
+    for (const t of report.trials) expect(t.params).not.toHaveProperty('features');
+
+    const given = await searchParams('hrnn-metadata', trainPart, { budgetMs: 120_000, maxTrials: 1, seed: 2, fixed: { ...fixed, features: ['context.noise'] }, excludeSeen: false, rungs: [1, 2] });
+    expect(given.report.features).toBeUndefined();
+    expect(given.params.features).toEqual(['context.noise']);
+  }, 60_000);
 });
 
 describe("hrnn-metadata's features: 'auto'", () => {
