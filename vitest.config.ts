@@ -8,6 +8,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // A guard against hangs, not a speed target (those live in bench/): small trainings took
+          // over vitest's default 5 s on a machine loaded 15+.
+          testTimeout: 30_000,
         },
       },
       {
