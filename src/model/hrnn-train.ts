@@ -1008,15 +1008,22 @@ export function trainLoop(data: EncodedData, params: HrnnTrainParams, arrays: Tr
       lossSteps++;
       stepNo++;
       if (onProgress && stepNo % 50 === 0) {
-        onProgress({
-          epoch,
-          epochs: p.epochs,
-          step: stepNo,
-          done: targets,
-          total: perEpoch * p.epochs,
-          loss: lossSum / lossSteps,
-          eventsPerSecond: targets / ((performance.now() - t0) / 1000),
-        });
+        try {
+          onProgress({
+            epoch,
+            epochs: p.epochs,
+            step: stepNo,
+            done: targets,
+            total: perEpoch * p.epochs,
+            loss: lossSum / lossSteps,
+            eventsPerSecond: targets / ((performance.now() - t0) / 1000),
+          });
+        } catch (err) {
+          // The hook stops the training (TrainingStopped at a search's budget): the run's constant tensors go with it.
+          diag?.dispose();
+          head?.dispose();
+          throw err;
+        }
       }
     }
     lossByEpoch.push(lossSteps ? lossSum / lossSteps : 0);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { syntheticInteractions } from '../../src/data/synthetic.js';
+import { tf } from '../../src/model/backend.js';
 import { hrnn } from '../../src/recipes/hrnn.js';
 import { TrainingStopped } from '../../src/recipes/types.js';
 import { choose, nextPromotion, parseBudget, rangesMarkdown, rungEpochs, sampleRange, searchParams, SEARCH_SPACES, trialTable, type HpoTrial, type RungResult } from '../../src/training/hpo.js';
@@ -163,6 +164,20 @@ describe('searchParams', () => {
     // Nothing finishes 200 epochs in 0.8 s: the search says so by name.
     expect(report).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'hpo.budgetMs' });
     expect(performance.now() - t0).toBeLessThan(5000);
+  });
+
+  it('a stopped training leaves no tensors behind (both losses)', async () => {
+    const stopAt = (n: number) => {
+      let calls = 0;
+      return { shouldStop: () => ++calls > n };
+    };
+    for (const loss of ['cross-entropy', 'bpr-max'] as const) {
+      const params = { hiddenSize: 8, negatives: 32, epochs: 50, workers: 1, batchSize: 8, loss };
+      await expect(hrnn.train(rows, params, stopAt(1))).rejects.toBeInstanceOf(TrainingStopped);
+      const before = tf.memory().numTensors;
+      await expect(hrnn.train(rows, params, stopAt(2))).rejects.toBeInstanceOf(TrainingStopped);
+      expect(tf.memory().numTensors, loss).toBe(before);
+    }
   });
 });
 
