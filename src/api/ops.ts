@@ -27,6 +27,7 @@ const TAGS: [string, string][] = [
   ['deployments', 'The campaign: which version serves'],
   ['api keys', 'API keys of a dataset group'],
   ['groups', 'Dataset groups'],
+  ['metrics', 'Online metrics per served version: attribution of events to the answers they cite'],
   ['inspection', "What a group holds now: a user's stored events, the latest dead letters, the instances and their partitions"],
   ['operations', 'Liveness, readiness, metrics, this document'],
 ];

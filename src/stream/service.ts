@@ -6,6 +6,9 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, kafkaSink, topicGroupDirectory, type GroupServices } from '../api/app.js';
 import { forwarder, peerRankings } from '../api/forward.js';
+import { peerPartitionCounts } from '../api/online-routes.js';
+import { GroupOnlineMetrics, readCounts } from './attribution.js';
+import { versionTag } from '../serving/recommendation-id.js';
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
 import type { Admin } from '../kafka/kafkajs.js';
@@ -232,6 +235,13 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
       },
       instances: () => describeInstances({ admin, consumerGroup: processorGroupId(group), topic: topicName(group, 'interactions'), selfUrl: advertised }),
     },
+    online: new GroupOnlineMetrics({
+      local: () => processor.readOwned(async (store, partition) => ({ partition, rows: await readCounts(store) })),
+      peers: peerPartitionCounts({ group, rootKey: config.api.rootKey, peers: () => processor.ownerUrls().filter((u) => u !== advertised), log: o.log }),
+      versions: () => [...versions.catalog.list().map((v) => v.version), ...(versions.announced ? [versions.announced.version, ...versions.announced.previous] : [])],
+      tagOf: versionTag,
+      partitions: () => processor.partitionCount(),
+    }),
     query,
     resources: resources.resources,
     deployment: {
