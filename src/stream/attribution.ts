@@ -251,6 +251,11 @@ export class GroupOnlineMetrics implements OnlineMetricsReader {
   async rows(): Promise<ResolvedRow[]> {
     return (await this.read()).rows;
   }
+
+  /** This instance's partitions only, summed and resolved (what its Prometheus counters show: summing them over instances gives the group's). */
+  async localRows(): Promise<ResolvedRow[]> {
+    return combine(await this.o.local(), 0, this.o.versions(), this.o.tagOf).rows;
+  }
 }
 
 /** Partitions' counts (a partition named twice is taken once, the first time) summed and resolved. */

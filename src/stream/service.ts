@@ -205,6 +205,13 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   };
   const live = new LiveFeeds({ kafka, admin, group, decode: (v) => codecs.Recommendation.decode(v), log: o.log, backoff: restartBackoff(config) });
   closers.push({ what: 'live feeds', close: () => live.stop() });
+  const online = new GroupOnlineMetrics({
+    local: () => processor.readOwned(async (store, partition) => ({ partition, rows: await readCounts(store) })),
+    peers: peerPartitionCounts({ group, rootKey: config.api.rootKey, peers: () => processor.ownerUrls().filter((u) => u !== advertised), log: o.log }),
+    versions: () => [...versions.catalog.list().map((v) => v.version), ...(versions.announced ? [versions.announced.version, ...versions.announced.previous] : [])],
+    tagOf: versionTag,
+    partitions: () => processor.partitionCount(),
+  });
   const deadLetterTopic = topicName(group, 'dead-letter');
   const services: GroupServices = {
     live,
@@ -235,13 +242,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
       },
       instances: () => describeInstances({ admin, consumerGroup: processorGroupId(group), topic: topicName(group, 'interactions'), selfUrl: advertised }),
     },
-    online: new GroupOnlineMetrics({
-      local: () => processor.readOwned(async (store, partition) => ({ partition, rows: await readCounts(store) })),
-      peers: peerPartitionCounts({ group, rootKey: config.api.rootKey, peers: () => processor.ownerUrls().filter((u) => u !== advertised), log: o.log }),
-      versions: () => [...versions.catalog.list().map((v) => v.version), ...(versions.announced ? [versions.announced.version, ...versions.announced.previous] : [])],
-      tagOf: versionTag,
-      partitions: () => processor.partitionCount(),
-    }),
+    online,
     query,
     resources: resources.resources,
     deployment: {
@@ -320,6 +321,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
         return v ? { version: v.version, recipe: v.model.recipe } : undefined;
       },
       ...(publisher ? { publisher: () => publisher.status() } : {}),
+      online: () => online.localRows(),
       retrainer: () => {
         const r = retrainer.status();
         return { trainings: r.trainings, failures: r.failed };

@@ -245,6 +245,18 @@ describe('attribution and online metrics per version', () => {
     );
     const fromB = await expectCounts(b.url);
     await expectCounts(a.url);
+    // Prometheus: each instance exports its own partitions' counts; summed, they are the group's.
+    const scraped = new Map<string, number>();
+    for (const url of [a.url, b.url]) {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      for (const m of text.matchAll(/^streamrec_attributed_events_total\{version="([^"]+)",arm="(\d+)",event_type="([^"]+)"\} (\d+)$/gm)) {
+        const k = `${m[1]}|${m[2]}|${m[3]}`;
+        scraped.set(k, (scraped.get(k) ?? 0) + Number(m[4]));
+      }
+    }
+    expect(Object.fromEntries([...scraped].sort(([x], [y]) => (x < y ? -1 : 1)))).toEqual(
+      Object.fromEntries(Object.entries(snapshot()).filter(([k]) => !k.startsWith('|')).map(([k, c]) => [k, c.events])),
+    );
     const local = await online(b.url, '?scope=local');
     expect(local.partitions.counted).toBeLessThan(config.topics.partitions);
     // Filters, and the CLI.

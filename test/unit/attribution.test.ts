@@ -198,3 +198,38 @@ describe('GET /v1/groups/:group/metrics/online', () => {
     expect(none.json().code).toBe('ROUTE_NOT_FOUND');
   });
 });
+
+describe('Prometheus counters', () => {
+  it('exports this instance\'s attributed and unattributed counts by version, arm and event type', async () => {
+    const config = loadConfig({ env: { STREAMREC_API_ROOT_KEY: 'root-key-for-the-online-tests' } });
+    let reads = 0;
+    const rows = resolveRows([row(versionTag(A), 1, 'click', 7, 3, 10.5), row(null, null, 'view', 4)], [A], versionTag);
+    const a = await buildApp({
+      config,
+      codecs: createCodecs(config),
+      sink: { send: async () => undefined },
+      groups: { has: async () => true },
+      status: () => ({ state: 'running', ready: true }),
+      logger: false,
+      metrics: {
+        online: async () => {
+          reads++;
+          return rows;
+        },
+      },
+    });
+    try {
+      const text = (await a.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(text).toContain(`streamrec_attributed_events_total{version="${A}",arm="1",event_type="click"} 7`);
+      expect(text).toContain(`streamrec_attributed_impression_events_total{version="${A}",arm="1",event_type="click"} 3`);
+      expect(text).toContain(`streamrec_attributed_impressed_items_total{version="${A}",arm="1",event_type="click"} 30`);
+      expect(text).toContain(`streamrec_attributed_value_total{version="${A}",arm="1",event_type="click"} 10.5`);
+      expect(text).toContain('streamrec_unattributed_events_total{event_type="view"} 4');
+      expect(text).toContain('# TYPE streamrec_attributed_events_total counter');
+      // One read of the rows per scrape, shared by the five counters.
+      expect(reads).toBe(1);
+    } finally {
+      await a.close();
+    }
+  });
+});
