@@ -206,11 +206,12 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   const live = new LiveFeeds({ kafka, admin, group, decode: (v) => codecs.Recommendation.decode(v), log: o.log, backoff: restartBackoff(config) });
   closers.push({ what: 'live feeds', close: () => live.stop() });
   const online = new GroupOnlineMetrics({
-    local: () => processor.readOwned(async (store, partition) => ({ partition, rows: await readCounts(store) })),
-    peers: peerPartitionCounts({ group, rootKey: config.api.rootKey, peers: () => processor.ownerUrls().filter((u) => u !== advertised), log: o.log }),
+    // Before the processor is made (the API listens first): no partition yet, all `missing`.
+    local: async () => (processor ? processor.readOwned(async (store, partition) => ({ partition, rows: await readCounts(store) })) : []),
+    peers: peerPartitionCounts({ group, rootKey: config.api.rootKey, peers: () => processor?.ownerUrls().filter((u) => u !== advertised) ?? [], log: o.log }),
     versions: () => [...versions.catalog.list().map((v) => v.version), ...(versions.announced ? [versions.announced.version, ...versions.announced.previous] : [])],
     tagOf: versionTag,
-    partitions: () => processor.partitionCount(),
+    partitions: () => processor?.partitionCount() ?? config.topics.partitions,
   });
   const deadLetterTopic = topicName(group, 'dead-letter');
   const services: GroupServices = {
