@@ -4,7 +4,7 @@
  * lists and EVENT_VALUE), cite foreign ids, a popular list's id, or nothing, sent over the HTTP
  * events route and by a raw Avro producer; GET .../metrics/online then counts exactly what was sent.
  * The counts survive, exactly once: a SIGKILL between the changelog transaction and the RocksDB
- * write, a restart, and partitions moving to a second instance with an empty state folder (restored
+ * write, one between that write and the offset commit, a restart, and partitions moving to a second instance with an empty state folder (restored
  * from the changelog), which both instances then sum (each partition once); `streamrec metrics
  * online` prints the same.
  */
@@ -209,26 +209,30 @@ describe('attribution and online metrics per version', () => {
     const summary = first.versions.find((v) => v.version === version && v.arm === 0)!;
     expect(summary.impressionEvents).toBeGreaterThan(0);
     expect(summary.clickThroughRate).toBeCloseTo(summary.clicks / summary.impressionEvents, 12);
-    const round2 = await cite(a.url, users);
+    let cited = await cite(a.url, users);
     await stopAll();
 
-    // 2. SIGKILL between the first batch's changelog transaction and its RocksDB write; then the rest.
-    const crashing = await start(1, { STREAMREC_FAILPOINT: 'after-changelog-commit:1' });
-    const exited = new Promise<NodeJS.Signals | null>((r) => crashing.child.once('exit', (_c, signal) => r(signal)));
-    const r2 = roundEvents(round2, 2);
-    const [firstUser, firstEvents] = [...r2.http][0]!;
-    r2.http.delete(firstUser);
-    await putEvents(crashing.url, firstUser, firstEvents);
-    expect(await exited).toBe('SIGKILL');
-    expect(crashing.output()).toContain('failpoint after-changelog-commit:1 reached');
-    children = [];
-    // The rest straight to the topic (the HTTP ones too: the service is down).
-    await produceRaw([...[...r2.http.values()].flat(), ...r2.raw]);
-    a = await start(1);
-    await expectCounts(a.url);
+    // 2. SIGKILL between the first batch's changelog transaction and its RocksDB write, then between
+    // that write and the offset commit; the rest of each round's events after the crash.
+    for (const [round, failpoint] of [[2, 'after-changelog-commit:1'], [3, 'after-state-write:1']] as const) {
+      const crashing = await start(1, { STREAMREC_FAILPOINT: failpoint });
+      const exited = new Promise<NodeJS.Signals | null>((r) => crashing.child.once('exit', (_c, signal) => r(signal)));
+      const r = roundEvents(cited, round);
+      const [firstUser, firstEvents] = [...r.http][0]!;
+      r.http.delete(firstUser);
+      await putEvents(crashing.url, firstUser, firstEvents);
+      expect(await exited).toBe('SIGKILL');
+      expect(crashing.output()).toContain(`failpoint ${failpoint} reached`);
+      children = [];
+      // The rest straight to the topic (the HTTP ones too: the service is down).
+      await produceRaw([...[...r.http.values()].flat(), ...r.raw]);
+      a = await start(1);
+      await expectCounts(a.url);
+      cited = await cite(a.url, users);
+      await stopAll();
+    }
 
     // 3. A plain restart: unchanged.
-    await stopAll();
     a = await start(1);
     await expectCounts(a.url);
 
