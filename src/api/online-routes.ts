@@ -2,7 +2,8 @@
  * `GET /v1/groups/:group/metrics/online` (scope `admin`): the group's online metrics per served
  * version (src/stream/attribution.ts counts them in the processor's state): one row per (version,
  * arm, event type) plus the unattributed events per type (version null), and per (version, arm)
- * the click-through rate of `clickType` (default `click`): its events over the events of any type
+ * the click-through rate of `clickType` (default `click`) and the conversion rate of
+ * `conversionType` (default `purchase`): their events over the events of any type
  * that carried an impression list.
  *
  * The counts are per input partition; each instance reads the partitions it owns and asks the
@@ -71,6 +72,8 @@ const SummarySchema = Type.Object({
   impressedItems: Type.Integer(),
   clicks: Type.Integer({ description: 'Attributed events of type clickType.' }),
   clickThroughRate: Nullable(Type.Number({ description: 'clicks / impressionEvents; null without impression events.' })),
+  conversions: Type.Integer({ description: 'Attributed events of type conversionType.' }),
+  conversionRate: Nullable(Type.Number({ description: 'conversions / impressionEvents; null without impression events.' })),
   valueSum: Type.Number(),
   valueCount: Type.Integer(),
 });
@@ -78,13 +81,14 @@ const OnlineBody = Type.Object({
   group: Type.String(),
   scope: Type.String(),
   clickType: Type.String(),
+  conversionType: Type.String(),
   partitions: Type.Object({
     total: Type.Integer(),
     counted: Type.Integer({ description: 'Partitions whose counts are in the rows.' }),
     missing: Type.Array(Type.Integer(), { description: 'Partitions no instance answered for (being moved, an instance down): the rows are partial.' }),
   }),
   rows: Type.Array(RowSchema),
-  versions: Type.Array(SummarySchema, { description: 'Per (version, arm): totals and the click-through rate of clickType.' }),
+  versions: Type.Array(SummarySchema, { description: 'Per (version, arm): totals, the click-through rate of clickType and the conversion rate of conversionType.' }),
   byPartition: Type.Optional(Type.Array(Type.Object({ partition: Type.Integer(), rows: Type.Array(TaggedRowSchema) }), { description: 'scope=local only: each owned partition\'s counts.' })),
 });
 const OnlineQuery = Type.Object(
@@ -92,6 +96,7 @@ const OnlineQuery = Type.Object(
     version: Type.Optional(IdString({ description: 'Only the rows of this version (tag:<tag> for an unresolved tag).' })),
     eventType: Type.Optional(IdString({ description: 'Only the rows of this event type.' })),
     clickType: Type.Optional(IdString({ description: "The event type counted as a click for the click-through rate; default 'click'." })),
+    conversionType: Type.Optional(IdString({ description: "The event type counted as a conversion for the conversion rate; default 'purchase'." })),
     scope: Type.Optional(Type.Union([Type.Literal('group'), Type.Literal('local')], { description: "group (default): every partition of the group; local: this instance's partitions (what instances ask each other)" })),
   },
   { additionalProperties: false },
@@ -124,18 +129,18 @@ export function registerOnlineMetricsRoute(base: FastifyInstance, o: OnlineRoute
     },
     async (request) => {
       const { group } = request.params;
-      const { version, eventType, clickType = 'click', scope = 'group' } = request.query;
+      const { version, eventType, clickType = 'click', conversionType = 'purchase', scope = 'group' } = request.query;
       const online = o.group(group).online;
       if (!online?.read || !online.local) throw new AppError('ROUTE_NOT_FOUND', 'this instance has no online metrics (it runs without Kafka)');
       if (scope === 'local') {
         const byPartition = await online.local();
         const read = combine(byPartition, byPartition.length, [], () => '');
         // Unresolved here: the asking instance resolves the tags with the versions it knows.
-        return { group, scope, clickType, partitions: { ...read.partitions, missing: [] }, rows: [], versions: [], byPartition };
+        return { group, scope, clickType, conversionType, partitions: { ...read.partitions, missing: [] }, rows: [], versions: [], byPartition };
       }
       const read = await online.read();
       const rows = filterRows(read.rows, { version, eventType });
-      return { group, scope, clickType, partitions: read.partitions, rows, versions: summarize(filterRows(read.rows, { version }), clickType) };
+      return { group, scope, clickType, conversionType, partitions: read.partitions, rows, versions: summarize(filterRows(read.rows, { version }), clickType, conversionType) };
     },
   );
 }

@@ -166,7 +166,7 @@ function cmp<T extends string | number>(a: T, b: T): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The per-(version, arm) summary the metrics route derives: the click-through rate of `clickType`. */
+/** The per-(version, arm) summary the metrics route derives: the rates of `clickType` and `conversionType` over the impression events. */
 export interface VersionSummary {
   version: string;
   arm: number;
@@ -180,27 +180,35 @@ export interface VersionSummary {
   clicks: number;
   /** clicks / impressionEvents; null without impression events. */
   clickThroughRate: number | null;
+  /** Events of type `conversionType`. */
+  conversions: number;
+  /** conversions / impressionEvents; null without impression events. */
+  conversionRate: number | null;
   /** EVENT_VALUE summed over events of any type. */
   valueSum: number;
   valueCount: number;
 }
 
-/** Per (version, arm): totals over event types, the clicks of `clickType` and their rate over the impression events. */
-export function summarize(rows: readonly ResolvedRow[], clickType: string): VersionSummary[] {
+/** Per (version, arm): totals over event types, the events of `clickType` and `conversionType` and their rates over the impression events. */
+export function summarize(rows: readonly ResolvedRow[], clickType: string, conversionType = 'purchase'): VersionSummary[] {
   const out = new Map<string, VersionSummary>();
   for (const r of rows) {
     if (r.version === null || r.versionTag === null || r.arm === null) continue;
     const k = `${r.version}\u0000${r.arm}`;
     let s = out.get(k);
-    if (!s) out.set(k, (s = { version: r.version, arm: r.arm, versionTag: r.versionTag, events: 0, impressionEvents: 0, impressedItems: 0, clicks: 0, clickThroughRate: null, valueSum: 0, valueCount: 0 }));
+    if (!s) out.set(k, (s = { version: r.version, arm: r.arm, versionTag: r.versionTag, events: 0, impressionEvents: 0, impressedItems: 0, clicks: 0, clickThroughRate: null, conversions: 0, conversionRate: null, valueSum: 0, valueCount: 0 }));
     s.events += r.events;
     s.impressionEvents += r.impressionEvents;
     s.impressedItems += r.impressedItems;
     s.valueSum += r.valueSum;
     s.valueCount += r.valueCount;
     if (r.eventType === clickType) s.clicks += r.events;
+    if (r.eventType === conversionType) s.conversions += r.events;
   }
-  for (const s of out.values()) s.clickThroughRate = s.impressionEvents > 0 ? s.clicks / s.impressionEvents : null;
+  for (const s of out.values()) {
+    s.clickThroughRate = s.impressionEvents > 0 ? s.clicks / s.impressionEvents : null;
+    s.conversionRate = s.impressionEvents > 0 ? s.conversions / s.impressionEvents : null;
+  }
   return [...out.values()];
 }
 

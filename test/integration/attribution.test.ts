@@ -63,7 +63,7 @@ interface Row extends Counts {
 interface OnlineAnswer {
   partitions: { total: number; counted: number; missing: number[] };
   rows: Row[];
-  versions: { version: string; arm: number; clicks: number; impressionEvents: number; clickThroughRate: number | null }[];
+  versions: { version: string; arm: number; clicks: number; impressionEvents: number; clickThroughRate: number | null; conversions: number; conversionRate: number | null }[];
 }
 const asMap = (rows: Row[]) =>
   Object.fromEntries(
@@ -209,6 +209,8 @@ describe('attribution and online metrics per version', () => {
     const summary = first.versions.find((v) => v.version === version && v.arm === 0)!;
     expect(summary.impressionEvents).toBeGreaterThan(0);
     expect(summary.clickThroughRate).toBeCloseTo(summary.clicks / summary.impressionEvents, 12);
+    expect(summary.conversions).toBe(expected.get(`${version}|0|purchase`)!.events);
+    expect(summary.conversionRate).toBeCloseTo(summary.conversions / summary.impressionEvents, 12);
     let cited = await cite(a.url, users);
     await stopAll();
 

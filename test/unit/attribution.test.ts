@@ -118,8 +118,8 @@ describe('resolveRows, sumRows, summarize, combine', () => {
     expect(summed).toHaveLength(5);
     const s = summarize(resolveRows(summed, [A], versionTag), 'click');
     expect(s).toEqual([
-      { version: A, arm: 0, versionTag: tA, events: 24, impressionEvents: 20, impressedItems: 200, clicks: 3, clickThroughRate: 3 / 20, valueSum: 20, valueCount: 1 },
-      { version: A, arm: 1, versionTag: tA, events: 4, impressionEvents: 4, impressedItems: 40, clicks: 0, clickThroughRate: 0, valueSum: 0, valueCount: 0 },
+      { version: A, arm: 0, versionTag: tA, events: 24, impressionEvents: 20, impressedItems: 200, clicks: 3, clickThroughRate: 3 / 20, conversions: 1, conversionRate: 1 / 20, valueSum: 20, valueCount: 1 },
+      { version: A, arm: 1, versionTag: tA, events: 4, impressionEvents: 4, impressedItems: 40, clicks: 0, clickThroughRate: 0, conversions: 0, conversionRate: 0, valueSum: 0, valueCount: 0 },
     ]);
     expect(summarize(resolveRows([row(tA, 0, 'click', 3)], [A], versionTag), 'click')[0]!.clickThroughRate).toBeNull();
   });
@@ -170,12 +170,12 @@ describe('GET /v1/groups/:group/metrics/online', () => {
     expect(body.partitions).toEqual({ total: 2, counted: 2, missing: [] });
     expect(body.rows).toHaveLength(6);
     expect(body.versions).toEqual([
-      { version: A, arm: 0, versionTag: tA, events: 13, impressionEvents: 10, impressedItems: 100, clicks: 2, clickThroughRate: 0.2, valueSum: 12.5, valueCount: 1 },
-      { version: B, arm: 1, versionTag: tB, events: 8, impressionEvents: 5, impressedItems: 50, clicks: 3, clickThroughRate: 0.6, valueSum: 0, valueCount: 0 },
+      { version: A, arm: 0, versionTag: tA, events: 13, impressionEvents: 10, impressedItems: 100, clicks: 2, clickThroughRate: 0.2, conversions: 1, conversionRate: 0.1, valueSum: 12.5, valueCount: 1 },
+      { version: B, arm: 1, versionTag: tB, events: 8, impressionEvents: 5, impressedItems: 50, clicks: 3, clickThroughRate: 0.6, conversions: 0, conversionRate: 0, valueSum: 0, valueCount: 0 },
     ]);
-    const filtered = (await get(a, `?version=${B}&eventType=click&clickType=view`)).json();
+    const filtered = (await get(a, `?version=${B}&eventType=click&clickType=view&conversionType=click`)).json();
     expect(filtered.rows).toEqual([{ version: B, versionTag: tB, arm: 1, eventType: 'click', events: 3, impressionEvents: 0, impressedItems: 0, valueSum: 0, valueCount: 0 }]);
-    expect(filtered.versions).toMatchObject([{ version: B, clicks: 5, clickThroughRate: 1 }]);
+    expect(filtered.versions).toMatchObject([{ version: B, clicks: 5, clickThroughRate: 1, conversions: 3, conversionRate: 0.6 }]);
     const unattributed = (await get(a, '?eventType=click')).json();
     expect(unattributed.rows.filter((r: { version: string | null }) => r.version === null)).toMatchObject([{ events: 4 }]);
   });

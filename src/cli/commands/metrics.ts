@@ -14,6 +14,7 @@ import { fmt, note, say, type CliContext } from '../common.js';
 
 interface OnlineAnswer {
   clickType: string;
+  conversionType: string;
   partitions: { total: number; counted: number; missing: number[] };
   rows: ResolvedRow[];
   versions: VersionSummary[];
@@ -26,6 +27,7 @@ interface OnlineOptions {
   version?: string;
   eventType?: string;
   clickType?: string;
+  conversionType?: string;
   json?: boolean;
 }
 
@@ -34,13 +36,14 @@ export function registerMetricsCommands(program: Command, ctx: CliContext): void
     .command('metrics')
     .description("A group's metrics as a running service counts them")
     .command('online')
-    .description('Online metrics per served version (events citing its recommendationIds): impressions, clicks, click-through rate, EVENT_VALUE sums; over every partition of the group')
+    .description('Online metrics per served version (events citing its recommendationIds): impressions, clicks, click-through rate, conversions, EVENT_VALUE sums; over every partition of the group')
     .requiredOption('-g, --group <name>', 'dataset group')
     .option('--url <url>', 'the API of any instance of the group (default: api.advertisedUrl, else http://127.0.0.1:<api.port>)')
     .option('--api-key <key>', 'an admin key of the group (default: api.rootKey, else <state.dir>/root-key)')
     .option('--version <version>', 'only this version')
     .option('--event-type <type>', 'only this event type (rows)')
     .option('--click-type <type>', 'the event type counted as a click', 'click')
+    .option('--conversion-type <type>', 'the event type counted as a conversion', 'purchase')
     .option('--json', 'print the answer as JSON')
     .action(async (opts: OnlineOptions) => {
       const c = ctx.config();
@@ -52,9 +55,9 @@ export function registerMetricsCommands(program: Command, ctx: CliContext): void
       }
       const p = answer.partitions;
       if (p.missing.length > 0) note(`partial: partitions ${p.missing.join(', ')} of ${p.total} were not counted (being moved, or an instance did not answer)`);
-      say(`version\tarm\tevents\timpressionEvents\timpressedItems\t${answer.clickType}\tCTR\tvalueSum`);
+      say(`version\tarm\tevents\timpressionEvents\timpressedItems\t${answer.clickType}\tCTR\t${answer.conversionType}\tconversionRate\tvalueSum`);
       for (const v of answer.versions) {
-        say(`${v.version}\t${v.arm}\t${v.events}\t${v.impressionEvents}\t${v.impressedItems}\t${v.clicks}\t${v.clickThroughRate === null ? '-' : fmt(v.clickThroughRate)}\t${fmt(v.valueSum)}`);
+        say(`${v.version}\t${v.arm}\t${v.events}\t${v.impressionEvents}\t${v.impressedItems}\t${v.clicks}\t${rate(v.clickThroughRate)}\t${v.conversions}\t${rate(v.conversionRate)}\t${fmt(v.valueSum)}`);
       }
       say('');
       say('version\tarm\teventType\tevents\timpressionEvents\timpressedItems\tvalueSum\tvalueCount');
@@ -70,6 +73,7 @@ async function fetchOnline(c: Readonly<Config>, group: string, opts: OnlineOptio
   if (opts.version !== undefined) query.set('version', opts.version);
   if (opts.eventType !== undefined) query.set('eventType', opts.eventType);
   if (opts.clickType !== undefined) query.set('clickType', opts.clickType);
+  if (opts.conversionType !== undefined) query.set('conversionType', opts.conversionType);
   const url = new URL(`/v1/groups/${encodeURIComponent(group)}/metrics/online?${query}`, base);
   let res: Response;
   try {
@@ -84,6 +88,8 @@ async function fetchOnline(c: Readonly<Config>, group: string, opts: OnlineOptio
   }
   return body;
 }
+
+const rate = (r: number | null): string => (r === null ? '-' : fmt(r));
 
 /** The root key a local service generated (without creating one). */
 function rootKeyIfAny(stateDir: string): string | undefined {
