@@ -25,9 +25,9 @@ import type { Interaction } from '../serde/avro.js';
 import { parseRecommendationId } from '../serving/recommendation-id.js';
 import type { KeyValueStore, WriteOp } from '../state/store.js';
 import { ATTRIBUTION_PREFIX, countsCodec, zeroCounts, type Counts } from '../state/online-counts.js';
+import type { OnlineMetricRow, OnlineMetricsSource } from './online-metrics.js';
 
 export { ATTRIBUTION_PREFIX, countsCodec, type Counts } from '../state/online-counts.js';
-import type { OnlineMetricRow, OnlineMetricsSource } from './online-metrics.js';
 
 const ATTRIBUTED = `${ATTRIBUTION_PREFIX}a/`;
 const UNATTRIBUTED = `${ATTRIBUTION_PREFIX}n/`;
