@@ -28,6 +28,9 @@
  *   BENCH_FRESHNESS_SECONDS  how long it offers them (default 20)
  *   BENCH_FRESHNESS=0        skip the freshness run; BENCH_MISROUTED=0 skip the misrouted run
  *   STREAMREC_KAFKA_DIR      the local broker's folder (default .streamrec/bench-kafka)
+ *   BENCH_ATTRIBUTED         share of events (0-1, default 0) that cite a recommendationId of a
+ *                            version (one of 2, arms 0/1) with a 10-item impression: the
+ *                            attribution counters' path (src/stream/attribution.ts)
  *   BENCH_DEBUG=1            the processor's debug log on stderr
  *   BENCH_CPU_PROF=dir       each child writes a V8 CPU profile (<mode>-<time>.cpuprofile) there
  *
@@ -55,6 +58,7 @@ import { initWeights, weightsView } from '../src/model/hrnn-train.js';
 import { HRNN_DEFAULTS, HrnnModel, hrnnParams } from '../src/recipes/hrnn.js';
 import { createCodecs, interaction } from '../src/serde/avro.js';
 import { ServingModel } from '../src/serving/served-model.js';
+import { mintRecommendationId } from '../src/serving/recommendation-id.js';
 import { openRocksStore } from '../src/state/rocksdb-store.js';
 import { partitionStoreDir, StreamProcessor } from '../src/stream/processor.js';
 import { startService } from '../src/stream/service.js';
@@ -292,7 +296,10 @@ async function main(): Promise<void> {
   };
   let bytes = 0;
   const tp = Date.now();
-  for (const e of syntheticInteractions({ seed: 1, users: USERS, items: ITEMS, events: N })) {
+  const attributed = Number(process.env.BENCH_ATTRIBUTED ?? 0);
+  const cite = prng(3);
+  for (const plain of syntheticInteractions({ seed: 1, users: USERS, items: ITEMS, events: N })) {
+    const e = attributed > 0 && cite() < attributed ? { ...plain, RECOMMENDATION_ID: mintRecommendationId(cite() < 0.5 ? 'bench-a' : 'bench-b', cite() < 0.5 ? 0 : 1), IMPRESSION: Array.from({ length: 10 }, (_, i) => `i${i}`) } : plain;
     const value = codecs.Interaction.encode(e);
     bytes += value.length;
     batch.push({ key: e.USER_ID, value });

@@ -20,6 +20,7 @@ import rateLimit from '@fastify/rate-limit';
 import { fastifySSE } from '@fastify/sse';
 import { registerLiveRoutes } from './live-routes.js';
 import { registerInspectRoutes, registerItemRoute } from './inspect-routes.js';
+import { registerOnlineMetricsRoute } from './online-routes.js';
 import { registerAuth } from './auth.js';
 import { registerQueryRoutes } from './query-routes.js';
 import { registerPersonalizeCompat } from './personalize-compat.js';
@@ -273,6 +274,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     registerResourceRoutes(base, { group, served: () => served.names(), groupAdmin: deps.groupAdmin, preValidation: knownGroup });
     registerInspectRoutes(base, { group, preValidation: knownGroup, ...(deps.forward ? { forward: deps.forward } : {}) });
     registerItemRoute(base, { group, preValidation: knownGroup });
+    registerOnlineMetricsRoute(base, { group, preValidation: knownGroup });
     // Server-sent events; heartbeats well inside api.connectionTimeoutMs (an idle socket is closed after it).
     await base.register(fastifySSE, { heartbeatInterval: 0 });
     registerLiveRoutes(base, { group, preValidation: knownGroup, heartbeatMs: Math.max(1000, Math.min(15_000, Math.floor(connectionTimeoutMs / 3))) });

@@ -11,6 +11,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { packagePath } from '../util/paths.js';
 import { Type } from '@sinclair/typebox';
 import { DOC, ErrorBody, JSON_PARAM } from './schemas.js';
+import type { OnlineMetricRow } from '../stream/online-metrics.js';
 
 /** The document's tags, one per resource (as Personalize's API reference groups its operations), in this order. */
 const TAGS: [string, string][] = [
@@ -27,6 +28,7 @@ const TAGS: [string, string][] = [
   ['deployments', 'The campaign: which version serves'],
   ['api keys', 'API keys of a dataset group'],
   ['groups', 'Dataset groups'],
+  ['metrics', 'Online metrics per served version: attribution of events to the answers they cite'],
   ['inspection', "What a group holds now: a user's stored events, the latest dead letters, the instances and their partitions"],
   ['operations', 'Liveness, readiness, metrics, this document'],
 ];
@@ -140,6 +142,8 @@ export interface MetricsSource {
   serving?: () => { version: string; recipe: string } | undefined;
   publisher?: () => { published: number; throttled: number; skipped: number; failed: number };
   retrainer?: () => { trainings: number; failures: number } | undefined;
+  /** Online metrics of this instance's partitions (src/stream/attribution.ts): rows by version, arm and event type; version null: unattributed. */
+  online?: () => Promise<readonly OnlineMetricRow[]>;
 }
 
 /** Latency buckets (seconds) for an API whose requests mostly take well under 10 ms. */
@@ -292,6 +296,50 @@ export function registerMetrics(app: FastifyInstance, source: MetricsSource): vo
   if (retrainer) {
     totalOf('trainings_total', 'Model versions trained by the retrainer.', () => read('retrainer counts', retrainer)?.trainings);
     totalOf('training_failures_total', 'Retrainings that failed.', () => read('retrainer counts', retrainer)?.failures);
+  }
+
+  const online = source.online;
+  if (online) {
+    /**
+     * Attribution counters of this instance's partitions, read once per scrape (shared by the
+     * counters below); a partition that moves takes its counts to its new owner's series.
+     */
+    let scrape: { at: number; rows: Promise<readonly OnlineMetricRow[] | undefined> } | undefined;
+    const rows = () => {
+      if (!scrape || performance.now() - scrape.at > 1000) {
+        scrape = {
+          at: performance.now(),
+          rows: online().catch((err: unknown) => {
+            app.log.warn({ err }, 'metrics: reading the online metrics failed');
+            return undefined;
+          }),
+        };
+      }
+      return scrape.rows;
+    };
+    const attributed = (name: string, help: string, value: (r: OnlineMetricRow) => number, which: 'attributed' | 'unattributed' = 'attributed'): void => {
+      new Counter({
+        name: `${p}${name}`,
+        help,
+        labelNames: which === 'attributed' ? (['version', 'arm', 'event_type'] as const) : (['event_type'] as const),
+        registers,
+        async collect() {
+          const all = await rows();
+          if (!all) return;
+          this.reset();
+          for (const r of all) {
+            if ((r.version === null) !== (which === 'unattributed')) continue;
+            const labels = r.version === null ? { event_type: r.eventType } : { version: r.version, arm: String(r.arm), event_type: r.eventType };
+            this.inc(labels, value(r));
+          }
+        },
+      });
+    };
+    attributed('attributed_events_total', 'Events citing a recommendationId of a model version, by version, arm and event type (this instance\'s partitions).', (r) => r.events);
+    attributed('attributed_impression_events_total', 'Of those, events that carried a non-empty impression list.', (r) => r.impressionEvents);
+    attributed('attributed_impressed_items_total', 'Items in those impression lists.', (r) => r.impressedItems);
+    attributed('attributed_value_total', 'EVENT_VALUE summed over those events (revenue).', (r) => r.valueSum);
+    attributed('unattributed_events_total', 'Events citing no recommendationId of a model version, by event type (this instance\'s partitions).', (r) => r.events, 'unattributed');
   }
 
   app.get(

@@ -11,6 +11,8 @@ import type { MetricsSource } from './ops.js';
 import type { LiveFeeds } from '../stream/live.js';
 import type { UserState } from '../state/model.js';
 import type { DeadLetterTail, Instances, ItemActivity } from './inspect.js';
+import type { OnlineMetricsSource } from '../stream/online-metrics.js';
+import type { OnlineMetricsReader } from '../stream/attribution.js';
 
 /** One Kafka record: the key (userId or itemId) and the encoded Avro value. */
 export interface SinkMessage {
@@ -76,6 +78,8 @@ export interface GroupServices {
   live?: Pick<LiveFeeds, 'lists' | 'events'>;
   /** What the inspection routes read (src/api/inspect-routes.ts); absent (tests' fakes): those routes answer 404 ROUTE_NOT_FOUND. */
   inspect?: GroupInspector;
+  /** Online metrics per version (src/stream/attribution.ts); `read`/`local` serve GET .../metrics/online. Absent without Kafka. */
+  online?: OnlineMetricsSource & Partial<Pick<OnlineMetricsReader, 'read' | 'local'>>;
 }
 
 /** A group's stored user events, dead letters and instances (src/api/inspect.ts). */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { openRocksStore } from './rocksdb-store.js';
 import { codecs, keys } from './model.js';
 import type { KeyValueStore } from './store.js';
+import { ATTRIBUTION_PREFIX, canonicalCounts } from './online-counts.js';
 
 /** Keys that say where the input was read to, not what the state is: reported apart, not digested. */
 const OFFSET_KEYS: Record<string, string> = { [keys.offset]: 'interactions', [keys.repartitionOffset]: 'interactions-repartition' };
@@ -13,7 +14,8 @@ const OFFSET_KEYS: Record<string, string> = { [keys.offset]: 'interactions', [ke
  * bytes. A user's own events are applied in their order, but records of different users of one
  * partition interleave differently when some came through the repartition topic: co-occurrence
  * partners are then listed in another order (sorted here), and the time-decayed trend, a float sum,
- * can differ in its last bits (rounded here to 6 significant digits).
+ * can differ in its last bits (rounded here to 6 significant digits), as can the online metrics'
+ * sum of EVENT_VALUE (rounded to 9: src/stream/attribution.ts).
  */
 export function canonicalValue(key: string, value: Buffer): Buffer {
   if (key.startsWith('c/')) {
@@ -25,6 +27,7 @@ export function canonicalValue(key: string, value: Buffer): Buffer {
     counts.trend = Number(counts.trend.toPrecision(6));
     return codecs.item.encode(counts);
   }
+  if (key.startsWith(ATTRIBUTION_PREFIX)) return canonicalCounts(value);
   return value;
 }
 

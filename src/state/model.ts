@@ -7,6 +7,7 @@
  * | `i/<itemId>`                 | ItemCounts   | distinct users, events, time-decayed count (trending)         |
  * | `c/<itemId>`                 | CoOccurrence | items co-occurring in users' histories (SIMS), bounded        |
  * | `h/<userId>`                 | HrnnUserState| the user's HRNN state under one model version (hrnn recipes)  |
+ * | `m/a/<tag>/<arm>/<type>`, `m/n/<type>` | Counts | online metrics per version tag (src/stream/attribution.ts) |
  * | `__offset`                   | Offset       | next input offset of this partition (in the same batch)      |
  * | `__offset.repartition`       | Offset       | next offset of the same partition of interactions-repartition |
  * | `__checkpoint`               | Offset       | changelog offset the local store reflects (local only)       |

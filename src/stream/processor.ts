@@ -67,6 +67,7 @@ import { chunksBySize, deadLetterRecord, decodeInteractionRecord } from './input
 import { silentLogger, type Logger } from '../util/log.js';
 import { BARRIER_KEY, replayChangelog, storeCheckpoint } from './changelog.js';
 import { StandbyTasks, type StandbyStatus } from './standby.js';
+import { attributionOps } from './attribution.js';
 
 export { changelogOps } from './changelog.js';
 
@@ -758,6 +759,8 @@ export class StreamProcessor {
       // the repartition topic has them), so the next fetch starts where the stored offset is.
       const nextOffset = Math.max(Number(lastOffset), Number(batch.lastOffset())) + 1;
       const ops: WriteOp[] = view.changes();
+      // Online metrics per version (src/stream/attribution.ts): one put per touched key, in this batch.
+      for (const op of await attributionOps(task.store, good)) ops.push(op);
       ops.push({ type: 'put', key: source === 'interactions' ? keys.offset : keys.repartitionOffset, value: stateCodecs.offset.encode(nextOffset) });
 
       const t2 = performance.now();
@@ -869,7 +872,7 @@ export class StreamProcessor {
    * The interactions topic's partition count: from the consumer's topic metadata, else from the
    * latest assignment's (the leader's metadata), else `topics.partitions` of the config.
    */
-  private partitionCount(): number {
+  partitionCount(): number {
     try {
       const n = this.cluster?.findTopicPartitionMetadata(this.topics.interactions).length ?? 0;
       if (n > 0) return n;
@@ -884,6 +887,11 @@ export class StreamProcessor {
     for (const task of this.ready.values()) {
       for await (const [key, value] of task.store.range({ prefix: 'i/' })) fn(key.slice(2), stateCodecs.item.decode(value));
     }
+  }
+
+  /** `read` of the store of each partition this instance owns (ready), with the partition. */
+  readOwned<T>(read: (store: KeyValueStore, partition: number) => Promise<T>): Promise<T[]> {
+    return Promise.all([...this.ready.values()].map((t) => read(t.store, t.partition)));
   }
 
   /** An item's counters in each partition this instance owns that counts it. */

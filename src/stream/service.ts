@@ -6,6 +6,9 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, kafkaSink, topicGroupDirectory, type GroupServices } from '../api/app.js';
 import { forwarder, ownerAsker, peerRankings } from '../api/forward.js';
+import { peerPartitionCounts } from '../api/online-routes.js';
+import { GroupOnlineMetrics, readCounts } from './attribution.js';
+import { versionTag } from '../serving/recommendation-id.js';
 import type { Config } from '../config/index.js';
 import { createKafka } from '../kafka/client.js';
 import type { Admin } from '../kafka/kafkajs.js';
@@ -202,6 +205,14 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   };
   const live = new LiveFeeds({ kafka, admin, group, decode: (v) => codecs.Recommendation.decode(v), log: o.log, backoff: restartBackoff(config) });
   closers.push({ what: 'live feeds', close: () => live.stop() });
+  const online = new GroupOnlineMetrics({
+    // Before the processor is made (the API listens first): no partition yet, all `missing`.
+    local: async () => (processor ? processor.readOwned(async (store, partition) => ({ partition, rows: await readCounts(store) })) : []),
+    peers: peerPartitionCounts({ group, rootKey: config.api.rootKey, peers: () => processor?.ownerUrls().filter((u) => u !== advertised) ?? [], log: o.log }),
+    versions: () => [...versions.catalog.list().map((v) => v.version), ...(versions.announced ? [versions.announced.version, ...versions.announced.previous] : [])],
+    tagOf: versionTag,
+    partitions: () => processor?.partitionCount() ?? config.topics.partitions,
+  });
   const deadLetterTopic = topicName(group, 'dead-letter');
   const services: GroupServices = {
     live,
@@ -232,6 +243,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
       },
       instances: () => describeInstances({ admin, consumerGroup: processorGroupId(group), topic: topicName(group, 'interactions'), selfUrl: advertised }),
     },
+    online,
     query,
     resources: resources.resources,
     deployment: {
@@ -311,6 +323,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
         return v ? { version: v.version, recipe: v.model.recipe } : undefined;
       },
       ...(publisher ? { publisher: () => publisher.status() } : {}),
+      online: () => online.localRows(),
       retrainer: () => {
         const r = retrainer.status();
         return { trainings: r.trainings, failures: r.failed };
