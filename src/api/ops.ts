@@ -27,6 +27,7 @@ const TAGS: [string, string][] = [
   ['deployments', 'The campaign: which version serves'],
   ['api keys', 'API keys of a dataset group'],
   ['groups', 'Dataset groups'],
+  ['deletion', "Deleting users everywhere (Personalize's data deletion jobs)"],
   ['inspection', "What a group holds now: a user's stored events, the latest dead letters, the instances and their partitions"],
   ['operations', 'Liveness, readiness, metrics, this document'],
 ];

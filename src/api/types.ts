@@ -11,6 +11,7 @@ import type { MetricsSource } from './ops.js';
 import type { LiveFeeds } from '../stream/live.js';
 import type { UserState } from '../state/model.js';
 import type { DeadLetterTail, Instances, ItemActivity } from './inspect.js';
+import type { DeletionAdmin } from '../stream/deletion-jobs.js';
 
 /** One Kafka record: the key (userId or itemId) and the encoded Avro value. */
 export interface SinkMessage {
@@ -74,6 +75,8 @@ export interface GroupServices {
   live?: Pick<LiveFeeds, 'lists' | 'events'>;
   /** What the inspection routes read (src/api/inspect-routes.ts); absent (tests' fakes): those routes answer 404 ROUTE_NOT_FOUND. */
   inspect?: GroupInspector;
+  /** Deleting users (src/stream/deletion-jobs.ts); absent without Kafka (tests): those routes answer 404 ROUTE_NOT_FOUND. */
+  deletions?: DeletionAdmin;
 }
 
 /** A group's stored user events, dead letters and instances (src/api/inspect.ts). */

@@ -67,6 +67,7 @@ import { chunksBySize, deadLetterRecord, decodeInteractionRecord } from './input
 import { silentLogger, type Logger } from '../util/log.js';
 import { BARRIER_KEY, replayChangelog, storeCheckpoint } from './changelog.js';
 import { StandbyTasks, type StandbyStatus } from './standby.js';
+import { applyDeletion, commandOrigin, parseDeleteCommand, type PendingDeletion, type TransactionRecords } from './deletion.js';
 
 export { changelogOps } from './changelog.js';
 
@@ -113,6 +114,8 @@ export interface ProcessorOptions {
    * need not read them back.
    */
   onApplied?: (users: ReadonlyMap<string, number>, states: () => ReadonlyMap<string, EncodedUserState>) => void;
+  /** Called after a batch that deleted a user (src/stream/deletion.ts) committed. */
+  onDeleted?: (userId: string) => void;
 }
 
 
@@ -142,6 +145,8 @@ export interface ProcessorStatus {
   batches: number;
   /** Records of other partitions' users forwarded to the repartition topic. */
   forwarded: number;
+  /** Users deleted (delete commands applied, src/stream/deletion.ts). */
+  deleted: number;
   /** Why the processor is `failed`, else null. */
   failure: string | null;
   /** The consumer's supervision: restarts, the latest crash. */
@@ -193,7 +198,7 @@ export class StreamProcessor {
   private readonly remote: RemoteStepper | undefined;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly topics: { interactions: string; repartition: string; changelog: string; deadLetter: string };
+  private readonly topics: { interactions: string; repartition: string; changelog: string; deadLetter: string; deletions: string; recommendations: string };
   /** The consumer, made again after a crash; `supervisor.current` is the one of the moment. */
   private supervisor: SupervisedConsumer | undefined;
   /** Reads the interactions topic's high watermarks (lag, reachability). */
@@ -222,7 +227,7 @@ export class StreamProcessor {
   private cluster: Cluster | undefined;
   /** The latest owner table the group's assignment carried (advertisedUrl only). */
   private owners: OwnersUpdate | undefined;
-  private counters = { applied: 0, deadLetters: 0, batches: 0, forwarded: 0 };
+  private counters = { applied: 0, deadLetters: 0, batches: 0, forwarded: 0, deleted: 0 };
   /** Standby stores of other instances' partitions (processor.standbyReplicas). */
   private readonly standby: StandbyTasks;
   /** This member's standby partitions in the latest assignment (v3), until GROUP_JOIN applies them. */
@@ -242,6 +247,8 @@ export class StreamProcessor {
       repartition: topicName(o.group, 'interactions-repartition'),
       changelog: topicName(o.group, 'changelog'),
       deadLetter: topicName(o.group, 'dead-letter'),
+      deletions: topicName(o.group, 'deletions'),
+      recommendations: topicName(o.group, 'recommendations'),
     };
     this.standby = new StandbyTasks({
       kafka: this.kafka,
@@ -706,7 +713,7 @@ export class StreamProcessor {
       this.log.warn({ partition: task.partition, topic: sourceTopic, from: stored(), to: fetched }, 'input records below the log start were deleted before they were applied');
       setStored(fetched);
     }
-    const fresh = batch.messages.filter((m) => Number(m.offset) >= stored());
+    let fresh = batch.messages.filter((m) => Number(m.offset) >= stored());
     if (fresh.length === 0) {
       const last = batch.messages[batch.messages.length - 1];
       if (last) resolveOffset(last.offset);
@@ -718,8 +725,17 @@ export class StreamProcessor {
     const forwards: Forward[] = [];
     const now = this.now();
     const partitions = this.partitionCount();
-    for (const m of fresh) {
-      const result = this.decode(m, now);
+    // A delete command of this partition's user ends the batch here: the events before it are
+    // applied, then it (src/stream/deletion.ts); the records after it come in the next fetch.
+    let deletion: PendingDeletion | undefined;
+    for (const [i, m] of fresh.entries()) {
+      const command = parseDeleteCommand(m);
+      if (command !== undefined && !(command instanceof AppError) && partitionOf(command.userId, partitions) === task.partition) {
+        deletion = { command, origin: commandOrigin(m, task.partition, source === 'repartition'), timestamp: Number(m.timestamp) };
+        fresh = fresh.slice(0, i + 1);
+        break;
+      }
+      const result = command === undefined ? this.decode(m, now) : command instanceof AppError ? command : ({ USER_ID: command.userId } as Interaction);
       if (result instanceof AppError) {
         dead.push({ message: m, err: result });
         continue;
@@ -753,17 +769,18 @@ export class StreamProcessor {
       // The HRNN steps first: a state to re-derive comes from the events before the batch.
       if (hrnn) await stepHrnnBatch(hrnn, { kernel: await hrnnStepKernel(hrnn.model, this.o.config.processor.hrnnStep), remote: this.remote }, view, good, newUsers, heartbeat, this.log);
       for (const e of good) applyInteraction(view, e, this.params);
+      const extra: TransactionRecords[] = deletion ? applyDeletion(view, deletion, this.topics, now) : [];
       const lastOffset = fresh[fresh.length - 1]!.offset;
       // Past the batch's trailing records that are not data (transaction markers, aborted records:
       // the repartition topic has them), so the next fetch starts where the stored offset is.
-      const nextOffset = Math.max(Number(lastOffset), Number(batch.lastOffset())) + 1;
+      const nextOffset = deletion ? Number(lastOffset) + 1 : Math.max(Number(lastOffset), Number(batch.lastOffset())) + 1;
       const ops: WriteOp[] = view.changes();
       ops.push({ type: 'put', key: source === 'interactions' ? keys.offset : keys.repartitionOffset, value: stateCodecs.offset.encode(nextOffset) });
 
       const t2 = performance.now();
       let lastChangelogOffset: number;
       try {
-        lastChangelogOffset = await this.commitTransaction(task, ops, dead, sourceTopic, batch.partition, forwards);
+        lastChangelogOffset = await this.commitTransaction(task, ops, dead, sourceTopic, batch.partition, forwards, extra);
       } catch (err) {
         if (isFenced(err)) {
           // Another instance owns the partition now; stay away from it until the next assignment,
@@ -789,6 +806,7 @@ export class StreamProcessor {
       view.keepIn(task.cache);
       const t4 = performance.now();
       setStored(nextOffset);
+      if (deletion) this.deleted(deletion.command.userId);
       if (this.o.onApplied && good.length > 0) {
         try {
           const users = new Map<string, number>();
@@ -915,6 +933,7 @@ export class StreamProcessor {
     sourceTopic: string,
     sourcePartition: number,
     forwards: Forward[] = [],
+    extra: TransactionRecords[] = [],
   ): Promise<number> {
     const txn = await task.producer.transaction();
     try {
@@ -931,11 +950,21 @@ export class StreamProcessor {
       // Raw key, value, timestamp and headers; in offset order, so a user's records that arrived
       // in one partition stay in order in the owning repartition partition.
       for (const messages of chunksBySize(forwards, CHANGELOG_CHUNK_BYTES, CHANGELOG_CHUNK_RECORDS)) await txn.send({ topic: this.topics.repartition, messages });
+      for (const { topic, messages } of extra) await txn.send({ topic, messages });
       await txn.commit();
       return last;
     } catch (err) {
       await txn.abort().catch(() => undefined);
       throw err;
+    }
+  }
+
+  private deleted(userId: string): void {
+    this.counters.deleted += 1;
+    try {
+      this.o.onDeleted?.(userId);
+    } catch (err) {
+      this.log.warn({ err, userId }, 'onDeleted failed (the deletion is applied)');
     }
   }
 
