@@ -16,6 +16,7 @@ import { registerTrainCommands } from './commands/train.js';
 import { registerStateCommands } from './commands/state.js';
 import { registerVersionsCommands } from './commands/versions.js';
 import { registerConfigCommand } from './commands/config.js';
+import { registerUsersCommands } from './commands/users.js';
 
 const program = new Command('streamrec')
   .description('Self-hosted streaming recommendations: Kafka in, RocksDB state, HRNN models, HTTP and Kafka out.')
@@ -36,6 +37,7 @@ registerImportCommand(program, ctx);
 registerTrainCommands(program, ctx); // train, evaluate, batch-infer
 registerStateCommands(program, ctx);
 registerVersionsCommands(program, ctx);
+registerUsersCommands(program, ctx);
 registerConfigCommand(program, ctx);
 
 try {

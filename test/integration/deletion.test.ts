@@ -5,7 +5,7 @@
  * of them, their metadata and recommendations keys are tombstoned, and a version trained afterwards
  * has none of their events — but a user who comes back after the deletion is kept.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -22,13 +22,14 @@ import { OP_HEADER } from '../../src/stream/deletion.js';
 import { startService, type Service } from '../../src/stream/service.js';
 import { readInteractions } from '../../src/training/stream-train.js';
 import { silentLogger } from '../../src/util/log.js';
-import { freshGroup, kafkaClients, rootHeaders, serviceEnv, until } from './helpers.js';
+import { freshGroup, kafkaClients, rootHeaders, runCli, serviceEnv, until } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const group = freshGroup('delete');
 const dir = mkdtempSync(join(tmpdir(), 'streamrec-delete-'));
 const GONE = 'gone-user-1';
 const BACK = 'back-user-1';
+const CLI_USER = 'cli-user-1';
 const envOf = (name: string) =>
   serviceEnv(brokers, join(dir, `state-${name}`), {
     STREAMREC_INSTANCE_ID: `del-${name}`,
@@ -92,10 +93,10 @@ beforeAll(async () => {
   const events = [...syntheticInteractions({ seed: 3, users: 60, items: 80, events: 1500, start: NOW - 5_000_000 })].map((e) => ({ key: e.USER_ID, value: codecs.Interaction.encode(e) }));
   synthetic = events.length;
   await sendEvents(events);
-  await sendEvents([GONE, BACK].flatMap((u) => Array.from({ length: 6 }, (_, k) => click(u, `i${k + 3}`, NOW - 4_000_000 + k * 1000))));
+  await sendEvents([GONE, BACK, CLI_USER].flatMap((u) => Array.from({ length: 6 }, (_, k) => click(u, `i${k + 3}`, NOW - 4_000_000 + k * 1000))));
   await producer.send({ topic: topicName(group, 'users'), messages: [GONE, BACK].map((u) => ({ key: u, value: codecs.User.encode({ USER_ID: u, METADATA: { SEGMENT: 'x' } } as never) })) });
   service = await start('a');
-  await until('all events applied', () => applied(service!) >= synthetic + 12, 120_000);
+  await until('all events applied', () => applied(service!) >= synthetic + 18, 120_000);
 }, 240_000);
 
 afterAll(async () => {
@@ -195,21 +196,39 @@ describe('deleting a user everywhere', () => {
     const rows = await readInteractions({ config, group, brokers: [brokers] }, 1_000_000);
     expect(rows.filter((e) => e.USER_ID === GONE)).toEqual([]);
     expect(rows.filter((e) => e.USER_ID === BACK).map((e) => e.ITEM_ID)).toEqual(['i-back']);
-    expect(rows.length).toBe(synthetic + 1);
+    expect(rows.length).toBe(synthetic + 7);
     const outcome = await s.retrainer.trainNow();
     const info = outcome!.info;
-    expect(info.data.events).toBe(synthetic + 1);
+    expect(info.data.events).toBe(synthetic + 7);
     const folder = s.registry.path(info.version);
     for (const f of readdirSync(folder, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())) {
       expect(readFileSync(join(f.parentPath, f.name)).includes(GONE), f.name).toBe(false);
     }
   }, 180_000);
 
+  it('the CLI deletes the users of a file and waits for the job; another command shows its status', async () => {
+    const file = join(dir, 'ids.txt');
+    writeFileSync(file, `# users to delete\n${CLI_USER}\n\n`);
+    const env = envOf('cli');
+    const out = await runCli(['users', 'delete', '--group', group, '--file', file, '--wait', '--json'], env);
+    expect(out.code, out.stderr).toBe(0);
+    const job = JSON.parse(out.stdout) as { id: string; status: string; deleted: number };
+    expect(job).toMatchObject({ status: 'completed', deleted: 1 });
+    expect(await service!.processor.userState(CLI_USER)).toBeUndefined();
+    const status = await runCli(['users', 'deletion-job', job.id, '--group', group, '--json'], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ id: job.id, status: 'completed', submitted: 1, deleted: 1 });
+    const bad = await runCli(['users', 'delete', '--group', group, '--file', join(dir, 'missing.txt')], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('INVALID_ARGUMENT');
+  }, 120_000);
+
   it('the store holds no trace of the deleted user, after a restart and on an instance that restores the partitions from the changelog', async () => {
     await service!.stop();
     service = undefined;
     const dirA = join(dir, 'state-a');
     expect(await traces(dirA, GONE)).toEqual([]);
+    expect(await traces(dirA, CLI_USER)).toEqual([]);
     expect((await digestGroupState(join(dirA, group))).keys).toBeGreaterThan(100);
 
     // Restart on the same stores.
