@@ -29,6 +29,10 @@
  *   carries the changed state (and the next input offset) to the changelog and the dead letters to
  *   their topic, and after it commits ONE RocksDB write batch stores the same changes, the input
  *   offset and the changelog checkpoint.
+ * A delete command (header `streamrec-op: delete-user`, src/stream/deletion.ts) of a user the
+ * partition owns ends its batch: the events before it are applied, then the user's keys are
+ * deleted (changelog tombstones), and the same transaction carries the user's recommendations
+ * tombstone and deletion record.
  * A crash between the two leaves the store behind the changelog; the next assignment catches up
  * from the changelog, so nothing is lost and nothing is counted twice.
  *
