@@ -815,6 +815,8 @@ export class StreamProcessor {
         try {
           const users = new Map<string, number>();
           for (const e of good) users.set(e.USER_ID, Math.max(users.get(e.USER_ID) ?? -Infinity, e.TIMESTAMP));
+          // A user deleted at the end of the batch has no state to publish or keep.
+          if (deletion) users.delete(deletion.command.userId);
           this.o.onApplied(users, () => committedStates(ops));
         } catch (err) {
           this.log.warn({ err, partition: task.partition }, 'onApplied failed (the batch is applied)');

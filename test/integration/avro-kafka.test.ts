@@ -60,7 +60,7 @@ describe('streamrec topics create', () => {
     });
 
     const second = await runCli(['topics', 'create', '--group', group, '--json'], env);
-    expect((JSON.parse(second.stdout) as { action: string }[]).map((r) => r.action)).toEqual(Array(10).fill('unchanged'));
+    expect((JSON.parse(second.stdout) as { action: string }[]).map((r) => r.action)).toEqual(Array(11).fill('unchanged'));
   });
 
   it('repairs drift: sets a changed config back and adds missing partitions, keeping configs set by others', async () => {
