@@ -18,7 +18,8 @@ import { applyTopics, topicName, topicOffsets } from '../../src/kafka/topics.js'
 import { createCodecs } from '../../src/serde/avro.js';
 import { digestGroupState } from '../../src/state/digest.js';
 import { openRocksStore } from '../../src/state/rocksdb-store.js';
-import { OP_HEADER } from '../../src/stream/deletion.js';
+import { deleteCommandRecord, OP_HEADER } from '../../src/stream/deletion.js';
+import { partitionOf } from '../../src/kafka/partition.js';
 import { startService, type Service } from '../../src/stream/service.js';
 import { readInteractions } from '../../src/training/stream-train.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -30,6 +31,7 @@ const dir = mkdtempSync(join(tmpdir(), 'streamrec-delete-'));
 const GONE = 'gone-user-1';
 const BACK = 'back-user-1';
 const CLI_USER = 'cli-user-1';
+const MOVED = 'moved-user-1';
 const envOf = (name: string) =>
   serviceEnv(brokers, join(dir, `state-${name}`), {
     STREAMREC_INSTANCE_ID: `del-${name}`,
@@ -93,10 +95,10 @@ beforeAll(async () => {
   const events = [...syntheticInteractions({ seed: 3, users: 60, items: 80, events: 1500, start: NOW - 5_000_000 })].map((e) => ({ key: e.USER_ID, value: codecs.Interaction.encode(e) }));
   synthetic = events.length;
   await sendEvents(events);
-  await sendEvents([GONE, BACK, CLI_USER].flatMap((u) => Array.from({ length: 6 }, (_, k) => click(u, `i${k + 3}`, NOW - 4_000_000 + k * 1000))));
+  await sendEvents([GONE, BACK, CLI_USER, MOVED].flatMap((u) => Array.from({ length: 6 }, (_, k) => click(u, `i${k + 3}`, NOW - 4_000_000 + k * 1000))));
   await producer.send({ topic: topicName(group, 'users'), messages: [GONE, BACK].map((u) => ({ key: u, value: codecs.User.encode({ USER_ID: u, METADATA: { SEGMENT: 'x' } } as never) })) });
   service = await start('a');
-  await until('all events applied', () => applied(service!) >= synthetic + 18, 120_000);
+  await until('all events applied', () => applied(service!) >= synthetic + 24, 120_000);
 }, 240_000);
 
 afterAll(async () => {
@@ -187,6 +189,19 @@ describe('deleting a user everywhere', () => {
     await until('dead-lettered', () => s.processor.status().deadLetters === dead + 1, 15_000);
   });
 
+  it('a delete command produced to another partition is forwarded to the owner and applied; the deletion names where it was produced', async () => {
+    const s = service!;
+    const topic = topicName(group, 'interactions');
+    const n = (await topicOffsets(admin, topic)).length;
+    const wrong = (partitionOf(MOVED, n) + 1) % n;
+    const forwarded = s.processor.status().forwarded;
+    const [meta] = await producer.send({ topic, messages: [{ ...deleteCommandRecord({ userId: MOVED, requestedAt: new Date().toISOString(), jobId: 'by-hand' }), partition: wrong }] });
+    await until('the deletion recorded', () => s.deletions.deletions.get(MOVED) !== undefined, 30_000);
+    expect(s.deletions.deletions.get(MOVED)).toMatchObject({ partition: wrong, offset: Number(meta!.baseOffset), jobId: 'by-hand' });
+    expect(s.processor.status().forwarded).toBe(forwarded + 1);
+    expect(await s.processor.userState(MOVED)).toBeUndefined();
+  });
+
   it('a user who comes back after the deletion starts afresh; a version trained now has none of the deleted events', async () => {
     const s = service!;
     const before = applied(s);
@@ -195,6 +210,8 @@ describe('deleting a user everywhere', () => {
     expect((await s.processor.userState(BACK))?.user.events.map((e) => e.item)).toEqual(['i-back']);
     const rows = await readInteractions({ config, group, brokers: [brokers] }, 1_000_000);
     expect(rows.filter((e) => e.USER_ID === GONE)).toEqual([]);
+    // In another partition than the command's: left out by the command's time.
+    expect(rows.filter((e) => e.USER_ID === MOVED)).toEqual([]);
     expect(rows.filter((e) => e.USER_ID === BACK).map((e) => e.ITEM_ID)).toEqual(['i-back']);
     expect(rows.length).toBe(synthetic + 7);
     const outcome = await s.retrainer.trainNow();
