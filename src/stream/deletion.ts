@@ -252,22 +252,27 @@ export interface TransactionRecords {
 }
 
 /**
- * Applies a delete command to a batch's view (after the batch's earlier events): the user's keys go
- * out as deletes (store and changelog tombstones); returns the records that go in the same
- * transaction: the deletion record (`<group>.deletions`, partition 0) and the tombstone of the
- * user's key on `<group>.recommendations` (partitioned by key, as the publisher's lists are).
+ * Applies delete commands, in order, to a batch's view (after the batch's earlier events): each
+ * user's keys go out as deletes (store and changelog tombstones). Returns the records that go in
+ * the same transaction: the deletion records (`<group>.deletions`, partition 0) and the tombstones
+ * of the users' keys on `<group>.recommendations` (partitioned by key, as the publisher's lists are).
  */
-export function applyDeletion(
+export function applyDeletions(
   view: { deleteUser(userId: string): void },
-  d: PendingDeletion,
+  deletions: readonly PendingDeletion[],
   topics: { deletions: string; recommendations: string },
   now: number,
 ): TransactionRecords[] {
-  const { userId, requestedAt, jobId } = d.command;
-  view.deleteUser(userId);
-  const record: DeletionRecord = { userId, deletedAt: new Date(now).toISOString(), requestedAt, partition: d.origin.partition, offset: d.origin.offset, timestamp: d.timestamp, jobId };
-  return [
-    { topic: topics.deletions, messages: [{ key: userId, value: encodeDeletion(record), partition: 0 }] },
-    { topic: topics.recommendations, messages: [{ key: userId, value: null }] },
-  ];
+  if (deletions.length === 0) return [];
+  const deletedAt = new Date(now).toISOString();
+  const records: TransactionRecords = { topic: topics.deletions, messages: [] };
+  const tombstones: TransactionRecords = { topic: topics.recommendations, messages: [] };
+  for (const d of deletions) {
+    const { userId, requestedAt, jobId } = d.command;
+    view.deleteUser(userId);
+    const record: DeletionRecord = { userId, deletedAt, requestedAt, partition: d.origin.partition, offset: d.origin.offset, timestamp: d.timestamp, jobId };
+    records.messages.push({ key: userId, value: encodeDeletion(record), partition: 0 });
+    tombstones.messages.push({ key: userId, value: null });
+  }
+  return [records, tombstones];
 }

@@ -29,10 +29,10 @@
  *   carries the changed state (and the next input offset) to the changelog and the dead letters to
  *   their topic, and after it commits ONE RocksDB write batch stores the same changes, the input
  *   offset and the changelog checkpoint.
- * A delete command (header `streamrec-op: delete-user`, src/stream/deletion.ts) of a user the
- * partition owns ends its batch: the events before it are applied, then the user's keys are
- * deleted (changelog tombstones), and the same transaction carries the user's recommendations
- * tombstone and deletion record.
+ * Delete commands (header `streamrec-op: delete-user`, src/stream/deletion.ts) of users the
+ * partition owns are applied after the batch's events (an event after a command ends the batch
+ * before it): the users' keys are deleted (changelog tombstones), and the same transaction
+ * carries the users' recommendations tombstones and deletion records.
  * A crash between the two leaves the store behind the changelog; the next assignment catches up
  * from the changelog, so nothing is lost and nothing is counted twice.
  *
@@ -71,7 +71,7 @@ import { chunksBySize, deadLetterRecord, decodeInteractionRecord } from './input
 import { silentLogger, type Logger } from '../util/log.js';
 import { BARRIER_KEY, replayChangelog, storeCheckpoint } from './changelog.js';
 import { StandbyTasks, type StandbyStatus } from './standby.js';
-import { applyDeletion, commandOrigin, parseDeleteCommand, type PendingDeletion, type TransactionRecords } from './deletion.js';
+import { applyDeletions, commandOrigin, parseDeleteCommand, type PendingDeletion, type TransactionRecords } from './deletion.js';
 
 export { changelogOps } from './changelog.js';
 
@@ -729,15 +729,15 @@ export class StreamProcessor {
     const forwards: Forward[] = [];
     const now = this.now();
     const partitions = this.partitionCount();
-    // A delete command of this partition's user ends the batch here: the events before it are
-    // applied, then it (src/stream/deletion.ts); the records after it come in the next fetch.
-    let deletion: PendingDeletion | undefined;
+    // Delete commands of this partition's users (src/stream/deletion.ts) are applied after the
+    // batch's events: an event after a command ends the batch before it (it comes in the next fetch).
+    const deletions: PendingDeletion[] = [];
+    let cut = false;
     for (const [i, m] of fresh.entries()) {
       const command = parseDeleteCommand(m);
       if (command !== undefined && !(command instanceof AppError) && partitionOf(command.userId, partitions) === task.partition) {
-        deletion = { command, origin: commandOrigin(m, task.partition, source === 'repartition'), timestamp: Number(m.timestamp) };
-        fresh = fresh.slice(0, i + 1);
-        break;
+        deletions.push({ command, origin: commandOrigin(m, task.partition, source === 'repartition'), timestamp: Number(m.timestamp) });
+        continue;
       }
       const result = command === undefined ? this.decode(m, now) : command instanceof AppError ? command : ({ USER_ID: command.userId } as Interaction);
       if (result instanceof AppError) {
@@ -745,6 +745,11 @@ export class StreamProcessor {
         continue;
       }
       const owner = partitionOf(result.USER_ID, partitions);
+      if (owner === task.partition && deletions.length > 0) {
+        fresh = fresh.slice(0, i);
+        cut = true;
+        break;
+      }
       if (owner === task.partition) good.push(result);
       else if (source === 'interactions') forwards.push(forwardRecord(m, sourceTopic, task.partition, owner));
       else {
@@ -773,11 +778,11 @@ export class StreamProcessor {
       // The HRNN steps first: a state to re-derive comes from the events before the batch.
       if (hrnn) await stepHrnnBatch(hrnn, { kernel: await hrnnStepKernel(hrnn.model, this.o.config.processor.hrnnStep), remote: this.remote }, view, good, newUsers, heartbeat, this.log);
       for (const e of good) applyInteraction(view, e, this.params);
-      const extra: TransactionRecords[] = deletion ? applyDeletion(view, deletion, this.topics, now) : [];
+      const extra: TransactionRecords[] = applyDeletions(view, deletions, this.topics, now);
       const lastOffset = fresh[fresh.length - 1]!.offset;
       // Past the batch's trailing records that are not data (transaction markers, aborted records:
       // the repartition topic has them), so the next fetch starts where the stored offset is.
-      const nextOffset = deletion ? Number(lastOffset) + 1 : Math.max(Number(lastOffset), Number(batch.lastOffset())) + 1;
+      const nextOffset = cut ? Number(lastOffset) + 1 : Math.max(Number(lastOffset), Number(batch.lastOffset())) + 1;
       const ops: WriteOp[] = view.changes();
       ops.push({ type: 'put', key: source === 'interactions' ? keys.offset : keys.repartitionOffset, value: stateCodecs.offset.encode(nextOffset) });
 
@@ -810,13 +815,13 @@ export class StreamProcessor {
       view.keepIn(task.cache);
       const t4 = performance.now();
       setStored(nextOffset);
-      if (deletion) this.deleted(deletion.command.userId);
+      for (const d of deletions) this.deleted(d.command.userId);
       if (this.o.onApplied && good.length > 0) {
         try {
           const users = new Map<string, number>();
           for (const e of good) users.set(e.USER_ID, Math.max(users.get(e.USER_ID) ?? -Infinity, e.TIMESTAMP));
           // A user deleted at the end of the batch has no state to publish or keep.
-          if (deletion) users.delete(deletion.command.userId);
+          for (const d of deletions) users.delete(d.command.userId);
           this.o.onApplied(users, () => committedStates(ops));
         } catch (err) {
           this.log.warn({ err, partition: task.partition }, 'onApplied failed (the batch is applied)');
@@ -956,7 +961,7 @@ export class StreamProcessor {
       // Raw key, value, timestamp and headers; in offset order, so a user's records that arrived
       // in one partition stay in order in the owning repartition partition.
       for (const messages of chunksBySize(forwards, CHANGELOG_CHUNK_BYTES, CHANGELOG_CHUNK_RECORDS)) await txn.send({ topic: this.topics.repartition, messages });
-      for (const { topic, messages } of extra) await txn.send({ topic, messages });
+      for (const { topic, messages } of extra) for (const chunk of chunksBySize(messages, CHANGELOG_CHUNK_BYTES, CHANGELOG_CHUNK_RECORDS)) await txn.send({ topic, messages: chunk });
       await txn.commit();
       return last;
     } catch (err) {

@@ -141,8 +141,12 @@ describe('deleting a user everywhere', () => {
       await until('the job completed', async () => (await call(url, 'GET', job.location!)).body.status === 'completed', 30_000);
       expect((await call(url, 'GET', job.location!)).body).toMatchObject({ status: 'completed', deleted: job.body.submitted });
     }
+    // A job of many users: runs of consecutive commands are applied together.
+    const bulk = await call(url, 'POST', `/v1/groups/${group}/deletion-jobs`, { userIds: Array.from({ length: 3000 }, (_, k) => `bulk-${k}`) });
+    expect(bulk.body).toMatchObject({ users: 3000, submitted: 3000 });
+    await until('the bulk job completed', async () => (await call(url, 'GET', bulk.location!)).body.status === 'completed', 30_000);
     const list = await call(url, 'GET', `/v1/groups/${group}/deletion-jobs`);
-    expect((list.body.jobs as { id: string }[]).map((j) => j.id)).toEqual([one.body.id, many.body.id]);
+    expect((list.body.jobs as { id: string }[]).map((j) => j.id)).toEqual([one.body.id, many.body.id, bulk.body.id]);
     const empty = await call(url, 'POST', `/v1/groups/${group}/deletion-jobs`, { userIds: [] });
     expect(empty.status).toBe(400);
     expect(JSON.stringify(empty.body)).toContain('userIds');

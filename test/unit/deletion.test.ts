@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors/index.js';
 import {
   addCommands,
-  applyDeletion,
+  applyDeletions,
   commandOrigin,
   deleteCommandRecord,
   DeletionList,
@@ -118,7 +118,7 @@ describe('applying a deletion to a batch', () => {
     const batch = [ev('u1', 'b', 3)];
     const view = await BatchView.prefetch(store, batch, p.coOccurrenceWindow, cache, { hrnn: true });
     for (const e of batch) applyInteraction(view, e, p);
-    const extra = applyDeletion(view, { command: { userId: 'u1', requestedAt: 'r', jobId: 'j' }, origin: { partition: 0, offset: 9 }, timestamp: 5 }, { deletions: 'g.deletions', recommendations: 'g.recommendations' }, 0);
+    const extra = applyDeletions(view, [{ command: { userId: 'u1', requestedAt: 'r', jobId: 'j' }, origin: { partition: 0, offset: 9 }, timestamp: 5 }], { deletions: 'g.deletions', recommendations: 'g.recommendations' }, 0);
     const ops = view.changes();
     expect(ops.filter((o) => o.key.endsWith('/u1'))).toEqual([
       { type: 'del', key: keys.hrnn('u1') },
