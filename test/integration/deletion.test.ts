@@ -23,7 +23,7 @@ import { partitionOf } from '../../src/kafka/partition.js';
 import { startService, type Service } from '../../src/stream/service.js';
 import { readInteractions } from '../../src/training/stream-train.js';
 import { silentLogger } from '../../src/util/log.js';
-import { freshGroup, kafkaClients, rootHeaders, runCli, serviceEnv, until } from './helpers.js';
+import { apiUrl, freshGroup, kafkaClients, rootHeaders, runCli, serviceEnv, startCli, stopChild, until, waitCaughtUp } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const group = freshGroup('delete');
@@ -270,5 +270,50 @@ describe('deleting a user everywhere', () => {
     service = undefined;
     expect(await traces(join(dir, 'state-b'), GONE)).toEqual([]);
     expect((await digestGroupState(join(dir, 'state-b', group))).digest).toBe((await digestGroupState(join(dirA, group))).digest);
+  }, 240_000);
+});
+
+describe('a deletion is applied exactly once across a crash', () => {
+  it('SIGKILLed after the deletion batch committed to the changelog, before the store write: the restart applies it once', async () => {
+    const g = freshGroup('delete-eos');
+    await applyTopics(admin, g, config);
+    const stateDir = join(dir, 'state-eos');
+    const env = (extra: NodeJS.ProcessEnv = {}) => serviceEnv(brokers, stateDir, { STREAMREC_INSTANCE_ID: 'del-eos', ...extra });
+    const user = 'crash-user-1';
+    await producer.send({ topic: topicName(g, 'interactions'), messages: [user, 'other-1', 'other-2'].flatMap((u) => Array.from({ length: 4 }, (_, k) => click(u, `i${k}`, NOW - 100_000 + k))) });
+    const first = await startCli(['start', '--group', g], env(), 'running;');
+    await waitCaughtUp(admin, g);
+    await stopChild(first.child);
+
+    // The first batch of the next run is the deletion's: the process kills itself right after its transaction.
+    const crashing = await startCli(['start', '--group', g], env({ STREAMREC_FAILPOINT: 'after-changelog-commit:1' }), 'running;');
+    const exited = new Promise<NodeJS.Signals | null>((r) => crashing.child.once('exit', (_c, signal) => r(signal)));
+    await producer.send({ topic: topicName(g, 'interactions'), messages: [{ ...deleteCommandRecord({ userId: user, requestedAt: new Date().toISOString(), jobId: 'eos' }) }] });
+    const timer = setTimeout(() => crashing.child.kill('SIGKILL'), 60_000);
+    expect(await exited).toBe('SIGKILL');
+    clearTimeout(timer);
+    expect(crashing.output()).toContain('failpoint after-changelog-commit:1 reached');
+
+    const last = await startCli(['start', '--group', g], env({ STREAMREC_LOG_LEVEL: 'info' }), 'running;');
+    await waitCaughtUp(admin, g);
+    const base = apiUrl(last.output());
+    const events = await fetch(`${base}/v1/groups/${g}/users/${user}/events`, { headers: rootHeaders() });
+    expect(events.status).toBe(404);
+    expect((await fetch(`${base}/v1/groups/${g}/users/other-1/events`, { headers: rootHeaders() })).status).toBe(200);
+    await stopChild(last.child);
+
+    const deletions: KafkaMessage[] = [];
+    const [p0] = await topicOffsets(admin, topicName(g, 'deletions'));
+    await readPartition(kafka, { topic: topicName(g, 'deletions'), partition: 0, from: p0!.low, until: p0!.high - 1, groupPrefix: `${g}-read`, onBatch: async (m) => void deletions.push(...m) });
+    expect(deletions.map((m) => m.key?.toString())).toEqual([user]);
+    const groupDir = join(stateDir, g);
+    for (const d of readdirSync(groupDir).filter((x) => /^p\d+$/.test(x))) {
+      const store = await openRocksStore(join(groupDir, d), { createIfMissing: false });
+      try {
+        for await (const [k] of store.range()) expect(k).not.toContain(user);
+      } finally {
+        await store.close();
+      }
+    }
   }, 240_000);
 });
