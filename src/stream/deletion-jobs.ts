@@ -66,7 +66,11 @@ export async function createDeletionJob(userIds: readonly string[], o: CreateJob
     await o.resources.put('deletionjob', job.id, job).catch(() => undefined);
     throw new AppError('KAFKA_UNREACHABLE', `deletion job ${job.id}: ${job.failure}`, { cause: err });
   }
-  await o.resources.put('deletionjob', job.id, job);
+  try {
+    await o.resources.put('deletionjob', job.id, job);
+  } catch (err) {
+    throw new AppError('KAFKA_UNREACHABLE', `deletion job ${job.id}: its ${ids.length} command(s) went out (the users will be deleted), but its record could not be written to ${topicName(o.group, 'resources')}, so its status cannot be followed`, { cause: err });
+  }
   return job;
 }
 

@@ -21,6 +21,8 @@ import { createCodecs } from '../../src/serde/avro.js';
 import { loadConfig } from '../../src/config/index.js';
 import { RecommendationPublisher } from '../../src/serving/publisher.js';
 import { silentLogger } from '../../src/util/log.js';
+import { createDeletionJob } from '../../src/stream/deletion-jobs.js';
+import { partitionOf } from '../../src/kafka/partition.js';
 
 const record = (r: ReturnType<typeof deleteCommandRecord>) => ({ key: Buffer.from(r.key), value: Buffer.from(r.value), headers: r.headers });
 
@@ -168,5 +170,50 @@ describe('the publisher forgets a deleted user', () => {
     await new Promise((r) => setTimeout(r, 20));
     await pub.stop();
     expect(sent).toEqual(['slow', 'u1']);
+  });
+});
+
+describe('creating a deletion job', () => {
+  const fakeProducer = (failAt = Infinity) => {
+    const sent: { topic: string; messages: { key: string; value: string | null; partition?: number; headers?: unknown }[] }[] = [];
+    const next = new Map<number, number>();
+    return {
+      sent,
+      send: async (r: { topic: string; messages: { key: string; value: string | null; partition?: number }[] }) => {
+        if (sent.length >= failAt) throw new Error('broker down');
+        sent.push(r);
+        const counts = new Map<number, number>();
+        for (const m of r.messages) counts.set(m.partition ?? -1, (counts.get(m.partition ?? -1) ?? 0) + 1);
+        return [...counts].map(([partition, n]) => {
+          const base = next.get(partition) ?? 100;
+          next.set(partition, base + n);
+          return { topicName: r.topic, partition, errorCode: 0, baseOffset: String(base) };
+        });
+      },
+    };
+  };
+
+  it("sends each user's command to the user's partition, a metadata tombstone, then the job's record (offsets, no user ids)", async () => {
+    const producer = fakeProducer();
+    const records = new Map<string, unknown>();
+    const job = await createDeletionJob(['a', 'b', 'a', 'c'], { group: 'g', producer: producer as never, partitions: 3, resources: { put: async (_k, id, v) => void records.set(id, v) }, now: () => 0 });
+    expect(job.users).toBe(3);
+    const [commands, tombstones] = producer.sent;
+    expect(commands!.topic).toBe('g.interactions');
+    expect(commands!.messages.map((m) => [m.key, m.partition])).toEqual(['a', 'b', 'c'].map((u) => [u, partitionOf(u, 3)]));
+    expect(commands!.messages.every((m) => parseDeleteCommand({ key: Buffer.from(m.key), value: Buffer.from(m.value!), headers: m.headers as never }) !== undefined)).toBe(true);
+    expect(tombstones).toEqual({ topic: 'g.users', acks: -1, messages: ['a', 'b', 'c'].map((key) => ({ key, value: null })) });
+    expect(Object.values(job.commands).flat().reduce((n, [, c]) => n + c, 0)).toBe(3);
+    expect(JSON.stringify(records.get(job.id))).not.toMatch(/"a"|"b"|"c"/);
+  });
+
+  it('records a job whose sends failed part way as failed, and says so', async () => {
+    const records = new Map<string, DeletionJob>();
+    const ids = Array.from({ length: 1200 }, (_, k) => `u${k}`);
+    const err = await createDeletionJob(ids, { group: 'g', producer: fakeProducer(2) as never, partitions: 2, resources: { put: async (_k, id, v) => void records.set(id, v as DeletionJob) } }).catch((e: unknown) => e);
+    expect(isAppError(err, 'KAFKA_UNREACHABLE')).toBe(true);
+    const job = [...records.values()][0]!;
+    expect(jobView(job, new DeletionList())).toMatchObject({ status: 'failed', users: 1200, submitted: 500 });
+    await expect(createDeletionJob([], { group: 'g', producer: fakeProducer() as never, partitions: 2, resources: { put: async () => undefined } })).rejects.toThrow(/userIds/);
   });
 });
