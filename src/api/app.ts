@@ -25,6 +25,7 @@ import { registerAuth } from './auth.js';
 import { registerQueryRoutes } from './query-routes.js';
 import { registerPersonalizeCompat } from './personalize-compat.js';
 import { registerResourceRoutes } from './resource-routes.js';
+import { registerDeletionRoutes } from './deletion-routes.js';
 import { registerUiRoutes } from './ui-routes.js';
 import { DOC, ErrorBody, GroupParams, Health, JSON_PARAM, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, Unhealthy, ingestResponses } from './schemas.js';
 import type { ApiDeps, GroupServices, ServiceStatus } from './types.js';
@@ -275,6 +276,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     registerInspectRoutes(base, { group, preValidation: knownGroup, ...(deps.forward ? { forward: deps.forward } : {}) });
     registerItemRoute(base, { group, preValidation: knownGroup });
     registerOnlineMetricsRoute(base, { group, preValidation: knownGroup });
+    registerDeletionRoutes(base, { group, preValidation: knownGroup });
     // Server-sent events; heartbeats well inside api.connectionTimeoutMs (an idle socket is closed after it).
     await base.register(fastifySSE, { heartbeatInterval: 0 });
     registerLiveRoutes(base, { group, preValidation: knownGroup, heartbeatMs: Math.max(1000, Math.min(15_000, Math.floor(connectionTimeoutMs / 3))) });

@@ -29,6 +29,7 @@ const TAGS: [string, string][] = [
   ['api keys', 'API keys of a dataset group'],
   ['groups', 'Dataset groups'],
   ['metrics', 'Online metrics per served version: attribution of events to the answers they cite'],
+  ['deletion', "Deleting users everywhere (Personalize's data deletion jobs)"],
   ['inspection', "What a group holds now: a user's stored events, the latest dead letters, the instances and their partitions"],
   ['operations', 'Liveness, readiness, metrics, this document'],
 ];

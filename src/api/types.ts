@@ -13,6 +13,7 @@ import type { UserState } from '../state/model.js';
 import type { DeadLetterTail, Instances, ItemActivity } from './inspect.js';
 import type { OnlineMetricsSource } from '../stream/online-metrics.js';
 import type { OnlineMetricsReader } from '../stream/attribution.js';
+import type { DeletionAdmin } from '../stream/deletion-jobs.js';
 
 /** One Kafka record: the key (userId or itemId) and the encoded Avro value. */
 export interface SinkMessage {
@@ -80,6 +81,8 @@ export interface GroupServices {
   inspect?: GroupInspector;
   /** Online metrics per version (src/stream/attribution.ts); `read`/`local` serve GET .../metrics/online. Absent without Kafka. */
   online?: OnlineMetricsSource & Partial<Pick<OnlineMetricsReader, 'read' | 'local'>>;
+  /** Deleting users (src/stream/deletion-jobs.ts); absent without Kafka (tests): those routes answer 404 ROUTE_NOT_FOUND. */
+  deletions?: DeletionAdmin;
 }
 
 /** A group's stored user events, dead letters and instances (src/api/inspect.ts). */

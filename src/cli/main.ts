@@ -17,6 +17,7 @@ import { registerStateCommands } from './commands/state.js';
 import { registerVersionsCommands } from './commands/versions.js';
 import { registerConfigCommand } from './commands/config.js';
 import { registerMetricsCommands } from './commands/metrics.js';
+import { registerUsersCommands } from './commands/users.js';
 
 const program = new Command('streamrec')
   .description('Self-hosted streaming recommendations: Kafka in, RocksDB state, HRNN models, HTTP and Kafka out.')
@@ -38,6 +39,7 @@ registerTrainCommands(program, ctx); // train, evaluate, batch-infer
 registerStateCommands(program, ctx);
 registerVersionsCommands(program, ctx);
 registerMetricsCommands(program, ctx);
+registerUsersCommands(program, ctx);
 registerConfigCommand(program, ctx);
 
 try {

@@ -184,6 +184,11 @@ export const ERROR_CODES = {
     retriable: false,
     fix: 'Check the resource name in the URL against the list route (GET on the parent path).',
   },
+  DELETION_NOT_COMPLETED: {
+    status: 503,
+    retriable: true,
+    fix: 'The deletion job goes on: a running service of the group carries its commands out; follow it with `streamrec users deletion-job <id>` or GET /v1/groups/:group/deletion-jobs/:id.',
+  },
   RESOURCE_EXISTS: {
     status: 409,
     retriable: false,

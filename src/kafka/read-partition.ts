@@ -14,7 +14,7 @@ export interface ReadPartitionOptions {
   partition: number;
   /** First offset to read. */
   from: number;
-  /** Last offset to read (inclusive); a record at this offset must exist and be committed. */
+  /** Last offset to read (inclusive): a record at this offset (or a transaction marker) must exist and be committed. */
   until: number;
   /** Called with the records of each fetched batch within [from, until], in offset order. */
   onBatch: (messages: KafkaMessage[]) => Promise<void>;
@@ -57,6 +57,14 @@ export async function readPartition(kafka: KafkaClient, o: ReadPartitionOptions)
         o.timeoutMs ?? 120_000,
       );
       let done = false;
+      // A fetch of control records only (a transaction's commit marker at `until`: a topic written
+      // in transactions ends with one) never reaches eachBatch; kafkajs reports it here.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        if (done || payload.partition !== o.partition || payload.topic !== o.topic || Number(payload.lastOffset) < o.until) return;
+        done = true;
+        clearTimeout(timer);
+        resolve();
+      });
       consumer
         .run({
           autoCommit: false,

@@ -5,7 +5,7 @@ import type { Config } from '../config/index.js';
 import { packagePath } from '../util/paths.js';
 
 /** The topics of a dataset group, as declared in topics/topics.json. */
-export type TopicName = 'interactions' | 'items' | 'users' | 'recommendations' | 'dead-letter' | 'changelog' | 'versions' | 'models' | 'resources' | 'interactions-repartition';
+export type TopicName = 'interactions' | 'items' | 'users' | 'recommendations' | 'dead-letter' | 'changelog' | 'versions' | 'models' | 'resources' | 'interactions-repartition' | 'deletions';
 
 /**
  * Topics whose partition p belongs to the state of input partition p (a user lives in partition

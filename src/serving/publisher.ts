@@ -51,6 +51,8 @@ export interface PublisherStatus {
   pending: number;
 }
 
+/** How long a deleted user's lists from rounds started before the deletion are held back (longer than any round). */
+const FORGET_KEEP_MS = 10 * 60_000;
 /** A failed send is retried no sooner than this (also with minIntervalMs 0). */
 const RETRY_MIN_MS = 1000;
 /**
@@ -94,6 +96,8 @@ export class RecommendationPublisher {
   private sending: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly counters = { published: 0, throttled: 0, skipped: 0, failed: 0 };
+  /** Deleted users (forget) and when: a list of theirs from a round that started before is not sent. */
+  private readonly forgotten = new Map<string, number>();
   private lastWarnAt = -Infinity;
   private suppressedWarnings = 0;
 
@@ -114,6 +118,26 @@ export class RecommendationPublisher {
     } catch (err) {
       this.warn({ err }, 'recommendation publisher: notify failed');
     }
+  }
+
+  /**
+   * A deleted user (src/stream/deletion.ts): nothing queued for them is published, nor a list a
+   * round started before now computes. Resolves once the send in flight is done: a list of theirs
+   * may have been in it, so the caller writes the key's tombstone again after.
+   */
+  async forget(user: string): Promise<void> {
+    const now = this.now();
+    this.ready.delete(user);
+    this.pending.delete(user);
+    this.lastEmit.delete(user);
+    for (const [u, at] of this.forgotten) {
+      if (now - at < FORGET_KEEP_MS) break;
+      this.forgotten.delete(u);
+    }
+    this.forgotten.delete(user);
+    this.forgotten.set(user, now);
+    await this.inFlight;
+    await this.sending;
   }
 
   status(): PublisherStatus {
@@ -265,7 +289,9 @@ export class RecommendationPublisher {
   }
 
   /** One round's lists in one call; on failure each user is retried once, at its next due time. Never throws. */
-  private async sendLists(out: { user: string; entry: Entry; value: Buffer }[], startedAt: number): Promise<void> {
+  private async sendLists(lists: { user: string; entry: Entry; value: Buffer }[], startedAt: number): Promise<void> {
+    const out = this.forgotten.size === 0 ? lists : lists.filter((l) => (this.forgotten.get(l.user) ?? -Infinity) < startedAt);
+    if (out.length === 0) return;
     try {
       await this.o.send(
         this.o.topic,

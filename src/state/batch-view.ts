@@ -17,6 +17,8 @@ export class BatchView implements StateView {
   private readonly cos = new Map<string, CoOccurrence | null>();
   private readonly hrnns = new Map<string, HrnnUserState | null>();
   private readonly dirty = { users: new Set<string>(), items: new Set<string>(), cos: new Set<string>(), hrnns: new Set<string>() };
+  /** Users deleted in this batch (src/stream/deletion.ts): their keys come out as deletes. */
+  private readonly deleted = new Set<string>();
 
   private constructor(private readonly store: KeyValueStore) {}
 
@@ -88,9 +90,22 @@ export class BatchView implements StateView {
     this.dirty.hrnns.add(userId);
   }
 
+  /** Deletes the user's keys (`u/`, `h/`); a later event of the user starts afresh. */
+  deleteUser(userId: string): void {
+    this.users.set(userId, null);
+    this.hrnns.set(userId, null);
+    this.dirty.users.delete(userId);
+    this.dirty.hrnns.delete(userId);
+    this.deleted.add(userId);
+  }
+
   /** The changed keys as write ops, in key order (deterministic). */
   changes(): WriteOp[] {
     const ops: WriteOp[] = [];
+    for (const id of this.deleted) {
+      if (!this.dirty.users.has(id)) ops.push({ type: 'del', key: keys.user(id) });
+      if (!this.dirty.hrnns.has(id)) ops.push({ type: 'del', key: keys.hrnn(id) });
+    }
     for (const id of this.dirty.cos) ops.push({ type: 'put', key: keys.co(id), value: codecs.co.encode(this.cos.get(id)!) });
     for (const id of this.dirty.items) ops.push({ type: 'put', key: keys.item(id), value: codecs.item.encode(this.items.get(id)!) });
     for (const id of this.dirty.users) ops.push({ type: 'put', key: keys.user(id), value: codecs.user.encode(this.users.get(id)!) });

@@ -29,6 +29,10 @@
  *   carries the changed state (and the next input offset) to the changelog and the dead letters to
  *   their topic, and after it commits ONE RocksDB write batch stores the same changes, the input
  *   offset and the changelog checkpoint.
+ * Delete commands (header `streamrec-op: delete-user`, src/stream/deletion.ts) of users the
+ * partition owns are applied after the batch's events (an event after a command ends the batch
+ * before it): the users' keys are deleted (changelog tombstones), and the same transaction
+ * carries the users' recommendations tombstones and deletion records.
  * A crash between the two leaves the store behind the changelog; the next assignment catches up
  * from the changelog, so nothing is lost and nothing is counted twice.
  *
@@ -68,6 +72,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { BARRIER_KEY, replayChangelog, storeCheckpoint } from './changelog.js';
 import { StandbyTasks, type StandbyStatus } from './standby.js';
 import { attributionOps } from './attribution.js';
+import { applyDeletions, commandOrigin, parseDeleteCommand, type PendingDeletion, type TransactionRecords } from './deletion.js';
 
 export { changelogOps } from './changelog.js';
 
@@ -114,6 +119,8 @@ export interface ProcessorOptions {
    * need not read them back.
    */
   onApplied?: (users: ReadonlyMap<string, number>, states: () => ReadonlyMap<string, EncodedUserState>) => void;
+  /** Called after a batch that deleted a user (src/stream/deletion.ts) committed. */
+  onDeleted?: (userId: string) => void;
 }
 
 
@@ -143,6 +150,8 @@ export interface ProcessorStatus {
   batches: number;
   /** Records of other partitions' users forwarded to the repartition topic. */
   forwarded: number;
+  /** Users deleted (delete commands applied, src/stream/deletion.ts). */
+  deleted: number;
   /** Why the processor is `failed`, else null. */
   failure: string | null;
   /** The consumer's supervision: restarts, the latest crash. */
@@ -194,7 +203,7 @@ export class StreamProcessor {
   private readonly remote: RemoteStepper | undefined;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly topics: { interactions: string; repartition: string; changelog: string; deadLetter: string };
+  private readonly topics: { interactions: string; repartition: string; changelog: string; deadLetter: string; deletions: string; recommendations: string };
   /** The consumer, made again after a crash; `supervisor.current` is the one of the moment. */
   private supervisor: SupervisedConsumer | undefined;
   /** Reads the interactions topic's high watermarks (lag, reachability). */
@@ -223,7 +232,7 @@ export class StreamProcessor {
   private cluster: Cluster | undefined;
   /** The latest owner table the group's assignment carried (advertisedUrl only). */
   private owners: OwnersUpdate | undefined;
-  private counters = { applied: 0, deadLetters: 0, batches: 0, forwarded: 0 };
+  private counters = { applied: 0, deadLetters: 0, batches: 0, forwarded: 0, deleted: 0 };
   /** Standby stores of other instances' partitions (processor.standbyReplicas). */
   private readonly standby: StandbyTasks;
   /** This member's standby partitions in the latest assignment (v3), until GROUP_JOIN applies them. */
@@ -243,6 +252,8 @@ export class StreamProcessor {
       repartition: topicName(o.group, 'interactions-repartition'),
       changelog: topicName(o.group, 'changelog'),
       deadLetter: topicName(o.group, 'dead-letter'),
+      deletions: topicName(o.group, 'deletions'),
+      recommendations: topicName(o.group, 'recommendations'),
     };
     this.standby = new StandbyTasks({
       kafka: this.kafka,
@@ -707,7 +718,7 @@ export class StreamProcessor {
       this.log.warn({ partition: task.partition, topic: sourceTopic, from: stored(), to: fetched }, 'input records below the log start were deleted before they were applied');
       setStored(fetched);
     }
-    const fresh = batch.messages.filter((m) => Number(m.offset) >= stored());
+    let fresh = batch.messages.filter((m) => Number(m.offset) >= stored());
     if (fresh.length === 0) {
       const last = batch.messages[batch.messages.length - 1];
       if (last) resolveOffset(last.offset);
@@ -719,13 +730,27 @@ export class StreamProcessor {
     const forwards: Forward[] = [];
     const now = this.now();
     const partitions = this.partitionCount();
-    for (const m of fresh) {
-      const result = this.decode(m, now);
+    // Delete commands of this partition's users (src/stream/deletion.ts) are applied after the
+    // batch's events: an event after a command ends the batch before it (it comes in the next fetch).
+    const deletions: PendingDeletion[] = [];
+    let cut = false;
+    for (const [i, m] of fresh.entries()) {
+      const command = parseDeleteCommand(m);
+      if (command !== undefined && !(command instanceof AppError) && partitionOf(command.userId, partitions) === task.partition) {
+        deletions.push({ command, origin: commandOrigin(m, task.partition, source === 'repartition'), timestamp: Number(m.timestamp) });
+        continue;
+      }
+      const result = command === undefined ? this.decode(m, now) : command instanceof AppError ? command : ({ USER_ID: command.userId } as Interaction);
       if (result instanceof AppError) {
         dead.push({ message: m, err: result });
         continue;
       }
       const owner = partitionOf(result.USER_ID, partitions);
+      if (owner === task.partition && deletions.length > 0) {
+        fresh = fresh.slice(0, i);
+        cut = true;
+        break;
+      }
       if (owner === task.partition) good.push(result);
       else if (source === 'interactions') forwards.push(forwardRecord(m, sourceTopic, task.partition, owner));
       else {
@@ -754,10 +779,11 @@ export class StreamProcessor {
       // The HRNN steps first: a state to re-derive comes from the events before the batch.
       if (hrnn) await stepHrnnBatch(hrnn, { kernel: await hrnnStepKernel(hrnn.model, this.o.config.processor.hrnnStep), remote: this.remote }, view, good, newUsers, heartbeat, this.log);
       for (const e of good) applyInteraction(view, e, this.params);
+      const extra: TransactionRecords[] = applyDeletions(view, deletions, this.topics, now);
       const lastOffset = fresh[fresh.length - 1]!.offset;
       // Past the batch's trailing records that are not data (transaction markers, aborted records:
       // the repartition topic has them), so the next fetch starts where the stored offset is.
-      const nextOffset = Math.max(Number(lastOffset), Number(batch.lastOffset())) + 1;
+      const nextOffset = cut ? Number(lastOffset) + 1 : Math.max(Number(lastOffset), Number(batch.lastOffset())) + 1;
       const ops: WriteOp[] = view.changes();
       // Online metrics per version (src/stream/attribution.ts): one put per touched key, in this batch.
       for (const op of await attributionOps(task.store, good)) ops.push(op);
@@ -766,7 +792,7 @@ export class StreamProcessor {
       const t2 = performance.now();
       let lastChangelogOffset: number;
       try {
-        lastChangelogOffset = await this.commitTransaction(task, ops, dead, sourceTopic, batch.partition, forwards);
+        lastChangelogOffset = await this.commitTransaction(task, ops, dead, sourceTopic, batch.partition, forwards, extra);
       } catch (err) {
         if (isFenced(err)) {
           // Another instance owns the partition now; stay away from it until the next assignment,
@@ -792,10 +818,13 @@ export class StreamProcessor {
       view.keepIn(task.cache);
       const t4 = performance.now();
       setStored(nextOffset);
+      for (const d of deletions) this.deleted(d.command.userId);
       if (this.o.onApplied && good.length > 0) {
         try {
           const users = new Map<string, number>();
           for (const e of good) users.set(e.USER_ID, Math.max(users.get(e.USER_ID) ?? -Infinity, e.TIMESTAMP));
+          // A user deleted at the end of the batch has no state to publish or keep.
+          for (const d of deletions) users.delete(d.command.userId);
           this.o.onApplied(users, () => committedStates(ops));
         } catch (err) {
           this.log.warn({ err, partition: task.partition }, 'onApplied failed (the batch is applied)');
@@ -923,6 +952,7 @@ export class StreamProcessor {
     sourceTopic: string,
     sourcePartition: number,
     forwards: Forward[] = [],
+    extra: TransactionRecords[] = [],
   ): Promise<number> {
     const txn = await task.producer.transaction();
     try {
@@ -939,11 +969,21 @@ export class StreamProcessor {
       // Raw key, value, timestamp and headers; in offset order, so a user's records that arrived
       // in one partition stay in order in the owning repartition partition.
       for (const messages of chunksBySize(forwards, CHANGELOG_CHUNK_BYTES, CHANGELOG_CHUNK_RECORDS)) await txn.send({ topic: this.topics.repartition, messages });
+      for (const { topic, messages } of extra) for (const chunk of chunksBySize(messages, CHANGELOG_CHUNK_BYTES, CHANGELOG_CHUNK_RECORDS)) await txn.send({ topic, messages: chunk });
       await txn.commit();
       return last;
     } catch (err) {
       await txn.abort().catch(() => undefined);
       throw err;
+    }
+  }
+
+  private deleted(userId: string): void {
+    this.counters.deleted += 1;
+    try {
+      this.o.onDeleted?.(userId);
+    } catch (err) {
+      this.log.warn({ err, userId }, 'onDeleted failed (the deletion is applied)');
     }
   }
 

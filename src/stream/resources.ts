@@ -1,5 +1,5 @@
 /**
- * A dataset group's resources — filters, API keys (hashed), solutions — on the compacted topic
+ * A dataset group's resources — filters, API keys (hashed), solutions, deletion jobs — on the compacted topic
  * `<group>.resources` (key `<kind>/<name>`, value JSON, a null value deletes). Every instance
  * follows the topic from its beginning and keeps the (small) set in memory, as it does the served
  * version; a write is produced, acknowledged by all in-sync replicas, and applied locally at once so
@@ -13,8 +13,9 @@ import { followFromBeginning } from '../kafka/follow.js';
 import { restartBackoff, type SupervisedConsumer, type SupervisedStatus } from '../kafka/supervise.js';
 import { topicName, topicOffsets } from '../kafka/topics.js';
 import type { Logger } from '../util/log.js';
+import type { DeletionJob } from './deletion.js';
 
-export type ResourceKind = 'filter' | 'apikey' | 'solution';
+export type ResourceKind = 'filter' | 'apikey' | 'solution' | 'deletionjob';
 
 export interface FilterResource {
   name: string;
@@ -48,6 +49,8 @@ interface Kinds {
   filter: FilterResource;
   apikey: ApiKeyResource;
   solution: SolutionResource;
+  /** Deletion jobs (src/stream/deletion-jobs.ts): counts and offsets, never user ids. */
+  deletionjob: DeletionJob;
 }
 
 /** Where a resource store sends its writes and how it learns of others' (the Kafka topic, or a test double). */
@@ -57,7 +60,7 @@ export interface ResourceLog {
 
 /** The in-memory view: pure, so it can be unit-tested and used without Kafka. */
 export class Resources {
-  private readonly maps: { [K in ResourceKind]: Map<string, Kinds[K]> } = { filter: new Map(), apikey: new Map(), solution: new Map() };
+  private readonly maps: { [K in ResourceKind]: Map<string, Kinds[K]> } = { filter: new Map(), apikey: new Map(), solution: new Map(), deletionjob: new Map() };
   private readonly byHash = new Map<string, ApiKeyResource>();
 
   constructor(private readonly log?: ResourceLog) {}

@@ -28,6 +28,7 @@ import { RecommendationPublisher } from '../serving/publisher.js';
 import { LiveFeeds } from './live.js';
 import { restartBackoff } from '../kafka/supervise.js';
 import { ResourceFollower } from './resources.js';
+import { DeletionJobs } from './deletion-jobs.js';
 import { announce, rollback } from './versions.js';
 import { applyTopics, groupTopics, topicName } from '../kafka/topics.js';
 import { Retrainer } from './retrainer.js';
@@ -57,6 +58,8 @@ export interface Service {
   /** Queries of the group (recommendations, related items, ranking, popular) from this instance's state. */
   query: QueryService;
   resources: ResourceFollower;
+  /** Deletion jobs, and the deletion list they read their progress from. */
+  deletions: DeletionJobs;
   publisher: RecommendationPublisher | undefined;
   /** A user's recommendations from the served version and the user's current state. */
   recommend(userId: string, numResults: number): Promise<Answer>;
@@ -196,6 +199,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
       ['metadata reader', metadata.consumerStatus()],
       ['versions follower', versions.consumerStatus()],
       ['resources follower', resources.consumerStatus()],
+      ['deletions follower', deletions.consumerStatus()],
     ];
     for (const [name, c] of consumers) {
       if (c?.state === 'failed') down.push(`${name} failed: ${c.failure ?? c.lastError ?? 'unknown reason'}`);
@@ -276,6 +280,8 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   await ingestProducer.connect();
   closers.push({ what: 'ingest producer', close: () => ingestProducer.disconnect() });
   const sink = kafkaSink(ingestProducer);
+  const deletions = new DeletionJobs({ config, group, brokers: o.brokers, instanceId: id, producer: ingestProducer, admin, resources: resources.resources, log: o.log });
+  services.deletions = deletions;
   const app = await buildApp({
     config,
     codecs,
@@ -333,6 +339,8 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   closers.push({ what: 'resources', close: () => resources.stop() });
   closers.push({ what: 'api', close: () => app.close() });
   await resources.start();
+  closers.push({ what: 'deletions', close: () => deletions.stop() });
+  await deletions.start();
   const url = await app.listen({ host: config.api.host, port: config.api.port });
   advertised = config.api.advertisedUrl || defaultAdvertisedUrl(config.api.host, app, url, o.log);
   processor = new StreamProcessor({
@@ -351,6 +359,18 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
       // batch's committed states themselves, when there is a publisher to read them).
       query.applied(users.keys(), publisher ? states() : undefined);
       publisher?.notify(users);
+    },
+    onDeleted: (userId) => {
+      query.applied([userId]);
+      // A list of the user's the publisher had on its way may land after the processor's
+      // tombstone: once it is out, the key gets a tombstone again.
+      if (publisher) {
+        const recommendations = topicName(group, 'recommendations');
+        publisher
+          .forget(userId)
+          .then(() => producer.send({ topic: recommendations, messages: [{ key: userId, value: null }] }))
+          .catch((err: unknown) => o.log.warn({ err, userId }, 'the recommendations tombstone after a deletion failed'));
+      }
     },
   });
   retrainer = new Retrainer({ config, group, brokers: o.brokers, processor, watcher: versions, registry, producer, log: o.log });
@@ -385,13 +405,14 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
         step('metadata', () => metadata.stop()),
         step('versions', () => versions.stop()),
         step('resources', () => resources.stop()),
+        step('deletions', () => deletions.stop()),
         step('live feeds', () => live.stop()),
       ]);
       await step('publisher', async () => publisher?.stop());
       await step('clients', () => Promise.allSettled([ingestProducer.disconnect(), producer.disconnect(), admin.disconnect(), metaStore.close()]));
     })());
   const recommend = (userId: string, numResults: number) => query.recommendations({ userId, numResults });
-  return { processor, metadata, serving, versions, retrainer, registry, query, resources, publisher, recommend, app, url, stop };
+  return { processor, metadata, serving, versions, retrainer, registry, query, resources, deletions, publisher, recommend, app, url, stop };
 }
 
 /**

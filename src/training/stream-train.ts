@@ -22,6 +22,7 @@ import { userData, type HpoRequest } from './model-files.js';
 import { publishVersion } from './model-transfer.js';
 import { VersionRegistry, type VersionInfo } from './registry.js';
 import { trainAndEvaluate } from './train.js';
+import { DeletionList, parseDeleteCommand } from '../stream/deletion.js';
 
 export interface TopicTrainingOptions {
   config: Readonly<Config>;
@@ -34,7 +35,7 @@ export interface TopicTrainingOptions {
 }
 
 /** Every committed record of one of the group's topics, partition by partition, up to the end at the start of the read. */
-async function readTopic(o: Omit<TopicTrainingOptions, 'versionsDir'>, name: 'interactions' | 'items' | 'users', onMessage: (m: KafkaMessage, partition: number) => void): Promise<void> {
+async function readTopic(o: Omit<TopicTrainingOptions, 'versionsDir'>, name: 'interactions' | 'items' | 'users' | 'deletions', onMessage: (m: KafkaMessage, partition: number) => void): Promise<void> {
   const kafka = createKafka(o.config, o.brokers, '-trainer', o.log);
   const topic = topicName(o.group, name);
   const admin = kafka.admin();
@@ -56,19 +57,40 @@ async function readTopic(o: Omit<TopicTrainingOptions, 'versionsDir'>, name: 'in
   }
 }
 
-/** The group's interactions, time-ordered (ties by partition, then offset), the latest `max` of them. */
+/** The group's deletion list (`<group>.deletions`, src/stream/deletion.ts). */
+export async function readDeletions(o: Omit<TopicTrainingOptions, 'versionsDir'>): Promise<DeletionList> {
+  const list = new DeletionList();
+  await readTopic(o, 'deletions', (m) => {
+    const key = m.key?.toString();
+    if (key) list.apply(key, m.value ?? null);
+  });
+  return list;
+}
+
+/**
+ * The group's interactions, time-ordered (ties by partition, then offset), the latest `max` of them.
+ * Delete commands are not events, and deleted users' events before their deletion are left out
+ * (the deletion list, read first).
+ */
 export async function readInteractions(o: Omit<TopicTrainingOptions, 'versionsDir'>, max: number): Promise<InteractionFields[]> {
   const codecs = createCodecs(o.config);
   const rows: (InteractionFields & { p: number; o: number })[] = [];
+  const deletions = await readDeletions(o);
+  let deleted = 0;
   await readTopic(o, 'interactions', (m, partition) => {
-    if (!m.value) return;
+    if (!m.value || parseDeleteCommand(m) !== undefined) return;
     try {
       const e = codecs.Interaction.decode(m.value);
+      if (deletions.excludes(e.USER_ID, partition, Number(m.offset), Number(m.timestamp))) {
+        deleted++;
+        return;
+      }
       rows.push({ USER_ID: e.USER_ID, ITEM_ID: e.ITEM_ID, TIMESTAMP: e.TIMESTAMP, EVENT_TYPE: e.EVENT_TYPE, EVENT_VALUE: e.EVENT_VALUE, SESSION_ID: e.SESSION_ID, CONTEXT: e.CONTEXT, p: partition, o: Number(m.offset) } as InteractionFields & { p: number; o: number });
     } catch {
       // dead-lettered by the processor
     }
   });
+  if (deleted > 0) o.log?.info({ events: deleted, users: deletions.size }, 'training: deleted users\' events left out');
   rows.sort((a, b) => a.TIMESTAMP - b.TIMESTAMP || a.p - b.p || a.o - b.o);
   return rows.slice(Math.max(0, rows.length - max)).map(({ p: _p, o: _o, ...e }) => e);
 }

@@ -24,12 +24,12 @@ afterAll(async () => {
 });
 
 describe('streamrec topics create', () => {
-  it('creates the ten topics with their partitions and cleanup policies, then is idempotent', async () => {
+  it('creates the eleven topics with their partitions and cleanup policies, then is idempotent', async () => {
     const group = freshGroup('topics');
     const first = await runCli(['topics', 'create', '--group', group, '--json'], env);
     expect(first.code, first.stderr).toBe(0);
     const created = JSON.parse(first.stdout) as { topic: string; action: string }[];
-    expect(created.map((r) => r.action)).toEqual(Array(10).fill('created'));
+    expect(created.map((r) => r.action)).toEqual(Array(11).fill('created'));
 
     const { topics } = await admin.fetchTopicMetadata({ topics: created.map((r) => r.topic) });
     const partitions = Object.fromEntries(topics.map((t) => [t.name, t.partitions.length]));
@@ -60,7 +60,7 @@ describe('streamrec topics create', () => {
     });
 
     const second = await runCli(['topics', 'create', '--group', group, '--json'], env);
-    expect((JSON.parse(second.stdout) as { action: string }[]).map((r) => r.action)).toEqual(Array(10).fill('unchanged'));
+    expect((JSON.parse(second.stdout) as { action: string }[]).map((r) => r.action)).toEqual(Array(11).fill('unchanged'));
   });
 
   it('repairs drift: sets a changed config back and adds missing partitions, keeping configs set by others', async () => {

@@ -6,7 +6,7 @@ import { CHUNK_BYTES, CHUNKS_PER_SEND, MODELS_MAX_MESSAGE_BYTES } from '../../sr
 describe('topic definitions', () => {
   const config = loadConfig({ env: { STREAMREC_TOPIC_PARTITIONS: '4' } });
 
-  it('define the ten topics of a group, named <group>.<topic>', () => {
+  it('define the eleven topics of a group, named <group>.<topic>', () => {
     const topics = groupTopics('shop', config);
     expect(topics.map((t) => t.topic)).toEqual([
       'shop.interactions',
@@ -19,10 +19,11 @@ describe('topic definitions', () => {
       'shop.resources',
       'shop.changelog',
       'shop.interactions-repartition',
+      'shop.deletions',
     ]);
   });
 
-  it('compact items, users, versions, models, resources and changelog, and delete-by-retention the rest', () => {
+  it('compact items, users, versions, models, resources, changelog and deletions, and delete-by-retention the rest', () => {
     const policy = Object.fromEntries(groupTopics('shop', config).map((t) => [t.name, t.config['cleanup.policy']]));
     expect(policy).toEqual({
       interactions: 'delete',
@@ -35,8 +36,10 @@ describe('topic definitions', () => {
       resources: 'compact',
       changelog: 'compact',
       'interactions-repartition': 'delete',
+      deletions: 'compact',
     });
     expect(groupTopics('shop', config).find((t) => t.name === 'versions')?.partitions).toBe(1);
+    expect(groupTopics('shop', config).find((t) => t.name === 'deletions')?.partitions).toBe(1);
     expect(groupTopics('shop', config).find((t) => t.name === 'resources')?.partitions).toBe(1);
     // One partition (chunk offsets are read in order); room for one produce batch of 4 chunks of 512 KiB.
     const models = groupTopics('shop', config).find((t) => t.name === 'models')!;
