@@ -25,10 +25,11 @@ import { RecommendationPublisher } from '../serving/publisher.js';
 import { LiveFeeds } from './live.js';
 import { restartBackoff } from '../kafka/supervise.js';
 import { ResourceFollower } from './resources.js';
-import { announce, rollback } from './versions.js';
+import { announce, announceSplit, rollback } from './versions.js';
 import { applyTopics, groupTopics, topicName } from '../kafka/topics.js';
 import { Retrainer } from './retrainer.js';
 import { ServingModel } from '../serving/served-model.js';
+import { newSplit, validateSplitArms } from '../serving/split.js';
 import { HrnnModel } from '../recipes/hrnn.js';
 import { configuredHpo, trainingParams } from '../training/stream-train.js';
 import { VersionWatcher } from './versions.js';
@@ -235,13 +236,22 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
     query,
     resources: resources.resources,
     deployment: {
-      describe: () => ({ announced: versions.announced, loaded: versions.status().serving }),
-      promote: async (version) => {
+      describe: () => ({ announced: versions.announced, loaded: versions.status().serving, split: serving.split?.id ?? null }),
+      promote: async (version, reason) => {
         // This instance's registry or the models index: a version trained elsewhere can be promoted here.
         versions.catalog.info(version);
-        return announce(producer, group, version, versions.announced, 'promoted through the API');
+        return announce(producer, group, version, versions.announced, reason ?? 'promoted through the API');
       },
       rollback: () => rollback(producer, group, versions.announced, (v) => versions.catalog.has(v)),
+      split: (arms) => {
+        const split = newSplit(validateSplitArms(arms, (v) => versions.catalog.has(v)));
+        return announceSplit(producer, group, versions.announced, split, `traffic split ${split.id} started through the API`);
+      },
+      endSplit: () => {
+        const current = versions.announced;
+        if (!current?.split) throw new AppError('SPLIT_NOT_FOUND', `group ${group}'s deployment has no traffic split`, { field: 'split' });
+        return announceSplit(producer, group, current, undefined, `traffic split ${current.split.id} ended through the API`);
+      },
     },
     solutions: {
       configured: () => {
