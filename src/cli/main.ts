@@ -15,6 +15,7 @@ import { registerImportCommand } from './commands/import.js';
 import { registerTrainCommands } from './commands/train.js';
 import { registerStateCommands } from './commands/state.js';
 import { registerVersionsCommands } from './commands/versions.js';
+import { registerSplitCommands } from './commands/split.js';
 import { registerConfigCommand } from './commands/config.js';
 
 const program = new Command('streamrec')
@@ -36,6 +37,7 @@ registerImportCommand(program, ctx);
 registerTrainCommands(program, ctx); // train, evaluate, batch-infer
 registerStateCommands(program, ctx);
 registerVersionsCommands(program, ctx);
+registerSplitCommands(program, ctx);
 registerConfigCommand(program, ctx);
 
 try {

@@ -22,20 +22,19 @@ import { armOf } from '../../src/serving/split.js';
 import { readServing } from '../../src/stream/versions.js';
 import { startService, type Service } from '../../src/stream/service.js';
 import { silentLogger } from '../../src/util/log.js';
-import { freshGroup, kafkaClients, rootHeaders, serviceEnv, until } from './helpers.js';
+import { freshGroup, kafkaClients, rootHeaders, runCli, serviceEnv, until } from './helpers.js';
 
 const brokers = inject('kafkaBrokers');
 const group = freshGroup('split');
 const dir = mkdtempSync(join(tmpdir(), 'streamrec-split-'));
-const config = loadConfig({
-  env: serviceEnv(brokers, join(dir, 'state'), {
-    STREAMREC_TRAINING_RECIPE: 'sims',
-    STREAMREC_TRAINING_SPLIT: 'loo',
-    STREAMREC_TRAINING_VERSIONS_DIR: join(dir, 'versions'),
-    STREAMREC_INSTANCE_ID: 'split-1',
-    STREAMREC_RECOMMENDATIONS_NUM_RESULTS: '5',
-  }),
+const env = serviceEnv(brokers, join(dir, 'state'), {
+  STREAMREC_TRAINING_RECIPE: 'sims',
+  STREAMREC_TRAINING_SPLIT: 'loo',
+  STREAMREC_TRAINING_VERSIONS_DIR: join(dir, 'versions'),
+  STREAMREC_INSTANCE_ID: 'split-1',
+  STREAMREC_RECOMMENDATIONS_NUM_RESULTS: '5',
 });
+const config = loadConfig({ env });
 const kafka = createKafka(config, [brokers], '-split-test');
 const codecs = createCodecs(config);
 const { admin, producer } = kafkaClients(kafka);
@@ -155,13 +154,25 @@ describe('a traffic split', () => {
       expect(parseRecommendationId(r.body.recommendationId)?.arm).toBe(0);
     }
 
-    const again = await api<{ id: string }>('/deployments/default/split', { method: 'POST', body: { arms: [{ version: simsVersion, weight: 1 }, { version: popVersion, weight: 1 }] } });
-    expect(again.status).toBe(201);
-    await until('the new split applied', () => service.serving.split?.id === again.body.id, 30_000);
-    // Promote refuses to guess without the online metrics (or a significant winner).
-    const report = await api<{ code: string }>('/deployments/default/split/report');
-    if (report.status === 409) expect(report.body.code).toBe('ONLINE_METRICS_UNAVAILABLE');
-    else expect(report.status).toBe(200);
+    // The CLI starts a split through <group>.versions, without the service.
+    const cli = await runCli(['split', 'start', '--group', group, '--arm', `${simsVersion}=1`, '--arm', `${popVersion}=1`], env);
+    expect(cli.code, cli.stderr).toBe(0);
+    const id = /^split ([0-9a-f]{12}) on /.exec(cli.stdout)?.[1];
+    expect(id, cli.stdout).toBeDefined();
+    await until('the new split applied', () => service.serving.split?.id === id, 30_000);
+    // The report needs the online metrics attribution counts: a 409 without them, else the arms.
+    const report = await api<{ code?: string; arms?: unknown[] }>('/deployments/default/split/report');
+    const printed = await runCli(['split', 'report', '--group', group, '--url', service.url], env);
+    if (report.status === 409) {
+      expect(report.body.code).toBe('ONLINE_METRICS_UNAVAILABLE');
+      expect(printed.code).toBe(1);
+      expect(printed.stderr).toMatch(/ONLINE_METRICS_UNAVAILABLE/);
+    } else {
+      expect(report.status).toBe(200);
+      expect(report.body.arms).toHaveLength(2);
+      expect(printed.code, printed.stderr).toBe(0);
+      expect(printed.stdout).toMatch(new RegExp(`^split ${id}`));
+    }
     const promoted = await api<{ version: string; reason: string }>('/deployments/default/split/promote', { method: 'POST', body: { version: popVersion } });
     expect(promoted.status, JSON.stringify(promoted.body)).toBe(200);
     expect(promoted.body.reason).toMatch(/arm 2 promoted by request/);

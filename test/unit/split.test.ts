@@ -17,6 +17,7 @@ import { normalCdf, normalQuantile, twoProportionTest, wilsonInterval } from '..
 import { QueryService } from '../../src/serving/query.js';
 import { parseRecommendationId, versionTag } from '../../src/serving/recommendation-id.js';
 import { ServingModel, type ServingVersion } from '../../src/serving/served-model.js';
+import { parseArm } from '../../src/cli/commands/split.js';
 import { armOf, newSplit, parseSplit, splitPoint, validateSplitArms, type SplitArm, type TrafficSplit } from '../../src/serving/split.js';
 import { splitReport } from '../../src/serving/split-report.js';
 import type { UserState } from '../../src/state/model.js';
@@ -69,6 +70,11 @@ describe('a split request', () => {
     expect(refused([{ version: 'v1', weight: 1 }, { version: 'v1', weight: 1 }])).toMatchObject({ code: 'REQUEST_INVALID', field: 'arms[1].version' });
     expect(refused([{ version: 'v1', weight: 1 }, { version: 'v9', weight: 1 }])).toMatchObject({ code: 'VERSION_NOT_FOUND', field: 'arms[1].version' });
     expect(refused('v1,v2')).toMatchObject({ code: 'REQUEST_INVALID', field: 'arms' });
+  });
+
+  it('from the CLI: --arm version=weight, weight 1 when left out', () => {
+    expect(parseArm('v2=3', parseArm('v-1'))).toEqual([{ version: 'v-1', weight: 1 }, { version: 'v2', weight: 3 }]);
+    for (const bad of ['v1=0', 'v1=x', '=2']) expect(() => parseArm(bad)).toThrow(/--arm takes version=weight/);
   });
 
   it('travels on the announcement and is read back', () => {
