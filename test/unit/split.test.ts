@@ -8,19 +8,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type GroupServices } from '../../src/api/app.js';
 import { loadConfig } from '../../src/config/index.js';
-import { syntheticInteractions } from '../../src/data/synthetic.js';
+import { prng, syntheticInteractions } from '../../src/data/synthetic.js';
 import { isAppError } from '../../src/errors/index.js';
+import { hrnn, type HrnnModel } from '../../src/recipes/hrnn.js';
 import { popularityCount } from '../../src/recipes/popularity.js';
 import { sims } from '../../src/recipes/sims.js';
 import { createCodecs, type Interaction } from '../../src/serde/avro.js';
 import { normalCdf, normalQuantile, twoProportionTest, wilsonInterval } from '../../src/serving/ab-stats.js';
 import { QueryService } from '../../src/serving/query.js';
 import { parseRecommendationId, versionTag } from '../../src/serving/recommendation-id.js';
-import { ServingModel, type ServingVersion } from '../../src/serving/served-model.js';
+import { currentHrnnState, ServingModel, userStates, type ServingVersion } from '../../src/serving/served-model.js';
 import { parseArm } from '../../src/cli/commands/split.js';
 import { armOf, newSplit, parseSplit, splitPoint, validateSplitArms, type SplitArm, type TrafficSplit } from '../../src/serving/split.js';
 import { splitReport } from '../../src/serving/split-report.js';
-import type { UserState } from '../../src/state/model.js';
+import type { HrnnUserState, UserState } from '../../src/state/model.js';
 import { Resources } from '../../src/stream/resources.js';
 import type { OnlineMetricRow } from '../../src/stream/online-metrics.js';
 import { parseServingRecord, type ServingRecord } from '../../src/stream/versions.js';
@@ -188,9 +189,41 @@ describe('the report', () => {
   });
 });
 
+/** Simulated users of a split, each shown `shown` lists and clicking with their arm's probability: the rows attribution would count. */
+function simulate(split: TrafficSplit, clickRate: readonly number[], users: number, seed: number, shown = 1): OnlineMetricRow[] {
+  const random = prng(seed);
+  const counts = split.arms.map(() => ({ impressions: 0, clicks: 0 }));
+  for (let u = 0; u < users; u++) {
+    const arm = armOf(split, `sim-${u}`);
+    for (let k = 0; k < shown; k++) {
+      counts[arm - 1]!.impressions++;
+      if (random() < clickRate[arm - 1]!) counts[arm - 1]!.clicks++;
+    }
+  }
+  return counts.flatMap((c, i) => rows(split.arms[i]!.version, i + 1, c));
+}
+
+describe('simulated experiments', () => {
+  const split = (id: string): TrafficSplit => ({ id, startedAt: '', arms: [{ version: 'v1', weight: 1 }, { version: 'v2', weight: 1 }] });
+
+  it('finds the arm whose users click more (10% against 13%, 5,000 users)', () => {
+    const r = splitReport(split('sim'), simulate(split('sim'), [0.1, 0.13], 5000, 1));
+    expect(r.winner).toEqual({ arm: 2, version: 'v2' });
+    expect(r.arms[1]!.ctrInterval!.low).toBeLessThan(0.13);
+    expect(r.arms[1]!.ctrInterval!.high).toBeGreaterThan(0.13);
+  });
+
+  it('calls about 5% of A/A experiments significant at alpha 0.05 (300 experiments of 500 users shown 4 lists each)', () => {
+    let significant = 0;
+    for (let e = 0; e < 300; e++) if (splitReport(split(`aa-${e}`), simulate(split(`aa-${e}`), [0.1, 0.1], 500, 100 + e, 4)).winner) significant++;
+    expect(significant / 300).toBeGreaterThan(0.015);
+    expect(significant / 300).toBeLessThan(0.095);
+  });
+});
+
 /** Users u0..u59 of the synthetic generator and two versions: sims (v-sims) and popularity-count (v-pop). */
-function fixture() {
-  const events: Interaction[] = [...syntheticInteractions({ seed: 5, users: 60, items: 100, events: 2500, start: NOW - 3_000_000 })];
+function fixture(seed = 5) {
+  const events: Interaction[] = [...syntheticInteractions({ seed, users: 60, items: 100, events: 2500, start: NOW - 3_000_000 })];
   const users = new Map<string, UserState>();
   for (const e of events) {
     const u = users.get(e.USER_ID) ?? { lastTs: 0, sessionKey: null, session: 0, sessionStart: e.TIMESTAMP, total: 0, events: [], seen: [] };
@@ -218,7 +251,24 @@ function fixture() {
     trendingHalfLifeMs: 86_400_000,
     now: () => NOW,
   });
-  return { users, versions, serving, query, resources };
+  return { users, versions, serving, query, resources, events };
+}
+
+/** A QueryService over `serving` whose users have `hrnn` as their stored state (the main version's, as the processor keeps it). */
+function hrnnQuery(serving: ServingModel, users: Map<string, UserState>, hrnnOf: (userId: string) => HrnnUserState | undefined): QueryService {
+  return new QueryService({
+    serving,
+    userState: async (id) => {
+      const user = users.get(id);
+      return user ? { user, hrnn: hrnnOf(id) } : undefined;
+    },
+    forEachItemCount: async () => undefined,
+    items: async () => new Map(),
+    user: async () => undefined,
+    resources: new Resources(),
+    trendingHalfLifeMs: 86_400_000,
+    now: () => NOW,
+  });
 }
 
 describe('answers during a split', () => {
@@ -247,6 +297,44 @@ describe('answers during a split', () => {
     expect(parseRecommendationId((await f.query.related({ itemId: 'i1', numResults: 3 })).recommendationId)?.arm).toBe(0);
     f.serving.setSplit(undefined);
     expect((await f.query.recommendations({ userId: 'u1', numResults: 5 })).version).toBe('v-sims');
+  });
+});
+
+describe('HRNN arms', () => {
+  it("answer a user of another version's arm from the state re-derived from the user's events, as that version would after a promotion", async () => {
+    const f = fixture(9);
+    const small = { hiddenSize: 8, epochs: 1, workers: 1, negatives: 32 };
+    const a: ServingVersion = { version: 'v-a', model: await hrnn.train(f.events, { ...small, seed: 1 }), excludeSeen: true };
+    const b: ServingVersion = { version: 'v-b', model: await hrnn.train(f.events, { ...small, seed: 2 }), excludeSeen: true };
+    // The processor keeps the main version's (v-a's) states.
+    const stored = new Map([...f.users].map(([id, u]) => [id, userStates('v-a', [currentHrnnState(a.model as HrnnModel, 'v-a', undefined, u.events)])[0]!]));
+    const split = newSplit([{ version: 'v-a', weight: 1 }, { version: 'v-b', weight: 1 }]);
+    const serving = new ServingModel();
+    serving.swap(a);
+    serving.setSplit(split, [a, b]);
+    const query = hrnnQuery(serving, f.users, (id) => stored.get(id));
+    const only = (v: ServingVersion) => {
+      const m = new ServingModel();
+      m.swap(v);
+      return hrnnQuery(m, f.users, (id) => stored.get(id));
+    };
+    const [onlyA, onlyB] = [only(a), only(b)];
+    const arms = new Set<number>();
+    let differ = 0;
+    for (const userId of [...f.users.keys()].slice(0, 30)) {
+      const [la, lb] = [await onlyA.recommendations({ userId, numResults: 10 }), await onlyB.recommendations({ userId, numResults: 10 })];
+      if (JSON.stringify(la.itemList) !== JSON.stringify(lb.itemList)) differ++;
+      const arm = armOf(split, userId);
+      arms.add(arm);
+      const got = await query.recommendations({ userId, numResults: 10 });
+      const want = await (arm === 1 ? onlyA : onlyB).recommendations({ userId, numResults: 10 });
+      expect(got.version).toBe(arm === 1 ? 'v-a' : 'v-b');
+      expect(got.itemList).toEqual(want.itemList);
+      expect(parseRecommendationId(got.recommendationId)?.arm).toBe(arm);
+    }
+    expect(arms).toEqual(new Set([1, 2]));
+    // The two versions rank differently, so the arm decides the list.
+    expect(differ).toBeGreaterThan(20);
   });
 });
 
