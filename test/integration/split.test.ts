@@ -3,7 +3,8 @@
  * trained by the service (sims, the configured training, and popularity-count, a solution trained on
  * request), a 50/50 split started over HTTP and carried by `<group>.versions` back to the instance's
  * watcher, which loads both arms; answers for many users show both versions, each user always the
- * same arm, ids carry the arm, and the recommendations topic publishes each user's arm's list. Then
+ * same arm, ids carry the arm, and the recommendations topic publishes each user's arm's list; a
+ * second instance with a registry of its own fetches both arms and puts users in the same arms. Then
  * the split is ended, and a new split is promoted by version (the report needs the online metrics the
  * attribution counts: without them it answers 409 ONLINE_METRICS_UNAVAILABLE here).
  */
@@ -41,6 +42,7 @@ const { admin, producer } = kafkaClients(kafka);
 let listener: Consumer;
 const published: { key: string; value: Recommendation }[] = [];
 let service: Service;
+let second: Service | undefined;
 const NOW = Date.now();
 const USERS = Array.from({ length: 80 }, (_, u) => `u${u}`);
 let simsVersion = '';
@@ -54,6 +56,19 @@ const api = async <T>(path: string, init: { method?: string; body?: unknown } = 
   });
   return { status: res.status, body: (await res.json()) as T };
 };
+
+/** A user's list from an instance, asked again while the user's partition is moving (503, as clients retry). */
+async function recommend(base: string, userId: string): Promise<List> {
+  let body: List | undefined;
+  await until(`a list for ${userId}`, async () => {
+    const res = await fetch(`${base}/v1/groups/${group}/recommendations?userId=${userId}&numResults=5`, { headers: rootHeaders() });
+    if (res.status === 503) return false;
+    expect(res.status).toBe(200);
+    body = (await res.json()) as List;
+    return true;
+  }, 30_000);
+  return body!;
+}
 
 interface List {
   recommendationId: string;
@@ -85,6 +100,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  await second?.stop();
   await service?.stop();
   await listener?.disconnect();
   rmSync(dir, { recursive: true, force: true });
@@ -122,6 +138,24 @@ describe('a traffic split', () => {
         expect(arm).toBe(armOf({ id: split.id, arms: [{ version: simsVersion, weight: 1 }, { version: popVersion, weight: 1 }] }, userId));
       }
     }
+    // A second instance (a registry of its own: both arms fetched from <group>.models) applies the
+    // same split, and its answers put each user in the same arm.
+    second = await startService({
+      config: loadConfig({ env: { ...env, STREAMREC_STATE_DIR: join(dir, 'state-2'), STREAMREC_TRAINING_RECIPE: 'none', STREAMREC_TRAINING_VERSIONS_DIR: join(dir, 'versions-2'), STREAMREC_INSTANCE_ID: 'split-2' } }),
+      group,
+      brokers: [brokers],
+      log: silentLogger,
+      apiLogger: false,
+    });
+    await until('the split applied on the second instance', () => second!.serving.split?.id === split.id, 60_000);
+    expect(second.versions.status()).toMatchObject({ fetchFailures: 0, loadFailures: 0, split: split.id });
+    const both = [service, second];
+    await until('both instances own partitions and know every owner', () => both.every((s) => s.processor.status().partitions.length > 0) && USERS.every((u) => both.filter((s) => s.processor.owner(u).self).length === 1), 120_000);
+    for (const userId of USERS.slice(0, 30)) {
+      const body = await recommend(second.url, userId);
+      expect(parseRecommendationId(body.recommendationId)?.arm).toBe(armOfUser.get(userId));
+      expect(body.version).toBe(armVersion[armOfUser.get(userId)! - 1]);
+    }
     const counts = [1, 2].map((a) => [...armOfUser.values()].filter((x) => x === a).length);
     expect(counts[0]).toBeGreaterThan(20);
     expect(counts[1]).toBeGreaterThan(20);
@@ -148,10 +182,11 @@ describe('a traffic split', () => {
     const ended = await api<{ version: string }>('/deployments/default/split', { method: 'DELETE' });
     expect(ended.status, JSON.stringify(ended.body)).toBe(200);
     await until('the split ended', () => service.serving.split === undefined, 30_000);
+    await until('the split ended on the second instance', () => second!.serving.split === undefined, 30_000);
     for (const userId of USERS.slice(0, 20)) {
-      const r = await api<List>(`/recommendations?userId=${userId}&numResults=5`);
-      expect(r.body.version).toBe(simsVersion);
-      expect(parseRecommendationId(r.body.recommendationId)?.arm).toBe(0);
+      const r = await recommend(service.url, userId);
+      expect(r.version).toBe(simsVersion);
+      expect(parseRecommendationId(r.recommendationId)?.arm).toBe(0);
     }
 
     // The CLI starts a split through <group>.versions, without the service.
@@ -177,9 +212,9 @@ describe('a traffic split', () => {
     expect(promoted.status, JSON.stringify(promoted.body)).toBe(200);
     expect(promoted.body.reason).toMatch(/arm 2 promoted by request/);
     await until('the promoted version served, the split over', () => service.serving.current?.version === popVersion && service.serving.split === undefined, 60_000);
-    const r = await api<List>('/recommendations?userId=u1&numResults=5');
-    expect(r.body.version).toBe(popVersion);
-    expect(parseRecommendationId(r.body.recommendationId)?.arm).toBe(0);
+    const r = await recommend(service.url, 'u1');
+    expect(r.version).toBe(popVersion);
+    expect(parseRecommendationId(r.recommendationId)?.arm).toBe(0);
     expect((await api<{ version: string; previous: string[] }>('/deployments/default')).body).toMatchObject({ version: popVersion, previous: [simsVersion] });
   }, 120_000);
 });
