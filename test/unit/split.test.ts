@@ -25,6 +25,8 @@ import type { HrnnUserState, UserState } from '../../src/state/model.js';
 import { Resources } from '../../src/stream/resources.js';
 import type { OnlineMetricRow } from '../../src/stream/online-metrics.js';
 import { parseServingRecord, type ServingRecord } from '../../src/stream/versions.js';
+import { versionsToPrune } from '../../src/training/model-transfer.js';
+import type { VersionInfo } from '../../src/training/registry.js';
 
 const NOW = Date.UTC(2026, 11, 1);
 
@@ -85,6 +87,16 @@ describe('a split request', () => {
     expect(parseServingRecord(Buffer.from(JSON.stringify(record)))).toEqual(record);
     expect(parseServingRecord(Buffer.from(JSON.stringify({ ...record, split: undefined })))).toEqual({ version: 'v1', previous: [], at: 'now', reason: 'r' });
     expect(parseSplit({ id: 'x', arms: [{ version: 'v1', weight: -1 }, { version: 'v2', weight: 1 }] })).toBeUndefined();
+  });
+});
+
+describe('pruning the models topic during a split', () => {
+  it("keeps every arm's version (instances that join later fetch it)", () => {
+    const ten = Array.from({ length: 10 }, (_, i) => ({ version: `v${i}`, info: { createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() } as VersionInfo }));
+    const serving = { version: 'v2', previous: ['v0', 'v1', 'v3', 'v4', 'v5'] };
+    expect(versionsToPrune(ten, serving)).toEqual(['v0', 'v1', 'v6']);
+    const split = newSplit([{ version: 'v2', weight: 1 }, { version: 'v0', weight: 1 }, { version: 'v6', weight: 1 }]);
+    expect(versionsToPrune(ten, { ...serving, split })).toEqual(['v1']);
   });
 });
 
