@@ -26,7 +26,7 @@ export interface ServingVersion {
   excludeSeen: boolean;
 }
 
-export class ServingModel extends EventEmitter<{ swap: [ServingVersion] }> {
+export class ServingModel extends EventEmitter<{ swap: [ServingVersion]; split: [readonly ServingVersion[]] }> {
   private value: ServingVersion | undefined;
 
   get current(): ServingVersion | undefined {
@@ -55,6 +55,13 @@ export class ServingModel extends EventEmitter<{ swap: [ServingVersion] }> {
   setSplit(split: TrafficSplit | undefined, versions: readonly ServingVersion[] = []): void {
     if (split && versions.length !== split.arms.length) throw new RangeError(`a split of ${split.arms.length} arms needs as many versions, not ${versions.length}`);
     this.arms = split ? { split, versions } : undefined;
+    if (split) this.emit('split', versions);
+  }
+
+  /** The HRNN models served now: the current version's and the split's arms' (each once). */
+  hrnnModels(): HrnnModel[] {
+    const all = [this.value, ...(this.arms?.versions ?? [])].map((v) => v?.model);
+    return [...new Set(all.filter((m): m is HrnnModel => m instanceof HrnnModel))];
   }
 
   /** The version that answers this user, and its arm (0: no split; else the user's arm, 1-based). */

@@ -323,7 +323,12 @@ describe('HRNN arms', () => {
     const split = newSplit([{ version: 'v-a', weight: 1 }, { version: 'v-b', weight: 1 }]);
     const serving = new ServingModel();
     serving.swap(a);
+    const applied: string[][] = [];
+    serving.on('split', (vs) => applied.push(vs.map((v) => v.version)));
     serving.setSplit(split, [a, b]);
+    // Both arms' models get new items (hrnn-coldstart) and the stored ones (the service listens to 'split').
+    expect(serving.hrnnModels()).toEqual([a.model, b.model]);
+    expect(applied).toEqual([['v-a', 'v-b']]);
     const query = hrnnQuery(serving, f.users, (id) => stored.get(id));
     const only = (v: ServingVersion) => {
       const m = new ServingModel();
