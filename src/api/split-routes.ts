@@ -25,7 +25,7 @@ import type { GroupServices } from './types.js';
 
 const errors = { '4xx': ErrorBody, '5xx': ErrorBody } as const;
 const Params = Type.Object({ group: GroupName, name: IdString({ description: 'The deployment: "default".' }) }, { additionalProperties: false });
-const Arm = Type.Object({ version: IdString({ description: 'A version id (GET .../solutions/default/versions).' }), weight: Type.Number({ exclusiveMinimum: 0, description: 'The arm\'s share of users is weight / the sum of the weights.' }) }, { additionalProperties: false });
+const Arm = Type.Object({ version: IdString({ description: 'A version id (GET .../solutions/default/versions).' }), weight: Type.Number({ description: 'Greater than 0 (checked with the versions: 400 REQUEST_INVALID naming arms[i].weight); the arm\'s share of users is weight / the sum of the weights.' }) }, { additionalProperties: false });
 const SplitBody = Type.Object({ arms: Type.Array(Arm, { minItems: 2, maxItems: MAX_ARMS, description: `2 to ${MAX_ARMS} arms, numbered 1, 2, ... in this order (the arm a recommendationId carries).` }) }, { additionalProperties: false });
 const SplitView = Type.Object({
   id: Type.String(),
@@ -38,7 +38,7 @@ const ReportQuery = Type.Object(
   {
     clickType: Type.Optional(IdString({ description: 'The event type that counts as a click (default click).' })),
     conversionType: Type.Optional(IdString({ description: 'The event type that counts as a conversion; its EVENT_VALUE sum is revenue (default purchase).' })),
-    alpha: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 0.5, description: 'The significance level (default 0.05), shared by all comparisons (Bonferroni).' })),
+    alpha: Type.Optional(Type.Number({ minimum: 1e-6, maximum: 0.5, description: 'The significance level (default 0.05), shared by all comparisons (Bonferroni).' })),
   },
   { additionalProperties: false },
 );
@@ -88,7 +88,7 @@ const PromoteBody = Type.Object(
     version: Type.Optional(IdString({ description: 'Promote this arm\'s version whatever the report says.' })),
     force: Type.Optional(Type.Boolean({ description: 'Without a significant winner, promote the arm with the best CTR.' })),
     clickType: Type.Optional(IdString()),
-    alpha: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 0.5 })),
+    alpha: Type.Optional(Type.Number({ minimum: 1e-6, maximum: 0.5 })),
   },
   { additionalProperties: false },
 );
