@@ -270,7 +270,58 @@ function Versions({ group }) {
         </tr>`,
       )}</tbody>
     </table>
+    <${Split} group=${group} versions=${list} split=${deployment?.split} onChange=${() => reloadDeployment()} />
   </section>`;
+}
+
+/** The deployment's A/B traffic split (docs/experiments.md): start one between two versions; a running one's report, promote, end. */
+function Split({ group, versions, split, onChange }) {
+  const running = Boolean(split);
+  const [report, reportError] = useApi(running ? groupPath(group, '/deployments/default/split/report') : undefined, 10_000, [split?.id]);
+  const [pick, setPick] = useState({ a: '', b: '' });
+  const [actionError, setActionError] = useState(undefined);
+  const act = async (method, path, body) => {
+    setActionError(undefined);
+    try {
+      await api(groupPath(group, `/deployments/default/split${path}`), { method, body });
+      onChange();
+    } catch (err) {
+      setActionError(err);
+    }
+  };
+  const options = versions.map((v) => html`<option value=${v.version}>${v.version} (${v.recipe})</option>`);
+  if (!running) {
+    return html`<div data-testid="split"><h3>A/B split</h3>
+      <div class="row">
+        <label>Arm 1 <select value=${pick.a} onChange=${(e) => setPick({ ...pick, a: e.currentTarget.value })} data-testid="split-a"><option value="">—</option>${options}</select></label>
+        <label>Arm 2 <select value=${pick.b} onChange=${(e) => setPick({ ...pick, b: e.currentTarget.value })} data-testid="split-b"><option value="">—</option>${options}</select></label>
+        <button disabled=${!pick.a || !pick.b} onClick=${() => act('POST', '', { arms: [{ version: pick.a, weight: 1 }, { version: pick.b, weight: 1 }] })} data-testid="split-start">Split 50/50</button>
+      </div>
+      <${ErrorLine} error=${actionError} />
+    </div>`;
+  }
+  const total = split.arms.reduce((t, a) => t + a.weight, 0);
+  const arms = report?.arms ?? split.arms.map((a, i) => ({ ...a, arm: i + 1, share: a.weight / total }));
+  return html`<div data-testid="split"><h3>A/B split <code>${split.id}</code></h3>
+    <div class="row">
+      <span>Started ${new Date(split.startedAt).toLocaleString()}</span>
+      <button onClick=${() => act('POST', '/promote', {})} disabled=${!report?.winner} data-testid="split-promote">Promote the winner</button>
+      <button onClick=${() => act('DELETE', '')} data-testid="split-end">End split</button>
+    </div>
+    <${ErrorLine} error=${actionError ?? reportError} />
+    <table data-testid="split-arms">
+      <thead><tr><th>arm</th><th>version</th><th>share</th><th>impressions</th><th>clicks</th><th>CTR (95% interval)</th><th>conversions</th><th>revenue</th></tr></thead>
+      <tbody>${arms.map(
+        (a) => html`<tr data-arm=${a.arm} class=${report?.winner?.arm === a.arm ? 'serving' : ''}>
+          <td>${a.arm}</td><td><code>${a.version}</code></td><td>${fmt(a.share * 100)}%</td>
+          <td>${fmt(a.impressions)}</td><td>${fmt(a.clicks)}</td>
+          <td>${fmt(a.ctr, 4)}${a.ctrInterval ? ` (${fmt(a.ctrInterval.low, 4)}–${fmt(a.ctrInterval.high, 4)})` : ''}</td>
+          <td>${fmt(a.conversions)}</td><td>${fmt(a.revenue, 2)}</td>
+        </tr>`,
+      )}</tbody>
+    </table>
+    ${report ? html`<p data-testid="split-decision">${report.decision}</p>${report.warnings.map((w) => html`<p class="muted">${w}</p>`)}` : null}
+  </div>`;
 }
 
 function dataSummary(data) {

@@ -26,6 +26,7 @@ import { registerQueryRoutes } from './query-routes.js';
 import { registerPersonalizeCompat } from './personalize-compat.js';
 import { registerResourceRoutes } from './resource-routes.js';
 import { registerDeletionRoutes } from './deletion-routes.js';
+import { registerSplitRoutes } from './split-routes.js';
 import { registerUiRoutes } from './ui-routes.js';
 import { DOC, ErrorBody, GroupParams, Health, JSON_PARAM, PutEventsBody, PutItemsBody, PutUsersBody, Readiness, Unhealthy, ingestResponses } from './schemas.js';
 import type { ApiDeps, GroupServices, ServiceStatus } from './types.js';
@@ -273,6 +274,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   if (served && group) {
     registerQueryRoutes(base, { group, preValidation: knownGroup, ...(deps.forward ? { forward: deps.forward } : {}) });
     registerResourceRoutes(base, { group, served: () => served.names(), groupAdmin: deps.groupAdmin, preValidation: knownGroup });
+    registerSplitRoutes(base, { group, preValidation: knownGroup });
     registerInspectRoutes(base, { group, preValidation: knownGroup, ...(deps.forward ? { forward: deps.forward } : {}) });
     registerItemRoute(base, { group, preValidation: knownGroup });
     registerOnlineMetricsRoute(base, { group, preValidation: knownGroup });

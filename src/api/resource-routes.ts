@@ -94,6 +94,7 @@ const Deployment = Type.Object({
   at: Type.Union([Type.String(), Type.Null()]),
   reason: Type.Union([Type.String(), Type.Null()]),
   loadedHere: Type.Union([Type.String(), Type.Null()]),
+  split: Type.Optional(Type.Object({ id: Type.String(), startedAt: Type.String(), arms: Type.Array(Type.Object({ version: Type.String(), weight: Type.Number() })) }, { description: 'A running A/B traffic split (docs/experiments.md): GET .../default/split for more.' })),
 });
 const KeyBody = Type.Object(
   { name: Name, scopes: Type.Array(Type.Union(SCOPES.map((s) => Type.Literal(s))), { minItems: 1, uniqueItems: true }) },
@@ -298,7 +299,7 @@ export function registerResourceRoutes(base: FastifyInstance, o: ResourceRouteOp
   const deploymentView = (g: GroupServices, just?: ServingRecord): Static<typeof Deployment> => {
     const d = g.deployment.describe();
     const r = just ?? d.announced;
-    return { name: DEFAULT_DEPLOYMENT, version: r?.version ?? null, previous: r?.previous ?? [], at: r?.at ?? null, reason: r?.reason ?? null, loadedHere: d.loaded };
+    return { name: DEFAULT_DEPLOYMENT, version: r?.version ?? null, previous: r?.previous ?? [], at: r?.at ?? null, reason: r?.reason ?? null, loadedHere: d.loaded, ...(r?.split ? { split: r.split } : {}) };
   };
   const deploymentName = (name: string) => {
     if (name !== DEFAULT_DEPLOYMENT) throw new AppError('RESOURCE_NOT_FOUND', `a group has one deployment, "default"; not ${JSON.stringify(name)}`, { field: 'name' });

@@ -7,6 +7,7 @@ import type { TopicReport } from '../kafka/topics.js';
 import type { HpoRequest } from '../training/model-files.js';
 import type { VersionInfo } from '../training/registry.js';
 import type { ServingRecord } from '../stream/versions.js';
+import type { SplitArm } from '../serving/split.js';
 import type { MetricsSource } from './ops.js';
 import type { LiveFeeds } from '../stream/live.js';
 import type { UserState } from '../state/model.js';
@@ -99,9 +100,15 @@ export interface GroupInspector {
 
 /** The group's deployment (Personalize's campaign): which version serves. */
 export interface DeploymentAdmin {
-  describe(): { announced: ServingRecord | undefined; loaded: string | null };
-  promote(version: string): Promise<ServingRecord>;
+  /** `split`: the id of the traffic split this instance applies (every arm loaded), if any. */
+  describe(): { announced: ServingRecord | undefined; loaded: string | null; split?: string | null };
+  /** `reason`: recorded on the announcement (default: promoted through the API). Ends any traffic split. */
+  promote(version: string, reason?: string): Promise<ServingRecord>;
   rollback(): Promise<ServingRecord>;
+  /** Starts a traffic split between versions (src/serving/split.ts), replacing any; absent (tests' fakes): the split routes answer 404 SPLIT_NOT_FOUND. */
+  split?(arms: readonly SplitArm[]): Promise<ServingRecord>;
+  /** Ends the traffic split: the main version serves everyone. */
+  endSplit?(): Promise<ServingRecord>;
 }
 
 /** Solution versions: the registry's, and training one now. */

@@ -15,6 +15,7 @@ import { registerImportCommand } from './commands/import.js';
 import { registerTrainCommands } from './commands/train.js';
 import { registerStateCommands } from './commands/state.js';
 import { registerVersionsCommands } from './commands/versions.js';
+import { registerSplitCommands } from './commands/split.js';
 import { registerConfigCommand } from './commands/config.js';
 import { registerMetricsCommands } from './commands/metrics.js';
 import { registerUsersCommands } from './commands/users.js';
@@ -40,6 +41,7 @@ registerStateCommands(program, ctx);
 registerVersionsCommands(program, ctx);
 registerMetricsCommands(program, ctx);
 registerUsersCommands(program, ctx);
+registerSplitCommands(program, ctx);
 registerConfigCommand(program, ctx);
 
 try {

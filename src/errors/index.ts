@@ -144,6 +144,21 @@ export const ERROR_CODES = {
     retriable: false,
     fix: 'List the versions with `streamrec versions list --group G` (read from the group\'s versions and models topics); a version pruned from the models topic can no longer be served.',
   },
+  SPLIT_NOT_FOUND: {
+    status: 404,
+    retriable: false,
+    fix: 'The deployment has no traffic split: start one with POST /v1/groups/:g/deployments/default/split {arms: [{version, weight}, ...]} (docs/experiments.md).',
+  },
+  SPLIT_NO_WINNER: {
+    status: 409,
+    retriable: true,
+    fix: 'No arm of the split is significantly better yet (the report says how many more impressions would tell): wait for more traffic, or promote with {force: true} (the best CTR) or {version} (docs/experiments.md).',
+  },
+  ONLINE_METRICS_UNAVAILABLE: {
+    status: 409,
+    retriable: false,
+    fix: 'This service does not count online metrics for the group (attribution of events to recommendationIds): run a streamrec version that does; promote a split arm by {version} meanwhile.',
+  },
   MODEL_TRANSFER_FAILED: {
     status: 500,
     retriable: true,

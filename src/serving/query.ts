@@ -226,7 +226,7 @@ export class QueryService {
 
   /** GetRecommendations: the user's list from the current state. Unknown users (no events, no metadata) are USER_NOT_FOUND. */
   async recommendations(r: { userId: string; numResults: number; promotions?: readonly Promotion[] | undefined } & FilterRequest): Promise<Answer> {
-    const v = this.version();
+    const { version: v, arm } = this.versionFor(r.userId);
     const { live, meta } = await this.knownUser(r.userId);
     const bound = this.bind(r, live, meta);
     const at = this.now();
@@ -246,14 +246,14 @@ export class QueryService {
       rank = (k, ex) => model.recommend({ history, numResults: k, at, exclude: ex });
     }
     const promotion = r.promotions?.[0];
-    if (!promotion) return this.answer(v, await this.fill(rank, r.numResults, bound, exclude));
+    if (!promotion) return this.answer(v, await this.fill(rank, r.numResults, bound, exclude), arm);
     // Promoted items: the user's best-ranked items that pass the promotion's filter (the request's
     // filter does not apply to them), spread evenly through the list; the rest as usual.
     const share = Math.ceil((r.numResults * promotion.percentPromotedItems) / 100);
     const promotedBound = this.bind({ filter: promotion.filter, filterValues: promotion.filterValues }, live, meta, 'promotions[0]');
     const promoted = (await this.filterRanked(rank, share, promotedBound, exclude)).map((s) => ({ ...s, reason: 'promotion' as const }));
     const rest = await this.fill(rank, r.numResults - promoted.length, bound, new Set([...exclude, ...promoted.map((s) => s.itemId)]));
-    return this.answer(v, spread(rest, promoted));
+    return this.answer(v, spread(rest, promoted), arm);
   }
 
   /** The items' records (METADATA) from the items topic; ids without one are left out. */
@@ -263,7 +263,7 @@ export class QueryService {
 
   /** Items related to one item (SIMS's co-occurrence, HRNN's next-item after it), with the same filters and fill-in. */
   async related(r: { itemId: string; numResults: number; userId?: string | undefined } & FilterRequest): Promise<Answer> {
-    const v = this.version();
+    const { version: v, arm } = r.userId === undefined ? { version: this.version(), arm: 0 } : this.versionFor(r.userId);
     const live = r.userId === undefined ? undefined : await this.userState(r.userId);
     const meta = r.userId === undefined || live ? undefined : await this.d.user(r.userId);
     const bound = this.bind(r, live, meta);
@@ -278,12 +278,12 @@ export class QueryService {
       return (list ?? []).filter((s) => !ex.has(s.itemId)).slice(0, k);
     };
     const items = await this.fill(rank, r.numResults, bound, new Set([r.itemId]));
-    return this.answer(v, items);
+    return this.answer(v, items, arm);
   }
 
   /** GetPersonalizedRanking: `inputList` in the user's order; items the model does not know go last, in input order. */
   async ranking(r: { userId: string; inputList: string[] } & FilterRequest): Promise<Answer> {
-    const v = this.version();
+    const { version: v, arm } = this.versionFor(r.userId);
     const { live, meta } = await this.knownUser(r.userId);
     const bound = this.bind(r, live, meta);
     const unique = [...new Set(r.inputList)];
@@ -311,7 +311,7 @@ export class QueryService {
       const records = bound.needsItems ? await this.d.items(list.map((s) => s.itemId)) : undefined;
       list = list.filter((s) => bound.keep(s.itemId, records?.get(s.itemId)));
     }
-    return this.answer(v, list);
+    return this.answer(v, list, arm);
   }
 
   /** Popular (distinct users) or trending (time-decayed events) items, live; a user may be given for interaction filters. */
@@ -370,6 +370,11 @@ export class QueryService {
     const v = this.d.serving.current;
     if (!v) throw new AppError('NO_MODEL_VERSION', 'no model version is served yet', { field: 'version' });
     return v;
+  }
+
+  /** The version that answers this user: the served one, or the user's arm's during a traffic split (src/serving/split.ts). */
+  private versionFor(userId: string): { version: ServingVersion; arm: number } {
+    return this.d.serving.forUser(userId) ?? { version: this.version(), arm: 0 };
   }
 
   private async knownUser(userId: string): Promise<{ live: Live; meta: User | undefined }> {
@@ -472,8 +477,9 @@ export class QueryService {
     return this.popularCache.local;
   }
 
-  private answer(v: ServingVersion, items: QueryItem[]): Answer {
-    return { recommendationId: mintRecommendationId(v.version), version: v.version, recipe: v.model.recipe, itemList: items };
+  /** `arm`: the traffic split's arm that answered (0: no split), carried by the recommendationId. */
+  private answer(v: ServingVersion, items: QueryItem[], arm = 0): Answer {
+    return { recommendationId: mintRecommendationId(v.version, arm), version: v.version, recipe: v.model.recipe, itemList: items };
   }
 }
 

@@ -17,6 +17,7 @@ import type { User } from '../serde/avro.js';
 import { HrnnModel, type HistoryEvent } from '../recipes/hrnn.js';
 import type { Model } from '../recipes/types.js';
 import type { HrnnUserState, UserEvent } from '../state/model.js';
+import { armOf, type TrafficSplit } from './split.js';
 
 export interface ServingVersion {
   version: string;
@@ -25,7 +26,7 @@ export interface ServingVersion {
   excludeSeen: boolean;
 }
 
-export class ServingModel extends EventEmitter<{ swap: [ServingVersion] }> {
+export class ServingModel extends EventEmitter<{ swap: [ServingVersion]; split: [readonly ServingVersion[]] }> {
   private value: ServingVersion | undefined;
 
   get current(): ServingVersion | undefined {
@@ -41,6 +42,34 @@ export class ServingModel extends EventEmitter<{ swap: [ServingVersion] }> {
   swap(next: ServingVersion): void {
     this.value = next;
     this.emit('swap', next);
+  }
+
+  private arms: { split: TrafficSplit; versions: readonly ServingVersion[] } | undefined;
+
+  /** The traffic split applied (every arm's version loaded), if any. */
+  get split(): TrafficSplit | undefined {
+    return this.arms?.split;
+  }
+
+  /** Applies a split (`versions[i]`: arm i + 1's loaded version), or ends it (undefined). */
+  setSplit(split: TrafficSplit | undefined, versions: readonly ServingVersion[] = []): void {
+    if (split && versions.length !== split.arms.length) throw new RangeError(`a split of ${split.arms.length} arms needs as many versions, not ${versions.length}`);
+    this.arms = split ? { split, versions } : undefined;
+    if (split) this.emit('split', versions);
+  }
+
+  /** The HRNN models served now: the current version's and the split's arms' (each once). */
+  hrnnModels(): HrnnModel[] {
+    const all = [this.value, ...(this.arms?.versions ?? [])].map((v) => v?.model);
+    return [...new Set(all.filter((m): m is HrnnModel => m instanceof HrnnModel))];
+  }
+
+  /** The version that answers this user, and its arm (0: no split; else the user's arm, 1-based). */
+  forUser(userId: string): { version: ServingVersion; arm: number } | undefined {
+    const a = this.arms;
+    if (!a) return this.value && { version: this.value, arm: 0 };
+    const arm = armOf(a.split, userId);
+    return { version: a.versions[arm - 1]!, arm };
   }
 }
 

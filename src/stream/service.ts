@@ -29,10 +29,11 @@ import { LiveFeeds } from './live.js';
 import { restartBackoff } from '../kafka/supervise.js';
 import { ResourceFollower } from './resources.js';
 import { DeletionJobs } from './deletion-jobs.js';
-import { announce, rollback } from './versions.js';
+import { announce, announceSplit, rollback } from './versions.js';
 import { applyTopics, groupTopics, topicName } from '../kafka/topics.js';
 import { Retrainer } from './retrainer.js';
-import { ServingModel } from '../serving/served-model.js';
+import { ServingModel, type ServingVersion } from '../serving/served-model.js';
+import { newSplit, validateSplitArms } from '../serving/split.js';
 import { HrnnModel } from '../recipes/hrnn.js';
 import { configuredHpo, trainingParams } from '../training/stream-train.js';
 import { VersionWatcher } from './versions.js';
@@ -142,7 +143,7 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
   const metaStore = await openStateStore(privateDir(join(config.state.dir, group, 'meta')));
   closers.push({ what: 'metadata store', close: () => metaStore.close() });
   // hrnn-coldstart: items that arrive after the served version was trained join it at once.
-  const metadata = new MetadataReader({ config, group, brokers: o.brokers, instanceId: id, store: metaStore, log: o.log, onItem: (item) => serving.hrnn?.model.addItem(item) });
+  const metadata = new MetadataReader({ config, group, brokers: o.brokers, instanceId: id, store: metaStore, log: o.log, onItem: (item) => serving.hrnnModels().forEach((m) => m.addItem(item)) });
   const resources = new ResourceFollower({ config, group, brokers: o.brokers, instanceId: id, producer, log: o.log });
   let processor!: StreamProcessor;
   const query = new QueryService({
@@ -173,12 +174,15 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
     : undefined;
   if (publisher) closers.push({ what: 'publisher', close: () => publisher.stop() });
   const versions = new VersionWatcher({ config, group, brokers: o.brokers, instanceId: id, registry, serving, log: o.log });
-  serving.on('swap', (v) => {
+  const addStoredItems = (v: ServingVersion) => {
     if (v.model instanceof HrnnModel && v.model.meta?.tower) {
       const model = v.model;
       metadata.forEachItem((item) => void model.addItem(item)).catch((err: unknown) => o.log.warn({ err }, 'adding stored items to the new version failed'));
     }
-  });
+  };
+  serving.on('swap', addStoredItems);
+  // A traffic split's arms too (src/serving/split.ts).
+  serving.on('split', (versions) => versions.filter((v) => v !== serving.current).forEach(addStoredItems));
   let retrainer!: Retrainer;
   let advertised = '';
   /**
@@ -251,13 +255,22 @@ async function startServiceParts(o: ServiceOptions, closers: Closers): Promise<S
     query,
     resources: resources.resources,
     deployment: {
-      describe: () => ({ announced: versions.announced, loaded: versions.status().serving }),
-      promote: async (version) => {
+      describe: () => ({ announced: versions.announced, loaded: versions.status().serving, split: serving.split?.id ?? null }),
+      promote: async (version, reason) => {
         // This instance's registry or the models index: a version trained elsewhere can be promoted here.
         versions.catalog.info(version);
-        return announce(producer, group, version, versions.announced, 'promoted through the API');
+        return announce(producer, group, version, versions.announced, reason ?? 'promoted through the API');
       },
       rollback: () => rollback(producer, group, versions.announced, (v) => versions.catalog.has(v)),
+      split: (arms) => {
+        const split = newSplit(validateSplitArms(arms, (v) => versions.catalog.has(v)));
+        return announceSplit(producer, group, versions.announced, split, `traffic split ${split.id} started through the API`);
+      },
+      endSplit: () => {
+        const current = versions.announced;
+        if (!current?.split) throw new AppError('SPLIT_NOT_FOUND', `group ${group}'s deployment has no traffic split`, { field: 'split' });
+        return announceSplit(producer, group, current, undefined, `traffic split ${current.split.id} ended through the API`);
+      },
     },
     solutions: {
       configured: () => {

@@ -21,7 +21,8 @@ import { topicName, topicOffsets } from '../kafka/topics.js';
 import { shouldPromote, type PromotionRule, type VersionInfo, type VersionRegistry } from '../training/registry.js';
 import { INDEX_PREFIX, materialiseVersion, parseManifest, type IndexedManifest } from '../training/model-transfer.js';
 import type { Logger } from '../util/log.js';
-import type { ServingModel } from '../serving/served-model.js';
+import type { ServingModel, ServingVersion } from '../serving/served-model.js';
+import { parseSplit, type TrafficSplit } from '../serving/split.js';
 
 export const SERVING_KEY = 'serving';
 
@@ -32,6 +33,8 @@ export interface ServingRecord {
   /** ISO time of the announcement. */
   at: string;
   reason: string;
+  /** A traffic split between versions (src/serving/split.ts); absent: `version` serves everyone. Any announcement without it ends the split. */
+  split?: TrafficSplit;
 }
 
 const HISTORY = 20;
@@ -41,7 +44,8 @@ export function parseServingRecord(value: Buffer | null): ServingRecord | undefi
   try {
     const r = JSON.parse(value.toString('utf8')) as Partial<ServingRecord>;
     if (typeof r.version !== 'string' || !Array.isArray(r.previous)) return undefined;
-    return { version: r.version, previous: r.previous.filter((v): v is string => typeof v === 'string'), at: String(r.at ?? ''), reason: String(r.reason ?? '') };
+    const split = parseSplit(r.split);
+    return { version: r.version, previous: r.previous.filter((v): v is string => typeof v === 'string'), at: String(r.at ?? ''), reason: String(r.reason ?? ''), ...(split ? { split } : {}) };
   } catch {
     return undefined;
   }
@@ -143,6 +147,15 @@ export async function announce(producer: Sender, group: string, version: string,
   return send(producer, group, { version, previous, at: new Date().toISOString(), reason });
 }
 
+/**
+ * Starts (`split`) or ends (undefined) a traffic split on the served version: the same version and
+ * history, announced again with the split or without it.
+ */
+export async function announceSplit(producer: Sender, group: string, current: ServingRecord | undefined, split: TrafficSplit | undefined, reason: string): Promise<ServingRecord> {
+  if (!current) throw new AppError('NO_MODEL_VERSION', `group ${group} serves no version yet: promote one before splitting traffic`, { field: 'version' });
+  return send(producer, group, { version: current.version, previous: current.previous, at: new Date().toISOString(), reason, ...(split ? { split } : {}) });
+}
+
 async function send(producer: Sender, group: string, record: ServingRecord): Promise<ServingRecord> {
   await producer.send({ topic: topicName(group, 'versions'), acks: -1, messages: [{ key: SERVING_KEY, value: JSON.stringify(record), partition: 0 }] });
   return record;
@@ -161,6 +174,8 @@ export async function promoteIfAllowed(
   current: ServingRecord | undefined,
   rule: { promote: PromotionRule; promoteTolerance: number },
 ): Promise<{ promote: boolean; reason: string; serving?: ServingRecord }> {
+  // A running A/B split is ended by a person (promote the winner, or end it), not by a retraining.
+  if (current?.split) return { promote: false, reason: `a traffic split (${current.split.id}) is running on the deployment: promote its winner or end it first` };
   const served = current && registry.has(current.version) ? registry.info(current.version) : undefined;
   const decision = shouldPromote(info, served, rule.promote, rule.promoteTolerance);
   if (decision.promote) return { ...decision, serving: await announce(producer, group, info.version, current, decision.reason) };
@@ -204,6 +219,8 @@ export class VersionWatcher {
   private loaded: string | undefined;
   private failures = 0;
   private readonly index = new Map<string, IndexedManifest>();
+  /** The loaded versions of the current traffic split's arms. */
+  private readonly arms = new Map<string, ServingVersion>();
   /** The announcement the worker last acted on (a new record object is a new attempt). */
   private attempted: ServingRecord | undefined;
   private working: Promise<void> | undefined;
@@ -217,8 +234,8 @@ export class VersionWatcher {
   }
 
   /** The latest announcement seen, the version actually loaded, and the fetches from `<group>.models`. */
-  status(): { announced: string | null; serving: string | null; loadFailures: number; fetching: string | null; fetched: number; fetchFailures: number; lastFetchError: string | null; published: number } {
-    return { announced: this.latest?.version ?? null, serving: this.loaded ?? null, loadFailures: this.failures, ...this.fetch, published: this.index.size };
+  status(): { announced: string | null; serving: string | null; loadFailures: number; fetching: string | null; fetched: number; fetchFailures: number; lastFetchError: string | null; published: number; split: string | null } {
+    return { announced: this.latest?.version ?? null, serving: this.loaded ?? null, loadFailures: this.failures, ...this.fetch, published: this.index.size, split: this.o.serving.split?.id ?? null };
   }
 
   get announced(): ServingRecord | undefined {
@@ -270,6 +287,7 @@ export class VersionWatcher {
     while (!this.stopped && this.latest && this.latest !== this.attempted) {
       const record = (this.attempted = this.latest);
       if (record.version !== this.loaded && (await this.ensureLocal(record.version, true))) this.load(record);
+      await this.loadSplit(record);
       // The rollback target, so that a rollback swaps at once even on an instance that joined late.
       const previous = record.previous.at(-1);
       if (previous && this.latest === record && !this.stopped) await this.ensureLocal(previous, false);
@@ -316,6 +334,44 @@ export class VersionWatcher {
       this.failures++;
       this.o.log.error({ err, version: record.version }, 'could not load the announced model version; still serving the previous one');
     }
+  }
+
+  /**
+   * The announcement's traffic split, every arm's version loaded (fetched first when needed) and
+   * handed to the served model; without a split, any split is ended. A split one of whose versions
+   * cannot be loaded is not applied (the main version serves everyone, arm 0) and counted as a
+   * load failure; it is tried again when announced again.
+   */
+  private async loadSplit(record: ServingRecord): Promise<void> {
+    const split = record.split;
+    if (!split) {
+      if (this.o.serving.split) this.o.log.info({ version: record.version, reason: record.reason }, 'traffic split ended');
+      this.o.serving.setSplit(undefined);
+      this.arms.clear();
+      return;
+    }
+    if (this.o.serving.split?.id === split.id) return;
+    const versions: ServingVersion[] = [];
+    for (const arm of split.arms) {
+      const main = this.o.serving.current;
+      let v = main?.version === arm.version ? main : this.arms.get(arm.version);
+      if (!v) {
+        if (!(await this.ensureLocal(arm.version, true))) return;
+        try {
+          const bundle = this.o.registry.load(arm.version);
+          v = { version: arm.version, model: bundle.model, excludeSeen: bundle.excludeSeen };
+        } catch (err) {
+          this.failures++;
+          this.o.log.error({ err, version: arm.version, split: split.id }, 'could not load a version of the traffic split; the split is not applied (the main version serves everyone)');
+          return;
+        }
+      }
+      versions.push(v);
+    }
+    this.arms.clear();
+    for (const v of versions) this.arms.set(v.version, v);
+    this.o.serving.setSplit(split, versions);
+    this.o.log.info({ split: split.id, arms: split.arms, reason: record.reason }, 'traffic split applied');
   }
 
   /** The watcher's consumer: running, restarting after a crash, or failed (with the reason). */

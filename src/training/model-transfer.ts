@@ -402,11 +402,13 @@ export const PROTECTED_PREDECESSORS = 3;
 export const KEEP_CANDIDATES = 3;
 
 /** The versions to prune: those beyond the bound (see PROTECTED_PREDECESSORS), oldest first. */
-export function versionsToPrune(indexed: readonly Pick<ModelManifest, 'version' | 'info'>[], serving: { version: string; previous: string[] } | undefined): string[] {
+export function versionsToPrune(indexed: readonly Pick<ModelManifest, 'version' | 'info'>[], serving: ServedVersions | undefined): string[] {
   const keep = new Set<string>();
   if (serving) {
     keep.add(serving.version);
     for (const v of serving.previous.slice(-PROTECTED_PREDECESSORS)) keep.add(v);
+    // A running traffic split's arms: every instance (and one that joins later) must fetch them.
+    for (const arm of serving.split?.arms ?? []) keep.add(arm.version);
   }
   const byAge = [...indexed].sort((a, b) => (a.info.createdAt < b.info.createdAt ? -1 : a.info.createdAt > b.info.createdAt ? 1 : a.version < b.version ? -1 : 1));
   const others = byAge.filter((m) => !keep.has(m.version));
@@ -414,7 +416,14 @@ export function versionsToPrune(indexed: readonly Pick<ModelManifest, 'version' 
 }
 
 /** Tombstones every chunk key and the manifest of each pruned version on `<group>.models`, then its index entry on `<group>.versions`. */
-export async function pruneModels(producer: Sender, group: string, manifests: readonly ModelManifest[], serving: { version: string; previous: string[] } | undefined, log?: Logger): Promise<string[]> {
+/** What pruning keeps of the deployment's announcement (a ServingRecord). */
+export interface ServedVersions {
+  version: string;
+  previous: string[];
+  split?: { arms: readonly { version: string }[] } | undefined;
+}
+
+export async function pruneModels(producer: Sender, group: string, manifests: readonly ModelManifest[], serving: ServedVersions | undefined, log?: Logger): Promise<string[]> {
   const prune = versionsToPrune(manifests, serving);
   for (const version of prune) {
     const m = manifests.find((x) => x.version === version)!;

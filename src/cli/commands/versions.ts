@@ -93,7 +93,7 @@ export function registerVersionsCommands(program: Command, ctx: CliContext): voi
 }
 
 /** The group's registry, the served announcement, and a producer to announce with. */
-async function versionsContext<T>(
+export async function versionsContext<T>(
   ctx: CliContext,
   group: string,
   fn: (x: {
