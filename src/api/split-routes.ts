@@ -101,7 +101,7 @@ export interface SplitRouteOptions {
 
 /** The group's online metrics, when its service counts them (helper `attrib`'s `online` on GroupServices). */
 function onlineOf(g: GroupServices): OnlineMetricsSource | undefined {
-  return (g as GroupServices & { online?: OnlineMetricsSource }).online;
+  return g.online;
 }
 
 export function registerSplitRoutes(base: FastifyInstance, o: SplitRouteOptions): void {

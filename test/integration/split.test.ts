@@ -5,21 +5,24 @@
  * watcher, which loads both arms; answers for many users show both versions, each user always the
  * same arm, ids carry the arm, and the recommendations topic publishes each user's arm's list; a
  * second instance with a registry of its own fetches both arms and puts users in the same arms. Then
- * the split is ended, and a new split is promoted by version (the report needs the online metrics the
- * attribution counts: without them it answers 409 ONLINE_METRICS_UNAVAILABLE here).
+ * the split is ended, and a new split is promoted by version. Last, an experiment: synthetic users
+ * click arm 2's lists three times as often; the online metrics (attribution, counted by the stream
+ * processors of both instances) equal exactly what was sent, the report finds the difference, and
+ * the winner is promoted.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
-import { syntheticInteractions } from '../../src/data/synthetic.js';
+import { prng, syntheticInteractions } from '../../src/data/synthetic.js';
 import { createKafka } from '../../src/kafka/client.js';
 import type { Consumer } from '../../src/kafka/kafkajs.js';
 import { applyTopics, topicName } from '../../src/kafka/topics.js';
 import { createCodecs, type Recommendation } from '../../src/serde/avro.js';
 import { parseRecommendationId, versionTag } from '../../src/serving/recommendation-id.js';
 import { armOf } from '../../src/serving/split.js';
+import type { SplitReport } from '../../src/serving/split-report.js';
 import { readServing } from '../../src/stream/versions.js';
 import { startService, type Service } from '../../src/stream/service.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -195,19 +198,18 @@ describe('a traffic split', () => {
     const id = /^split ([0-9a-f]{12}) on /.exec(cli.stdout)?.[1];
     expect(id, cli.stdout).toBeDefined();
     await until('the new split applied', () => service.serving.split?.id === id, 30_000);
-    // The report needs the online metrics attribution counts: a 409 without them, else the arms.
-    const report = await api<{ code?: string; arms?: unknown[] }>('/deployments/default/split/report');
+    // The report (nothing attributed to this split's arms yet: no winner), over HTTP and the CLI.
+    const report = await api<SplitReport>('/deployments/default/split/report');
+    expect(report.status).toBe(200);
+    expect(report.body.arms).toHaveLength(2);
+    expect(report.body.winner).toBeNull();
     const printed = await runCli(['split', 'report', '--group', group, '--url', service.url], env);
-    if (report.status === 409) {
-      expect(report.body.code).toBe('ONLINE_METRICS_UNAVAILABLE');
-      expect(printed.code).toBe(1);
-      expect(printed.stderr).toMatch(/ONLINE_METRICS_UNAVAILABLE/);
-    } else {
-      expect(report.status).toBe(200);
-      expect(report.body.arms).toHaveLength(2);
-      expect(printed.code, printed.stderr).toBe(0);
-      expect(printed.stdout).toMatch(new RegExp(`^split ${id}`));
-    }
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(printed.stdout).toMatch(new RegExp(`^split ${id}`));
+    // Promoting the winner when there is none: refused, naming why.
+    const none = await api<{ code: string }>('/deployments/default/split/promote', { method: 'POST', body: {} });
+    expect(none.status).toBe(409);
+    expect(none.body.code).toBe('SPLIT_NO_WINNER');
     const promoted = await api<{ version: string; reason: string }>('/deployments/default/split/promote', { method: 'POST', body: { version: popVersion } });
     expect(promoted.status, JSON.stringify(promoted.body)).toBe(200);
     expect(promoted.body.reason).toMatch(/arm 2 promoted by request/);
@@ -217,4 +219,77 @@ describe('a traffic split', () => {
     expect(parseRecommendationId(r.recommendationId)?.arm).toBe(0);
     expect((await api<{ version: string; previous: string[] }>('/deployments/default')).body).toMatchObject({ version: popVersion, previous: [simsVersion] });
   }, 120_000);
+
+  it('an experiment: users click the better arm three times as often; attribution counts exactly what was sent, the report finds the winner, and it is promoted', async () => {
+    // popularity-count serves now (promoted above). Arm 1: it; arm 2: sims, whose lists get the clicks.
+    const versions = [popVersion, simsVersion];
+    const started = await api<{ id: string }>('/deployments/default/split', { method: 'POST', body: { arms: versions.map((version) => ({ version, weight: 1 })) } });
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    await until('the experiment applied on both instances', () => [service, second!].every((s) => s.serving.split?.id === started.body.id), 60_000);
+
+    const clickRate = [0.1, 0.3];
+    const random = prng(11);
+    const sent = versions.map(() => ({ view: 0, click: 0, purchase: 0, shown: 0, revenue: 0 }));
+    for (const userId of USERS) {
+      const eventList: Record<string, unknown>[] = [];
+      for (let round = 0; round < 8; round++) {
+        // Every instance answers (a user of the second instance's partitions is forwarded there).
+        const list = await recommend(service.url, userId);
+        const arm = parseRecommendationId(list.recommendationId)!.arm!;
+        const s = sent[arm - 1]!;
+        const shown = list.itemList.length > 0 ? list.itemList.map((i) => i.itemId) : ['i1'];
+        const cite = { recommendationId: list.recommendationId, sentAt: Date.now() };
+        eventList.push({ eventType: 'view', itemId: shown[0], impression: shown, ...cite });
+        s.view++;
+        s.shown += shown.length;
+        if (random() >= clickRate[arm - 1]!) continue;
+        eventList.push({ eventType: 'click', itemId: shown[shown.length - 1], ...cite });
+        s.click++;
+        if (random() < 0.5) {
+          const value = Math.round(random() * 10_000) / 100;
+          eventList.push({ eventType: 'purchase', itemId: shown[shown.length - 1], eventValue: value, ...cite });
+          s.purchase++;
+          s.revenue += value;
+        }
+      }
+      const res = await fetch(`${service.url}/v1/groups/${group}/events`, { method: 'POST', headers: rootHeaders({ 'content-type': 'application/json' }), body: JSON.stringify({ userId, eventList }) });
+      expect(res.status).toBe(202);
+    }
+    expect(Math.min(sent[0]!.view, sent[1]!.view)).toBeGreaterThan(100);
+
+    interface Row { version: string | null; arm: number | null; eventType: string; events: number; impressionEvents: number; impressedItems: number; valueSum: number }
+    const rowOf = (rows: Row[], arm: number, eventType: string) => rows.find((r) => r.version === versions[arm - 1] && r.arm === arm && r.eventType === eventType);
+    let rows: Row[] = [];
+    await until('every event counted, over both instances\' partitions', async () => {
+      rows = (await api<{ rows: Row[] }>('/metrics/online')).body.rows;
+      return [1, 2].every((arm) => (['view', 'click', 'purchase'] as const).every((t) => (rowOf(rows, arm, t)?.events ?? 0) >= sent[arm - 1]![t]));
+    }, 60_000);
+    for (const arm of [1, 2]) {
+      const s = sent[arm - 1]!;
+      expect(rowOf(rows, arm, 'view')).toMatchObject({ events: s.view, impressionEvents: s.view, impressedItems: s.shown });
+      expect(rowOf(rows, arm, 'click')).toMatchObject({ events: s.click, impressionEvents: 0 });
+      expect(rowOf(rows, arm, 'purchase')?.events ?? 0).toBe(s.purchase);
+      expect(rowOf(rows, arm, 'purchase')?.valueSum ?? 0).toBeCloseTo(s.revenue, 6);
+    }
+
+    const report = await api<SplitReport>('/deployments/default/split/report');
+    expect(report.status).toBe(200);
+    expect(report.body.arms.map((a) => ({ arm: a.arm, version: a.version, impressions: a.impressions, clicks: a.clicks, conversions: a.conversions }))).toEqual(
+      [1, 2].map((arm) => ({ arm, version: versions[arm - 1], impressions: sent[arm - 1]!.view, clicks: sent[arm - 1]!.click, conversions: sent[arm - 1]!.purchase })),
+    );
+    expect(report.body.arms[1]!.revenue).toBeCloseTo(sent[1]!.revenue, 6);
+    for (const a of report.body.arms) {
+      expect(a.ctr).toBeCloseTo(a.clicks / a.impressions, 9);
+      expect(a.ctrInterval!.low).toBeLessThan(a.ctr!);
+      expect(a.ctrInterval!.high).toBeGreaterThan(a.ctr!);
+    }
+    expect(report.body.comparisons).toHaveLength(1);
+    expect(report.body.comparisons[0]).toMatchObject({ significant: true, reliable: true });
+    expect(report.body.winner).toEqual({ arm: 2, version: simsVersion });
+
+    const promoted = await api<{ version: string; reason: string }>('/deployments/default/split/promote', { method: 'POST', body: {} });
+    expect(promoted.status, JSON.stringify(promoted.body)).toBe(200);
+    expect(promoted.body.version).toBe(simsVersion);
+    await until('the winner served, the split over', () => service.serving.current?.version === simsVersion && service.serving.split === undefined, 60_000);
+  }, 180_000);
 });
