@@ -1,7 +1,9 @@
 /**
- * bench/quality: issue 16's table. For each dataset (a seeded synthetic set, and ../shared/datasets
- * when present), chronological leave-one-out with full ranking (src/training/split.ts; the
- * seen-items rule as `streamrec train` picks it), NDCG@10 and HR@10 of
+ * bench/quality: issue 16's table. For each dataset (a seeded synthetic set with its generator's item
+ * metadata, ../shared/datasets when present, and the public sets of bench/datasets.ts' externalSets
+ * when fetched: ml-100k by `bash bench/fetch-ml100k.sh`), chronological leave-one-out with full
+ * ranking (src/training/split.ts; the seen-items rule as `streamrec train` picks it), NDCG@10 and
+ * HR@10 of
  *   popularity-count and sims (deterministic: one run each),
  *   hrnn with its defaults, hrnn with HPO (budget below), hrnn-metadata (its defaults: features
  *   chosen on validation) and `auto` (the recipe chosen on validation),
@@ -19,11 +21,12 @@
  */
 import { existsSync } from 'node:fs';
 import ms from 'ms';
-import { syntheticInteractions } from '../src/data/synthetic.js';
+import { syntheticInteractions, syntheticItems } from '../src/data/synthetic.js';
+import type { TrainingMetadata } from '../src/recipes/types.js';
 import type { InteractionFields } from '../src/state/apply.js';
-import { loadInteractions } from '../src/training/data.js';
+import { loadInteractions, loadTrainingMetadata } from '../src/training/data.js';
 import { trainAndEvaluate, type TrainReport } from '../src/training/train.js';
-import { sharedSets } from './datasets.js';
+import { externalSets, sharedSets } from './datasets.js';
 
 const log = (msg: string) => process.stderr.write(`[bench:quality] ${msg}\n`);
 const QUICK = process.env.STREAMREC_BENCH_QUICK === '1';
@@ -79,14 +82,28 @@ const VARIANTS: Variant[] = [
   { name: 'auto', seeded: true, options: (seed) => ({ recipe: 'auto', params: { ...EPOCHS, seed } }), chosen: (r) => r.auto?.recipe },
 ];
 
-async function datasets(): Promise<{ name: string; rows: InteractionFields[] }[]> {
-  const out: { name: string; rows: InteractionFields[] }[] = [{ name: 'synthetic', rows: [...syntheticInteractions(SYNTHETIC)] }];
+interface Dataset {
+  name: string;
+  rows: InteractionFields[];
+  /** Item / user metadata for hrnn-metadata and auto (the synthetic set: the generator's catalogue, CATEGORY and PRICE). */
+  metadata?: TrainingMetadata;
+}
+
+async function datasets(): Promise<Dataset[]> {
+  const out: Dataset[] = [{ name: 'synthetic', rows: [...syntheticInteractions(SYNTHETIC)], metadata: { items: [...syntheticItems({ seed: SYNTHETIC.seed, items: SYNTHETIC.items })] } }];
   for (const s of sharedSets) {
     if (!existsSync(s.spec.file)) {
       log(`${s.name}: not present (${s.spec.file}), skipped`);
       continue;
     }
     out.push({ name: s.name, rows: (await loadInteractions(s.spec)).rows });
+  }
+  for (const s of externalSets) {
+    if (!existsSync(s.spec.file)) {
+      log(`${s.name}: not present (${s.spec.file}), skipped (fetched by: ${s.fetch})`);
+      continue;
+    }
+    out.push({ name: s.name, rows: (await loadInteractions(s.spec)).rows, metadata: await loadTrainingMetadata(s.spec) });
   }
   return out.filter((d) => !ONLY || ONLY.includes(d.name));
 }
@@ -104,12 +121,13 @@ async function main(): Promise<void> {
       const chosen: Record<string, unknown> = {};
       let testUsers = 0;
       for (const seed of v.seeded ? SEEDS : [SEEDS[0]!]) {
-        const { report } = await trainAndEvaluate(d.rows, { split: 'loo', final: false, ...v.options(seed) });
+        const { report } = await trainAndEvaluate(d.rows, { split: 'loo', final: false, ...(d.metadata ? { metadata: d.metadata } : {}), ...v.options(seed) });
         ndcg.set(seed, report.metrics.normalized_discounted_cumulative_gain_at_10);
         hit.set(seed, report.metrics.hit_at_10);
         times.push(report.trainMs);
         testUsers = report.testUsers;
         if (v.chosen) chosen[String(seed)] = v.chosen(report);
+        if (report.features?.table) log(`${d.name} ${v.name} seed ${seed}: features ${JSON.stringify(report.features.used)} of ${JSON.stringify(report.features.groups.map((g) => g.name))}, validation ${JSON.stringify(report.features.table)}`);
         log(`${d.name} ${v.name} seed ${seed}: NDCG@10 ${round(report.metrics.normalized_discounted_cumulative_gain_at_10)}, HR@10 ${round(report.metrics.hit_at_10)}, train ${report.trainMs} ms`);
       }
       const row: Row = { dataset: d.name, recipe: v.name, test_users: testUsers, ndcg_at_10: stat(ndcg), hit_at_10: stat(hit), train_ms_median: Math.round(median(times)), ...(v.chosen ? { chosen } : {}) };
