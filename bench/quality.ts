@@ -125,7 +125,8 @@ async function datasets(): Promise<Dataset[]> {
  */
 function merge(files: string[]): void {
   const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8').trim().split('\n').pop()!) as { seeds: number[]; hpo_budget: string; quick: boolean; synthetic: unknown; minutes: number; rows: Row[]; failures?: unknown[] });
-  const budgets = new Set(runs.map((r) => r.hpo_budget));
+  // The budget of the runs that have an hrnn+hpo row (a run whose HPO failed lists it under failures).
+  const budgets = new Set(runs.filter((r) => r.rows.some((x) => x.recipe === 'hrnn+hpo')).map((r) => r.hpo_budget));
   if (budgets.size > 1 || new Set(runs.map((r) => r.quick)).size > 1) throw new Error(`STREAMREC_BENCH_MERGE: the runs differ in hpo_budget or quick (${[...budgets].join(', ')})`);
   const rows: Row[] = [];
   const checks: Record<string, unknown>[] = [];
@@ -145,7 +146,7 @@ function merge(files: string[]): void {
     checks.push(check(dataset, byName));
   }
   const seeds = [...new Set(runs.flatMap((r) => r.seeds))].sort((a, b) => a - b);
-  process.stdout.write(`${JSON.stringify({ bench: 'quality', split: 'loo', seeds, hpo_budget: runs[0]!.hpo_budget, quick: runs[0]!.quick, synthetic: runs[0]!.synthetic, merged_from: files, minutes: round(Math.max(...runs.map((r) => r.minutes))), rows, checks, ...(runs.some((r) => r.failures) ? { failures: runs.flatMap((r) => r.failures ?? []) } : {}) })}\n`);
+  process.stdout.write(`${JSON.stringify({ bench: 'quality', split: 'loo', seeds, hpo_budget: [...budgets][0] ?? runs[0]!.hpo_budget, quick: runs[0]!.quick, synthetic: runs[0]!.synthetic, merged_from: files, minutes: round(Math.max(...runs.map((r) => r.minutes))), rows, checks, ...(runs.some((r) => r.failures) ? { failures: runs.flatMap((r) => r.failures ?? []) } : {}) })}\n`);
 }
 
 async function main(): Promise<void> {
