@@ -220,7 +220,9 @@ describe('the official AWS SDKs against /personalize/<group>', () => {
   }, 60_000);
 
   it('refusals in the SDKs\' shapes: wrong signature, expired date, another group\'s key, a missing scope, bad input, unknown filter', async () => {
-    const wrong = await refusal(runtime({ ...rw, secretAccessKey: `${rw.secretAccessKey.slice(0, -1)}x` }).send(new GetRecommendationsCommand({ campaignArn: CAMPAIGN, userId: 'u5' })));
+    // Another last character (a secret that already ends in the one put there would not be wrong).
+    const wrongSecret = `${rw.secretAccessKey.slice(0, -1)}${rw.secretAccessKey.endsWith('x') ? 'y' : 'x'}`;
+    const wrong = await refusal(runtime({ ...rw, secretAccessKey: wrongSecret }).send(new GetRecommendationsCommand({ campaignArn: CAMPAIGN, userId: 'u5' })));
     expect(wrong).toMatchObject({ name: 'InvalidSignatureException', status: 403 });
     expect(wrong.message).toMatch(/signature we calculated does not match/);
 

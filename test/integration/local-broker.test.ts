@@ -25,7 +25,8 @@ describe('local Kafka broker', () => {
     const port = await freePort();
     // `streamrec start` in a process group of its own, so the whole group (the CLI and the
     // broker's watchdog) can be SIGKILLed, as an OOM killer or a CI timeout would.
-    const { child, output } = await startCli(['start'], { ...env, STREAMREC_KAFKA_PORT: String(port) }, 'running;', { detached: true });
+    // The API on a free port too: the default 8080 may be taken on a shared machine (EADDRINUSE).
+    const { child, output } = await startCli(['start'], { ...env, STREAMREC_KAFKA_PORT: String(port), STREAMREC_API_PORT: String(await freePort()) }, 'running;', { detached: true });
     expect(output()).toMatch(/kafka: started a local Kafka 3\.9\.1 broker \(KRaft\) at 127\.0\.0\.1:\d+/);
     expect(output()).toMatch(/created\s+demo\.interactions\s+3 partition/);
     // The embedded default puts sample data into the empty topic (the quickstart's demo).
@@ -61,13 +62,14 @@ describe('local Kafka broker', () => {
   });
 
   it("stops the broker it owns when only the parent is killed (the watchdog), and on SIGTERM", async () => {
-    const first = await startCli(['start', '--group', 'wd'], env, 'running;', { detached: true });
+    const api = { ...env, STREAMREC_API_PORT: String(await freePort()) };
+    const first = await startCli(['start', '--group', 'wd'], api, 'running;', { detached: true });
     const broker = readState(dir)!.pid;
     expect(isAlive(broker)).toBe(true);
     process.kill(first.child.pid!, 'SIGKILL'); // the CLI only; its watchdog lives on
     expect(await waitUntil(() => !isAlive(broker), 30_000, 250), 'the watchdog stops the orphan').toBe(true);
 
-    const second = await startCli(['start', '--group', 'wd'], env, 'running;', { detached: true });
+    const second = await startCli(['start', '--group', 'wd'], { ...env, STREAMREC_API_PORT: String(await freePort()) }, 'running;', { detached: true });
     expect(second.output()).toMatch(/unchanged\s+wd\.interactions/); // topics survived the restart
     const broker2 = readState(dir)!.pid;
     const exited = new Promise<number | null>((resolve) => second.child.once('exit', resolve));

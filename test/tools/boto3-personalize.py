@@ -58,7 +58,8 @@ out["putItems"] = events.put_items(
 )["ResponseMetadata"]["HTTPStatusCode"]
 out["putUsers"] = events.put_users(datasetArn=ARN + "dataset/g/USERS", users=[{"userId": "boto-user"}])["ResponseMetadata"]["HTTPStatusCode"]
 
-wrong = client("personalize-runtime", env["ENDPOINT"], env["AKID"], env["SECRET"][:-1] + "x")
+# Another last character (a secret that already ends in the one put there would not be wrong).
+wrong = client("personalize-runtime", env["ENDPOINT"], env["AKID"], env["SECRET"][:-1] + ("y" if env["SECRET"].endswith("x") else "x"))
 out["wrongSignature"] = error_code(lambda: wrong.get_recommendations(campaignArn=CAMPAIGN, userId="u5"))
 other = client("personalize-runtime", env["OTHER_ENDPOINT"], env["AKID"], env["SECRET"])
 out["otherGroup"] = error_code(lambda: other.get_recommendations(campaignArn=CAMPAIGN, userId="u5"))
