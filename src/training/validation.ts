@@ -10,8 +10,8 @@
  */
 import type { AnyRecipe, Model, TrainHooks, TrainingMetadata } from '../recipes/types.js';
 import type { InteractionFields } from '../state/apply.js';
-import { evaluateModel } from './evaluate-model.js';
-import type { MetricReport } from './metrics.js';
+import { testRecommendations } from './evaluate-model.js';
+import { evaluate, ndcgAtK, type MetricReport } from './metrics.js';
 import { leaveOneOutSplit, userHash, type SplitResult } from './split.js';
 
 /** Validation users evaluated per trial by default. */
@@ -63,11 +63,30 @@ export interface ValidationContext {
  * Trains `r` (an entry of src/training/recipes.ts, or a recipe choosing its own features) with
  * `params` on the validation train part and scores it on the validation users.
  */
-export async function validationScore(r: AnyRecipe, params: Record<string, unknown>, v: ValidationContext): Promise<ValidationScore & { model: Model }> {
+export async function validationScore(r: AnyRecipe, params: Record<string, unknown>, v: ValidationContext): Promise<ValidationScore & { model: Model; perUserNdcg10: number[] }> {
   const t0 = performance.now();
   const model = await r.train(v.split.train, params, { ...v.hooks, ...(v.metadata ? { metadata: v.metadata } : {}) });
   const t1 = performance.now();
-  const metrics = evaluateModel(model, v.split, v.catalogueSize, v.excludeSeen, v.seenBound);
+  const tests = testRecommendations(model, v.split, v.excludeSeen, v.seenBound);
+  const metrics = evaluate(tests, v.catalogueSize);
+  // Each validation user's NDCG@10, in the split's user order: for paired comparisons of candidates.
+  const perUserNdcg10 = tests.map((t) => ndcgAtK(t.recommended, t.truth, 10));
   const t2 = performance.now();
-  return { model, ndcg10: metrics.normalized_discounted_cumulative_gain_at_10, hr10: metrics.hit_at_10, metrics, trainMs: Math.round(t1 - t0), evaluateMs: Math.round(t2 - t1) };
+  return { model, ndcg10: metrics.normalized_discounted_cumulative_gain_at_10, hr10: metrics.hit_at_10, metrics, trainMs: Math.round(t1 - t0), evaluateMs: Math.round(t2 - t1), perUserNdcg10 };
+}
+
+/**
+ * The paired difference of two candidates' per-user scores on the same validation users: its mean
+ * and the standard error of that mean (0 with fewer than 2 users).
+ */
+export function pairedDifference(a: readonly number[], b: readonly number[]): { mean: number; standardError: number } {
+  const n = Math.min(a.length, b.length);
+  if (n === 0) return { mean: 0, standardError: 0 };
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += a[i]! - b[i]!;
+  const mean = sum / n;
+  if (n < 2) return { mean, standardError: 0 };
+  let sq = 0;
+  for (let i = 0; i < n; i++) sq += (a[i]! - b[i]! - mean) ** 2;
+  return { mean, standardError: Math.sqrt(sq / (n - 1) / n) };
 }

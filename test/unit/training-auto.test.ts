@@ -8,7 +8,9 @@ import { searchParams } from '../../src/training/hpo.js';
 import { leaveOneOutSplit } from '../../src/training/split.js';
 import { trainAndEvaluate } from '../../src/training/train.js';
 import { recipeNamed } from '../../src/training/recipes.js';
-import { validationScore, validationSplit } from '../../src/training/validation.js';
+import { pairedDifference, validationScore, validationSplit } from '../../src/training/validation.js';
+import { chooseFeatures } from '../../src/training/feature-choice.js';
+import type { AnyRecipe, Model } from '../../src/recipes/types.js';
 
 type Event = InteractionFields & { CONTEXT?: Record<string, string> };
 const T0 = 1_700_000_000_000;
@@ -59,6 +61,61 @@ describe('feature groups and candidates', () => {
   });
 });
 
+describe('the margin a feature set must clear over none', () => {
+  it('pairedDifference: the mean and its standard error, by hand', () => {
+    // a - b = [1, 0, 0, 1]: mean 0.5, sd sqrt(4 * 0.25 / 3) = 0.57735, se 0.57735 / 2.
+    const d = pairedDifference([1, 1, 0, 1], [0, 1, 0, 0]);
+    expect(d.mean).toBe(0.5);
+    expect(d.standardError).toBeCloseTo(0.288675, 6);
+    expect(pairedDifference([], [])).toEqual({ mean: 0, standardError: 0 });
+  });
+
+  /**
+   * User u walks s<u>, x<u>-1, x<u>-2, ...; a fake recipe knows the next item (NDCG@10 = 1) for the
+   * users `knows(u, features)` says, and lists nothing useful for the others.
+   */
+  async function choice(knows: (u: number, features: string[]) => boolean) {
+    const r = prng(4);
+    const events: Event[] = [];
+    for (let u = 0; u < 300; u++) {
+      for (let k = 0; k < 6; k++) {
+        events.push({ USER_ID: `u${u}`, ITEM_ID: k === 0 ? `s${u}` : `x${u}-${k}`, TIMESTAMP: T0 + u * 1000 + k * 60_000, EVENT_TYPE: 'click', EVENT_VALUE: null, SESSION_ID: null, CONTEXT: { noise: `n${Math.floor(r() * 50)}` } });
+      }
+    }
+    const fake = {
+      name: 'fake',
+      train: async (_input: unknown, params: Record<string, unknown>) => {
+        const features = params.features as string[];
+        const model: Model = {
+          recipe: 'fake',
+          recommend: (req) => {
+            const u = Number(req.history[0]!.ITEM_ID.slice(1));
+            const next = `x${u}-${req.history.length}`;
+            return knows(u, features) ? [{ itemId: next, score: 1 }] : [{ itemId: 'nothing', score: 1 }];
+          },
+          related: () => undefined,
+          score: () => [],
+          toJSON: () => ({ recipe: 'fake' }),
+        };
+        return model;
+      },
+    } as unknown as AnyRecipe;
+    return chooseFeatures(events.sort((a, b) => a.TIMESTAMP - b.TIMESTAMP), { features: 'auto' }, { excludeSeen: false }, fake);
+  }
+
+  it('a set that wins on validation by less than 2 standard errors is dropped; a clear win is kept', async () => {
+    // 3 users of 300 more: +0.01, with a standard error of 0.0057: within the noise.
+    const small = await choice((u, f) => u % 10 < 3 || (f.length > 0 && u % 100 === 99));
+    expect(small.table!.map((r) => r.ndcg10)).toEqual([0.3, 0.31]);
+    expect(small.used).toEqual([]);
+    expect(small.reason).toMatch(/within 2 standard errors/);
+    // 30% of the users more: kept.
+    const clear = await choice((u, f) => u % 10 < (f.length > 0 ? 6 : 3));
+    expect(clear.used).toEqual(['context.noise']);
+    expect(clear.reason).toMatch(/more than 2 standard errors/);
+  });
+});
+
 describe("hrnn-metadata's features under a hyperparameter search", () => {
   it('are chosen once, before the trials, and fixed for all of them; given features are not chosen again', async () => {
     const events = contextData(1, false);
@@ -69,11 +126,12 @@ describe("hrnn-metadata's features under a hyperparameter search", () => {
     expect(report.features?.table?.map((r) => r.features)).toEqual([[], ['context.noise']]);
     const table = report.features!.table!;
     const best = table.reduce((a, b) => (b.ndcg10 > a.ndcg10 ? b : a));
-    expect(report.features!.used).toEqual(best.features);
+    // The best set, or none when it does not clear the margin over none.
+    expect([JSON.stringify(best.features), '[]']).toContain(JSON.stringify(report.features!.used));
     expect(report.fixed).toEqual(fixed);
     expect(report.searched).not.toContain('features');
     // Every trial trained with that set (the trials' params hold only what was searched).
-    expect(params.features).toEqual(best.features);
+    expect(params.features).toEqual(report.features!.used);
     for (const t of report.trials) expect(t.params).not.toHaveProperty('features');
 
     const given = await searchParams('hrnn-metadata', trainPart, { budgetMs: 120_000, maxTrials: 1, seed: 2, fixed: { ...fixed, features: ['context.noise'] }, excludeSeen: false, rungs: [1, 2] });
