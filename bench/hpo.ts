@@ -33,7 +33,7 @@ interface Row {
   budget_s?: number;
   used_s?: number;
   trials?: number;
-  validation_ndcg_at_10?: number;
+  validation_ndcg_at_10?: number | null;
   chosen?: Record<string, unknown>;
   train_s: number;
 }
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
         popularity_ndcg_at_10: round(report.baseline.metrics.normalized_discounted_cumulative_gain_at_10),
         train_s: Math.round((performance.now() - t0) / 100) / 10,
         ...(report.hpo
-          ? { budget_s: report.hpo.budgetMs / 1000, used_s: Math.round(report.hpo.usedMs / 100) / 10, trials: report.hpo.trials.length, validation_ndcg_at_10: round(report.hpo.chosen.ndcg10), chosen: report.hpo.chosen.params }
+          ? { budget_s: report.hpo.budgetMs / 1000, used_s: Math.round(report.hpo.usedMs / 100) / 10, trials: report.hpo.trials.length, validation_ndcg_at_10: report.hpo.chosen.ndcg10 === null ? null : round(report.hpo.chosen.ndcg10), chosen: report.hpo.chosen.params }
           : {}),
       };
       log(JSON.stringify(row));

@@ -182,7 +182,7 @@ async function main(): Promise<void> {
         if (report.hpo) {
           const h = report.hpo;
           const defaults = h.trials[0]?.results.at(-1);
-          log(`${d.name} ${v.name} seed ${seed}: HPO ${h.trials.length} trials in ${Math.round(h.usedMs / 1000)} s, validation NDCG@10 (${h.validation.users} users): defaults ${defaults ? round(defaults.ndcg10) : 'not finished'}, chosen (trial ${h.chosen.trial}) ${round(h.chosen.ndcg10)}`);
+          log(`${d.name} ${v.name} seed ${seed}: HPO ${h.trials.length} trials in ${Math.round(h.usedMs / 1000)} s, validation NDCG@10 (${h.validation.users} users): defaults ${defaults ? round(defaults.ndcg10) : 'not finished'}, chosen ${h.chosen.ndcg10 === null ? `none (${h.fallback ?? 'no trial finished'})` : `(trial ${h.chosen.trial}) ${round(h.chosen.ndcg10)}`}`);
         }
         if (report.features?.table) log(`${d.name} ${v.name} seed ${seed}: features ${JSON.stringify(report.features.used)} of ${JSON.stringify(report.features.groups.map((g) => g.name))}, validation ${JSON.stringify(report.features.table)}`);
         log(`${d.name} ${v.name} seed ${seed}: NDCG@10 ${round(report.metrics.normalized_discounted_cumulative_gain_at_10)}, HR@10 ${round(report.metrics.hit_at_10)}, train ${report.trainMs} ms`);

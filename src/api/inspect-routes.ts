@@ -17,7 +17,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors/index.js';
 import { userEvents } from './inspect.js';
-import { ErrorBody, GroupName, IdString } from './schemas.js';
+import { ErrorBody, GroupName, IdString, Nullable } from './schemas.js';
 import type { GroupInspector, GroupServices } from './types.js';
 
 export const MAX_USER_EVENTS = 500;
@@ -26,7 +26,6 @@ export const MAX_DEAD_LETTERS = 100;
 export const DEFAULT_DEAD_LETTERS = 10;
 
 const responses = (ok: unknown) => ({ 200: ok, '4xx': ErrorBody, '5xx': ErrorBody });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
 const UserParams = Type.Object({ group: GroupName, userId: IdString() }, { additionalProperties: false });
 const Limit = (max: number, dflt: number, what: string) => Type.Integer({ minimum: 1, maximum: max, description: `${what}: 1 to ${max}; default ${dflt}` });

@@ -19,7 +19,7 @@ import { combine, summarize, type PartitionCounts } from '../stream/attribution.
 import type { OnlineMetricRow } from '../stream/online-metrics.js';
 import type { Logger } from '../util/log.js';
 import { FORWARDED_HEADER } from './forward.js';
-import { ErrorBody, GroupName, IdString } from './schemas.js';
+import { ErrorBody, GroupName, IdString, Nullable } from './schemas.js';
 import type { GroupServices } from './types.js';
 
 /**
@@ -45,7 +45,6 @@ export function peerPartitionCounts(o: { group: string; rootKey: string; peers: 
   };
 }
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
 const CountFields = {
   events: Type.Integer(),

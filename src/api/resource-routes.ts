@@ -27,7 +27,7 @@ import type { HpoRequest } from '../training/model-files.js';
 import type { VersionInfo } from '../training/registry.js';
 import type { ServingRecord } from '../stream/versions.js';
 import { newApiKey } from './auth.js';
-import { DOC, ErrorBody, GroupName, GroupParams, IdString } from './schemas.js';
+import { DOC, ErrorBody, GroupName, GroupParams, IdString, Nullable } from './schemas.js';
 import type { GroupAdmin, GroupServices } from './types.js';
 
 const Name = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$', description: '1-63 characters from A-Z a-z 0-9 _ . -' });
@@ -83,7 +83,8 @@ const SolutionVersion = Type.Object({
       usedMs: Type.Number(),
       trials: Type.Integer(),
       stoppedBy: Type.String(),
-      chosen: Type.Object({ trial: Type.Integer(), params: Type.Record(Type.String(), Type.Unknown()), epochs: Type.Optional(Type.Integer()), ndcg10: Type.Number(), hr10: Type.Number() }),
+      chosen: Type.Object({ trial: Nullable(Type.Integer()), params: Type.Record(Type.String(), Type.Unknown()), epochs: Type.Optional(Type.Integer()), ndcg10: Nullable(Type.Number()), hr10: Nullable(Type.Number()) }, { description: 'trial, ndcg10 and hr10 are null when no trial finished within the budget (fallback: the defaults were used).' }),
+      fallback: Type.Optional(Type.String({ description: 'Why the defaults were used unsearched.' })),
     }, { description: 'How the parameters were chosen (the whole trial list is in the version folder\'s version.json, report.hpo).' }),
   ),
 });
@@ -132,7 +133,7 @@ function versionView(v: VersionInfo, served: string | undefined): Static<typeof 
     metrics: v.report.metrics as unknown as Record<string, number>,
     baseline: v.report.baseline.metrics as unknown as Record<string, number>,
     serving: v.version === served,
-    ...(v.report.hpo ? { hpo: { method: v.report.hpo.method, budgetMs: v.report.hpo.budgetMs, usedMs: v.report.hpo.usedMs, trials: v.report.hpo.trials.length, stoppedBy: v.report.hpo.stoppedBy, chosen: v.report.hpo.chosen } } : {}),
+    ...(v.report.hpo ? { hpo: { method: v.report.hpo.method, budgetMs: v.report.hpo.budgetMs, usedMs: v.report.hpo.usedMs, trials: v.report.hpo.trials.length, stoppedBy: v.report.hpo.stoppedBy, chosen: v.report.hpo.chosen, ...(v.report.hpo.fallback ? { fallback: v.report.hpo.fallback } : {}) } } : {}),
   };
 }
 

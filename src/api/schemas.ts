@@ -47,6 +47,9 @@ export const Properties = propertiesOf(
 
 /** A dataset group name, as src/kafka/topics.ts validateGroupName enforces it (INVALID_GROUP_NAME). */
 export const GroupName = Type.String({ pattern: '^[A-Za-z0-9_-]{1,60}$', minLength: 1, maxLength: 60, description: 'A dataset group: 1-60 characters from A-Z a-z 0-9 _ -' });
+/** `t` or null. */
+export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
 export const GroupParams = Type.Object({ group: GroupName }, { additionalProperties: false });
 export type GroupParams = Static<typeof GroupParams>;
 

@@ -20,7 +20,7 @@ import { MAX_ARMS, type TrafficSplit } from '../serving/split.js';
 import { splitReport, type SplitReport, type SplitReportOptions } from '../serving/split-report.js';
 import type { OnlineMetricsSource } from '../stream/online-metrics.js';
 import type { ServingRecord } from '../stream/versions.js';
-import { ErrorBody, GroupName, IdString } from './schemas.js';
+import { ErrorBody, GroupName, IdString, Nullable } from './schemas.js';
 import type { GroupServices } from './types.js';
 
 const errors = { '4xx': ErrorBody, '5xx': ErrorBody } as const;
@@ -42,7 +42,6 @@ const ReportQuery = Type.Object(
   },
   { additionalProperties: false },
 );
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 const IntervalView = Type.Object({ low: Type.Number(), high: Type.Number() });
 const Report = Type.Object({
   split: Type.Object({ id: Type.String(), startedAt: Type.String() }),

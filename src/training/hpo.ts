@@ -186,7 +186,10 @@ export interface HpoReport {
   features?: FeatureChoice;
   searched: string[];
   trials: HpoTrial[];
-  chosen: { trial: number; params: Record<string, unknown>; epochs?: number; ndcg10: number; hr10: number };
+  /** The chosen trial; trial, ndcg10 and hr10 are null when no trial finished (`fallback`: the defaults are used). */
+  chosen: { trial: number | null; params: Record<string, unknown>; epochs?: number; ndcg10: number | null; hr10: number | null };
+  /** Why the defaults are used unsearched: the budget ended before any trial finished. */
+  fallback?: string;
 }
 
 export interface HpoOptions {
@@ -315,16 +318,19 @@ export async function searchParams(recipe: string, trainPart: readonly Interacti
   const stoppedBy: HpoReport['stoppedBy'] = now() >= deadline ? 'budget' : 'max-trials';
 
   const chosen = choose(trials, epochsSearched && typeof fixed.epochs === 'number');
-  if (!chosen) {
-    const why = trials.find((t) => t.error)?.error;
-    throw new AppError('INVALID_ARGUMENT', `hyperparameter search: no trial finished within the budget of ${o.budgetMs} ms${why ? ` (${why})` : ''}; give a larger budget`, { field: 'hpo.budgetMs' });
+  const why = trials.find((t) => t.error)?.error;
+  if (!chosen && why !== undefined) {
+    throw new AppError('INVALID_ARGUMENT', `hyperparameter search: no trial finished within the budget of ${o.budgetMs} ms (${why}); give a larger budget`, { field: 'hpo.budgetMs' });
   }
-  const t = trials[chosen.trial]!;
-  const r = t.results.find((x) => x.rung === chosen.rung)!;
-  const params = { ...t.params, ...fixed, ...(r.epochs !== undefined ? { epochs: r.epochs } : {}) };
+  // The budget ended before even the defaults finished (a busy machine, a large set): the
+  // training goes on with the defaults (and the fixed parameters), and the report says so.
+  const t = chosen && trials[chosen.trial]!;
+  const r = chosen && t!.results.find((x) => x.rung === chosen.rung)!;
+  const params = t && r ? { ...t.params, ...fixed, ...(r.epochs !== undefined ? { epochs: r.epochs } : {}) } : { ...fixed };
   return {
     params,
     report: {
+      ...(r ? {} : { fallback: `no trial finished within the budget of ${o.budgetMs} ms (not even the defaults at full epochs): the defaults are used; give a larger budget to search` }),
       recipe,
       method: epochsSearched ? 'successive-halving' : 'random',
       ...(epochsSearched ? { rungs, eta: ETA } : {}),
@@ -338,7 +344,7 @@ export async function searchParams(recipe: string, trainPart: readonly Interacti
       ...(features ? { features } : {}),
       searched,
       trials,
-      chosen: { trial: t.trial, params, ...(r.epochs !== undefined ? { epochs: r.epochs } : {}), ndcg10: r.ndcg10, hr10: r.hr10 },
+      chosen: t && r ? { trial: t.trial, params, ...(r.epochs !== undefined ? { epochs: r.epochs } : {}), ndcg10: r.ndcg10, hr10: r.hr10 } : { trial: null, params, ndcg10: null, hr10: null },
     },
   };
 }
@@ -441,6 +447,7 @@ export function trialTable(report: HpoReport): string[] {
       `${mark}${String(t.trial).padStart(4)} ${t.status.padEnd(13)} ${String(r?.epochs ?? '-').padStart(6)} ${(r ? r.ndcg10.toFixed(4) : '-').padStart(8)} ${(r ? r.hr10.toFixed(4) : '-').padStart(7)} ${(r ? `${(t.results.reduce((a, x) => a + x.trainMs, 0) / 1000).toFixed(1)} s` : '-').padStart(8)} ${(r ? `${(t.results.reduce((a, x) => a + x.evaluateMs, 0) / 1000).toFixed(1)} s` : '-').padStart(7)}  ${params}${t.error ? ` error: ${t.error}` : ''}`,
     );
   }
-  lines.push(`chosen: trial ${report.chosen.trial}${report.chosen.epochs !== undefined ? `, ${report.chosen.epochs} epochs` : ''}, validation NDCG@10 ${report.chosen.ndcg10.toFixed(4)}: ${JSON.stringify(report.chosen.params)}`);
+  const c = report.chosen;
+  lines.push(c.ndcg10 === null ? `chosen: none (${report.fallback ?? 'no trial finished'}): ${JSON.stringify(c.params)}` : `chosen: trial ${c.trial}${c.epochs !== undefined ? `, ${c.epochs} epochs` : ''}, validation NDCG@10 ${c.ndcg10.toFixed(4)}: ${JSON.stringify(c.params)}`);
   return lines;
 }
