@@ -21,7 +21,7 @@ import { AppError } from '../errors/index.js';
 import { HRNN_DEFAULTS } from '../recipes/hrnn.js';
 import { SIMS_DEFAULTS } from '../recipes/sims.js';
 import type { InteractionFields } from '../state/apply.js';
-import { featureCandidates, featureGroups, scoreCandidates, validationContext, type CandidateRow, type ChoiceContext, type FeatureSelection } from './feature-choice.js';
+import { clearsMargin, FEATURE_MARGIN_SE, featureCandidates, featureGroups, round, scoreCandidates, validationContext, type CandidateRow, type ChoiceContext, type FeatureSelection } from './feature-choice.js';
 import { recipeNamed } from './recipes.js';
 
 export { featureCandidates, featureChoiceOf, featureGroups, type CandidateRow, type ChoiceContext, type FeatureChoice, type FeatureSelection } from './feature-choice.js';
@@ -71,17 +71,25 @@ export async function chooseRecipe(trainPart: readonly InteractionFields[], c: C
     { recipe: 'hrnn', impl: recipeNamed('hrnn'), params: hrnnParams },
     ...featureSets.map((k) => ({ recipe: 'hrnn-metadata', impl: recipeNamed('hrnn-metadata'), params: { ...hrnnParams, features: k.features }, features: k.features })),
   ];
-  const { rows, best } = await scoreCandidates(candidates, v);
+  const { rows, best: top, perUser } = await scoreCandidates(candidates, v);
+  const name = (r: CandidateRow) => (r.features ? `${r.recipe} [${r.features.join(', ')}]` : r.recipe);
+  // Features must earn their place as in hrnn-metadata's own choice: a feature set that beats plain
+  // hrnn (its "none") by no more than FEATURE_MARGIN_SE standard errors gives way to hrnn.
+  const hrnnRow = candidates.findIndex((k) => k.recipe === 'hrnn');
+  const margin = candidates[top]!.recipe === 'hrnn-metadata' && (candidates[top] as { features?: string[] }).features?.length ? clearsMargin(perUser[top]!, perUser[hrnnRow]!) : undefined;
+  const best = margin && !margin.clears ? hrnnRow : top;
   const chosen = candidates[best]!;
   const runnerUp = rows.filter((_, i) => i !== best).sort((a, b) => b.ndcg10 - a.ndcg10)[0];
-  const name = (r: CandidateRow) => (r.features ? `${r.recipe} [${r.features.join(', ')}]` : r.recipe);
   return {
     recipe: chosen.recipe,
     params: chosen.params,
     table: rows,
     validationUsers: v.split.tests.length,
     reason:
-      `${name(rows[best]!)} has the best validation NDCG@10 (${rows[best]!.ndcg10}) on ${v.split.tests.length} validation users` +
+      (best === top
+        ? `${name(rows[best]!)} has the best validation NDCG@10 (${rows[best]!.ndcg10}) on ${v.split.tests.length} validation users`
+        : `${name(rows[top]!)} has the best validation NDCG@10 (${rows[top]!.ndcg10}) on ${v.split.tests.length} validation users, but its gain over hrnn (${round(margin!.mean)}) is within ${FEATURE_MARGIN_SE} standard errors (${round(margin!.standardError)}) of the paired per-user difference: hrnn (${rows[best]!.ndcg10})`) +
       (runnerUp ? `; next ${name(runnerUp)} (${runnerUp.ndcg10})` : ''),
   };
 }
+

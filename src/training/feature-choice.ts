@@ -103,7 +103,14 @@ export async function scoreCandidates(
  */
 export const FEATURE_MARGIN_SE = 2;
 
-const round = (x: number) => Math.round(x * 1e6) / 1e6;
+/** Whether per-user scores `withFeatures` beat `without` (the same users) by more than the margin; the paired difference. */
+export function clearsMargin(withFeatures: readonly number[], without: readonly number[]): { clears: boolean; mean: number; standardError: number } {
+  const d = pairedDifference(withFeatures, without);
+  return { clears: d.mean > FEATURE_MARGIN_SE * d.standardError, ...d };
+}
+
+/** A score as the tables show it (6 decimals). */
+export const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /** What hrnn-metadata used and why (the model JSON's `features`, the train report's `features`). */
 export interface FeatureChoice {
@@ -174,8 +181,8 @@ export async function chooseFeatures(
   const base = { requested: 'auto' as const, groups, table: rows, validationUsers: users };
   // candidates[0] is "none" (plain hrnn's input): a feature set must beat it by more than the noise.
   if (best !== 0) {
-    const d = pairedDifference(perUser[best]!, perUser[0]!);
-    if (d.mean <= FEATURE_MARGIN_SE * d.standardError) {
+    const d = clearsMargin(perUser[best]!, perUser[0]!);
+    if (!d.clears) {
       return {
         ...base,
         used: candidates[0]!.features,

@@ -9,7 +9,7 @@ import { leaveOneOutSplit } from '../../src/training/split.js';
 import { trainAndEvaluate } from '../../src/training/train.js';
 import { recipeNamed } from '../../src/training/recipes.js';
 import { pairedDifference, validationScore, validationSplit } from '../../src/training/validation.js';
-import { chooseFeatures } from '../../src/training/feature-choice.js';
+import { chooseFeatures, clearsMargin } from '../../src/training/feature-choice.js';
 import type { AnyRecipe, Model } from '../../src/recipes/types.js';
 
 type Event = InteractionFields & { CONTEXT?: Record<string, string> };
@@ -68,6 +68,10 @@ describe('the margin a feature set must clear over none', () => {
     expect(d.mean).toBe(0.5);
     expect(d.standardError).toBeCloseTo(0.288675, 6);
     expect(pairedDifference([], [])).toEqual({ mean: 0, standardError: 0 });
+    // The margin is 2 standard errors: 0.5 > 0.577 is false; 16 users of the same pattern halve the error.
+    expect(clearsMargin([1, 1, 0, 1], [0, 1, 0, 0]).clears).toBe(false);
+    const many = (xs: number[]) => Array.from({ length: 16 }, () => xs).flat();
+    expect(clearsMargin(many([1, 1, 0, 1]), many([0, 1, 0, 0])).clears).toBe(true);
   });
 
   /**
